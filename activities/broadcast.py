@@ -1,0 +1,133 @@
+"""Broadcast activities: count the recipients, then send one page of them."""
+
+from __future__ import annotations
+
+import asyncio
+import random
+from dataclasses import dataclass
+
+from sqlalchemy.ext.asyncio import AsyncEngine
+from temporalio import activity
+from temporalio.exceptions import ApplicationError
+
+from activities.pages import ItemNotConfirmed, PageItem, PageRun, PageTuning, StopTask
+from contracts.tasks import PageRequest, PageResult, TaskPlan
+from db.models import ItemStatus
+from db.repositories import broadcasts as broadcast_repo
+from db.repositories.broadcasts import MessageSpec, RecipientRow
+from db.repositories.ledger import Claim, Outcome
+from providers.whatsapp import (
+    Message,
+    TemplateMessage,
+    TextMessage,
+    WhatsAppAuthError,
+    WhatsAppRejected,
+    WhatsAppRetryable,
+    WhatsAppSender,
+)
+
+
+@dataclass(frozen=True)
+class BroadcastTuning:
+    pages: PageTuning
+    send_concurrency: int = 64
+    # In-activity retries of one item before the page is handed back to Temporal's retry.
+    item_attempts: int = 5
+    item_backoff_s: float = 0.2
+    item_backoff_max_s: float = 5.0
+
+
+def idempotency_key(task_id: int, recipient_id: int) -> str:
+    return f"{task_id}:{recipient_id}"
+
+
+def to_message(spec: MessageSpec) -> Message:
+    if spec.text is not None:
+        return TextMessage(body=spec.text)
+    assert spec.template_name is not None and spec.template_language is not None
+    return TemplateMessage(
+        name=spec.template_name,
+        language=spec.template_language,
+        params=tuple(str(p) for p in (spec.template_params or [])),
+    )
+
+
+class BroadcastActivities:
+    def __init__(
+        self, engine: AsyncEngine, sender: WhatsAppSender, tuning: BroadcastTuning
+    ) -> None:
+        self._engine = engine
+        self._sender = sender
+        self._tuning = tuning
+        # One bound for the whole worker: pages of many tasks share the provider connections.
+        self._concurrency = asyncio.Semaphore(tuning.send_concurrency)
+
+    @activity.defn(name="broadcast.begin")
+    async def begin(self, task_id: int) -> TaskPlan:
+        async with self._engine.connect() as conn:
+            broadcast = await broadcast_repo.get_for_task(conn, task_id)
+            if broadcast is None:
+                raise ApplicationError(
+                    f"task {task_id} has no broadcast", type="NotFound", non_retryable=True
+                )
+            if not broadcast.sender_id:
+                raise ApplicationError(
+                    "the business has no WhatsApp phone number id configured",
+                    type="NoSender",
+                    non_retryable=True,
+                )
+            total = await broadcast_repo.recipient_count(conn, broadcast.broadcast_id)
+        return self._tuning.pages.plan(total)
+
+    @activity.defn(name="broadcast.send_page")
+    async def send_page(self, request: PageRequest) -> PageResult:
+        async with self._engine.connect() as conn:
+            broadcast = await broadcast_repo.get_for_task(conn, request.task_id)
+            if broadcast is None:
+                raise ApplicationError("broadcast is gone", type="NotFound", non_retryable=True)
+            recipients = await broadcast_repo.recipients_page(
+                conn,
+                broadcast.broadcast_id,
+                after_seq=request.after_seq,
+                up_to_seq=request.up_to_seq,
+            )
+        message = to_message(broadcast.message)
+        sender_id = broadcast.sender_id or ""
+        tuning = self._tuning
+
+        async def send_one(item: PageItem[RecipientRow], claim: Claim) -> Outcome:
+            recipient = item.payload
+            if recipient.invalid_reason is not None:
+                return Outcome(
+                    item.key, ItemStatus.failed, "invalid_phone", recipient.invalid_reason
+                )
+            key = idempotency_key(request.task_id, recipient.id)
+            delay = tuning.item_backoff_s
+            last: WhatsAppRetryable | None = None
+            for _ in range(tuning.item_attempts):
+                try:
+                    sent = await self._sender.send(
+                        sender_id=sender_id,
+                        to=recipient.phone,
+                        message=message,
+                        idempotency_key=key,
+                    )
+                except WhatsAppRejected as exc:
+                    return Outcome(item.key, ItemStatus.failed, exc.code, exc.message)
+                except WhatsAppAuthError as exc:
+                    raise StopTask("whatsapp_auth", f"WhatsApp refused the token: {exc}") from exc
+                except WhatsAppRetryable as exc:
+                    last = exc
+                    wait = exc.retry_after_s if exc.retry_after_s is not None else delay
+                    await asyncio.sleep(wait * (0.5 + random.random()))
+                    delay = min(delay * 2, tuning.item_backoff_max_s)
+                    continue
+                return Outcome(item.key, ItemStatus.succeeded, provider_ref=sent.message_id)
+            assert last is not None
+            raise ItemNotConfirmed(last.code, last.message)
+
+        items = [PageItem(key=str(r.id), seq=r.seq, label=r.phone, payload=r) for r in recipients]
+        page = PageRun(
+            self._engine, request.task_id, items, send_one, tuning.pages, self._concurrency
+        )
+        return await page.run()

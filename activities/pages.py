@@ -1,0 +1,233 @@
+"""The shared page engine: claim a page of items, act on each, settle outcomes in micro-batches.
+
+The order that makes "never lose, never double" hold:
+1. Claim every item of the page (`sending`) and commit, before any side effect.
+2. Act on claimed items with bounded concurrency. A first-attempt item is only started while no
+   cancel is requested; an item claimed by an earlier attempt is always acted on again, with the
+   same idempotency key, since that attempt may already have performed it.
+3. Every `flush_interval_s` settle what finished, in one transaction with the counter increment
+   and the NOTIFY; count only rows that moved from `sending`, so retries never count twice.
+4. At the end, release first-attempt claims that were never started (cancelled mid-page).
+
+Cancellation is seen two ways: a poll of the task's `cancel_requested` flag (fast: the REST
+cancel sets it before signalling), and Temporal's own activity cancellation through heartbeats.
+Either way, in-flight items finish and are settled before the activity returns.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
+from typing import Generic, TypeVar
+
+from sqlalchemy.ext.asyncio import AsyncEngine
+from temporalio import activity
+from temporalio.exceptions import ApplicationError
+
+from contracts.tasks import PageResult, TaskPlan
+from db.repositories import ledger
+from db.repositories import tasks as task_repo
+from db.repositories.ledger import Claim, ClaimRequest, Outcome
+
+ItemT = TypeVar("ItemT")
+
+
+class ItemNotConfirmed(Exception):
+    """An item whose side effect could not be confirmed now; the page is retried later."""
+
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(f"{code}: {message}")
+        self.code = code
+
+
+class StopTask(Exception):
+    """Nothing more can be done for this task (e.g. the provider token is revoked)."""
+
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+
+
+@dataclass(frozen=True)
+class PageItem(Generic[ItemT]):
+    key: str
+    seq: int
+    label: str | None
+    payload: ItemT
+
+
+@dataclass(frozen=True)
+class PageTuning:
+    """How pages are cut and run; the worker builds it from its settings."""
+
+    page_size: int = 500
+    window: int = 4
+    pages_per_run: int = 400
+    heartbeat_timeout_s: float = 20.0
+    cancel_poll_interval_s: float = 0.2
+    # Settling in micro-batches keeps the progress users see < 1 s behind the provider, and
+    # shrinks what a crash can leave unconfirmed to the items in flight.
+    flush_interval_s: float = 0.25
+
+    def plan(self, total_items: int, page_size: int | None = None) -> TaskPlan:
+        return TaskPlan(
+            total_items=total_items,
+            page_size=page_size or self.page_size,
+            window=self.window,
+            pages_per_run=self.pages_per_run,
+            heartbeat_timeout_s=self.heartbeat_timeout_s,
+        )
+
+
+Act = Callable[[PageItem[ItemT], Claim], Awaitable[Outcome]]
+
+
+class PageRun(Generic[ItemT]):
+    def __init__(
+        self,
+        engine: AsyncEngine,
+        task_id: int,
+        items: Sequence[PageItem[ItemT]],
+        act: Act[ItemT],
+        tuning: PageTuning,
+        concurrency: asyncio.Semaphore,
+    ) -> None:
+        self._engine = engine
+        self._task_id = task_id
+        self._items = items
+        self._act = act
+        self._tuning = tuning
+        self._concurrency = concurrency
+        self._cancel = asyncio.Event()
+        self._stop: StopTask | None = None
+        self._pending: list[Outcome] = []
+        self._result = PageResult()
+        self._unconfirmed: list[ItemNotConfirmed] = []
+        self._started: set[str] = set()
+
+    async def run(self) -> PageResult:
+        work = asyncio.create_task(self._run())
+        try:
+            return await asyncio.shield(work)
+        except asyncio.CancelledError:
+            # Temporal asked us to stop (its UI, or the workflow): finish in-flight items,
+            # settle them, then report cancellation.
+            self._cancel.set()
+            with contextlib.suppress(Exception):
+                await work
+            raise
+
+    async def _run(self) -> PageResult:
+        claims = await self._claim()
+        poller = asyncio.create_task(self._poll_cancel())
+        flusher = asyncio.create_task(self._flush_periodically())
+        try:
+            await self._act_on_all(claims)
+        finally:
+            poller.cancel()
+            flusher.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await poller
+            with contextlib.suppress(asyncio.CancelledError):
+                await flusher
+            await self._flush()
+        released = await self._release_unstarted(claims)
+        self._result.released = released
+        self._result.stopped_by_cancel = self._cancel.is_set()
+        if self._stop is not None:
+            raise ApplicationError(str(self._stop), type=self._stop.code, non_retryable=True)
+        if self._unconfirmed:
+            first = self._unconfirmed[0]
+            raise ApplicationError(
+                f"{len(self._unconfirmed)} item(s) not confirmed yet ({first}); the page is"
+                " retried and they are sent again with the same idempotency keys",
+                type="ItemsNotConfirmed",
+            )
+        return self._result
+
+    async def _claim(self) -> list[Claim]:
+        requests = [ClaimRequest(i.key, i.seq, i.label) for i in self._items]
+        async with self._engine.begin() as conn:
+            if await task_repo.is_cancel_requested(conn, self._task_id):
+                self._cancel.set()
+            return await ledger.claim(conn, self._task_id, requests)
+
+    async def _act_on_all(self, claims: list[Claim]) -> None:
+        by_key = {i.key: i for i in self._items}
+        async with asyncio.TaskGroup() as group:
+            for claim in claims:
+                first_attempt = claim.attempts == 1
+                if first_attempt and (self._cancel.is_set() or self._stop is not None):
+                    continue
+                await self._concurrency.acquire()
+                if first_attempt and (self._cancel.is_set() or self._stop is not None):
+                    self._concurrency.release()
+                    continue
+                self._started.add(claim.item_key)
+                group.create_task(self._act_one(by_key[claim.item_key], claim))
+
+    async def _act_one(self, item: PageItem[ItemT], claim: Claim) -> None:
+        try:
+            outcome = await self._act(item, claim)
+        except ItemNotConfirmed as exc:
+            self._unconfirmed.append(exc)
+            return
+        except StopTask as exc:
+            self._stop = exc
+            return
+        finally:
+            self._concurrency.release()
+        self._pending.append(outcome)
+
+    async def _poll_cancel(self) -> None:
+        while not self._cancel.is_set():
+            await asyncio.sleep(self._tuning.cancel_poll_interval_s)
+            try:
+                async with self._engine.connect() as conn:
+                    if await task_repo.is_cancel_requested(conn, self._task_id):
+                        self._cancel.set()
+            except Exception:
+                activity.logger.warning("cancel poll failed", exc_info=True)
+
+    async def _flush_periodically(self) -> None:
+        while True:
+            await asyncio.sleep(self._tuning.flush_interval_s)
+            try:
+                await self._flush()
+            except Exception:
+                activity.logger.warning("settling outcomes failed; will retry", exc_info=True)
+
+    async def _flush(self) -> None:
+        batch, self._pending = self._pending, []
+        if batch:
+            try:
+                async with self._engine.begin() as conn:
+                    counts = await ledger.settle(conn, self._task_id, batch)
+                    await task_repo.add_counts(
+                        conn,
+                        self._task_id,
+                        succeeded=counts.succeeded,
+                        failed=counts.failed,
+                        skipped=counts.skipped,
+                    )
+            except Exception:
+                # Keep the outcomes: the next flush tries again. If the activity dies first,
+                # the items stay claimed and the retried page confirms them again.
+                self._pending[:0] = batch
+                raise
+            self._result.succeeded += counts.succeeded
+            self._result.failed += counts.failed
+            self._result.skipped += counts.skipped
+        with contextlib.suppress(RuntimeError):  # outside an activity (unit use)
+            activity.heartbeat({"settled": self._result.succeeded + self._result.failed})
+
+    async def _release_unstarted(self, claims: list[Claim]) -> int:
+        unstarted = [
+            c.item_key for c in claims if c.attempts == 1 and c.item_key not in self._started
+        ]
+        if not unstarted:
+            return 0
+        async with self._engine.begin() as conn:
+            return await ledger.release(conn, self._task_id, unstarted)

@@ -1,0 +1,1 @@
+"""The HTTP edge: FastAPI app factory, dependencies, one router per resource, the web page."""

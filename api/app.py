@@ -1,0 +1,90 @@
+"""The FastAPI app factory. Resources are made in the lifespan (or handed in by tests)."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+
+from fastapi import FastAPI, Request
+from fastapi.middleware.cors import CORSMiddleware
+from fastapi.responses import HTMLResponse, JSONResponse
+from fastapi.staticfiles import StaticFiles
+from sqlalchemy.exc import DBAPIError, OperationalError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
+
+from api.deps import Resources
+from api.errors import AppError, app_error_handler
+from api.middleware import BodySizeLimit, RateLimit
+from api.routers import broadcasts, health, tasks
+from db.embedded import resolve_database_url
+from db.engine import create_engine
+from settings import Settings
+
+STATIC_DIR = Path(__file__).resolve().parent / "static"
+log = logging.getLogger("longtasks.api")
+
+
+async def database_unavailable(request: Request, exc: Exception) -> JSONResponse:
+    log.warning("database error on %s: %s", request.url.path, exc)
+    return JSONResponse(
+        {"detail": "the database is unavailable right now; retry shortly"},
+        status_code=503,
+        headers={"Retry-After": "2"},
+    )
+
+
+def create_app(settings: Settings, resources: Resources | None = None) -> FastAPI:
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        if resources is not None:
+            app.state.resources = resources
+            yield
+            return
+        engine = create_engine(resolve_database_url(settings), pool_size=settings.db_pool_size)
+        app.state.resources = Resources(settings=settings, engine=engine)
+        try:
+            yield
+        finally:
+            await engine.dispose()
+
+    app = FastAPI(
+        title="longtasks",
+        version="0.1.0",
+        description="Durable, user-visible long-running tasks: WhatsApp broadcasts, receipt"
+        " deletion and Gmail receipt sync, each a Temporal workflow.",
+        lifespan=lifespan,
+    )
+    app.add_exception_handler(AppError, app_error_handler)
+    for exc_type in (OperationalError, DBAPIError, PoolTimeout, OSError):
+        app.add_exception_handler(exc_type, database_unavailable)
+    app.include_router(health.router)
+    app.include_router(tasks.router)
+    app.include_router(broadcasts.router)
+
+    index_html = (STATIC_DIR / "index.html") if (STATIC_DIR / "index.html").exists() else None
+
+    @app.get("/", include_in_schema=False, response_class=HTMLResponse)
+    async def index() -> HTMLResponse:
+        if index_html is None:
+            return HTMLResponse("<h1>longtasks</h1><p>See <a href='/docs'>/docs</a>.</p>")
+        page = index_html.read_text(encoding="utf-8").replace(
+            'content="30" data-setting="stall"', f'content="{settings.stall_after_s}"'
+        )
+        return HTMLResponse(page)
+
+    if STATIC_DIR.exists():
+        app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
+
+    # Outermost first: limits apply before any work is done.
+    app.add_middleware(RateLimit, rate_per_s=settings.api_rate_limit_per_s,
+                       burst=settings.api_rate_limit_burst)
+    app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
+    if settings.cors_origins:  # closed unless origins are named
+        app.add_middleware(
+            CORSMiddleware, allow_origins=settings.cors_origins,
+            allow_methods=["GET", "POST", "DELETE"], allow_headers=["Authorization",
+                                                                   "Content-Type"],
+        )
+    return app

@@ -1,0 +1,82 @@
+"""Request dependencies: resources made in the lifespan, the principal, the role checks."""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass, field
+from typing import Annotated
+
+from fastapi import Depends, Request
+from sqlalchemy.ext.asyncio import AsyncEngine
+from temporalio.client import Client
+
+from api.auth import Principal, verify_token
+from api.errors import Forbidden, Unauthorized, Unavailable
+from db.models import Role
+from settings import Settings
+from temporal_client.client import connect
+
+
+@dataclass
+class Resources:
+    """Made once at start-up (lifespan) and shared by every request."""
+
+    settings: Settings
+    engine: AsyncEngine
+    temporal: Client | None = None
+    _connect_lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+
+    async def temporal_client(self) -> Client:
+        """Connected lazily: the API serves reads while Temporal is down or still starting."""
+        if self.temporal is not None:
+            return self.temporal
+        async with self._connect_lock:
+            if self.temporal is None:
+                try:
+                    self.temporal = await connect(self.settings)
+                except Exception as exc:
+                    raise Unavailable(f"Temporal is unavailable: {exc}") from exc
+        return self.temporal
+
+
+def get_resources(request: Request) -> Resources:
+    resources: Resources = request.app.state.resources
+    return resources
+
+
+ResourcesDep = Annotated[Resources, Depends(get_resources)]
+
+
+def bearer_token(request: Request) -> str:
+    header = request.headers.get("Authorization")
+    if header:
+        scheme, _, token = header.partition(" ")
+        if scheme.lower() != "bearer" or not token.strip():
+            raise Unauthorized("Authorization header must be 'Bearer <token>'")
+        return token.strip()
+    # EventSource and download links cannot set headers: GETs may carry the token as a query
+    # parameter instead.
+    token = request.query_params.get("access_token")
+    if token and request.method == "GET":
+        return token
+    raise Unauthorized("missing bearer token")
+
+
+def get_principal(request: Request, resources: ResourcesDep) -> Principal:
+    principal = verify_token(resources.settings.jwt_secret, bearer_token(request))
+    request.state.principal = principal
+    return principal
+
+
+def require(role: Role) -> object:
+    def check(principal: Annotated[Principal, Depends(get_principal)]) -> Principal:
+        if not principal.role.allows(role):
+            raise Forbidden(f"this action needs the {role.value} role")
+        return principal
+
+    return Depends(check)
+
+
+Viewer = Annotated[Principal, require(Role.viewer)]
+Operator = Annotated[Principal, require(Role.operator)]
+Admin = Annotated[Principal, require(Role.admin)]

@@ -1,0 +1,54 @@
+"""One error family carrying its HTTP status; one handler turns it into `{"detail": ...}`."""
+
+from __future__ import annotations
+
+from fastapi import Request
+from fastapi.responses import JSONResponse
+
+
+class AppError(Exception):
+    status_code = 400
+
+    def __init__(self, detail: str, *, status_code: int | None = None,
+                 headers: dict[str, str] | None = None) -> None:
+        super().__init__(detail)
+        self.detail = detail
+        if status_code is not None:
+            self.status_code = status_code
+        self.headers = headers
+
+
+class Unauthorized(AppError):
+    status_code = 401
+
+
+class Forbidden(AppError):
+    status_code = 403
+
+
+class NotFound(AppError):
+    status_code = 404
+
+
+class Conflict(AppError):
+    status_code = 409
+
+
+class TooLarge(AppError):
+    status_code = 413
+
+
+class RateLimited(AppError):
+    status_code = 429
+
+
+class Unavailable(AppError):
+    status_code = 503
+
+
+async def app_error_handler(request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, AppError)
+    headers = dict(exc.headers or {})
+    if isinstance(exc, Unauthorized):
+        headers.setdefault("WWW-Authenticate", "Bearer")
+    return JSONResponse({"detail": exc.detail}, status_code=exc.status_code, headers=headers)

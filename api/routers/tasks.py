@@ -1,0 +1,195 @@
+"""`/api/long_tasks`: list, read, cancel, delete, per-item outcomes and their CSV export."""
+
+from __future__ import annotations
+
+import csv
+import io
+from collections.abc import AsyncIterator
+from typing import Annotated, Literal
+
+from fastapi import APIRouter, Query, Response
+from fastapi.responses import StreamingResponse
+from pydantic import BaseModel, Field
+
+from api.deps import Admin, Operator, Resources, ResourcesDep, Viewer
+from api.errors import AppError, Conflict, NotFound
+from api.schemas import (
+    ItemOut,
+    ItemPage,
+    Limit,
+    TaskEnvelope,
+    TaskOut,
+    TaskPage,
+    TaskStatusName,
+    TaskTypeName,
+    decode_cursor,
+    encode_cursor,
+)
+from api.task_service import cancel_task
+from db.repositories import ledger
+from db.repositories import tasks as task_repo
+from db.repositories.tasks import TaskRow
+
+router = APIRouter(prefix="/api/long_tasks", tags=["long_tasks"])
+
+ItemStatusName = Literal["sending", "succeeded", "failed", "skipped", "cancelled"]
+
+
+async def load_task(resources: Resources, task_id: int, business_id: int) -> TaskRow:
+    """Another business's task is 404, not 403: its existence is not revealed."""
+    async with resources.engine.connect() as conn:
+        task = await task_repo.get_task(conn, task_id, business_id=business_id)
+    if task is None:
+        raise NotFound(f"task {task_id} not found")
+    return task
+
+
+@router.get("", response_model=TaskPage)
+async def list_tasks(
+    resources: ResourcesDep,
+    principal: Viewer,
+    task_type: TaskTypeName | None = None,
+    status: TaskStatusName | None = None,
+    limit: Limit = 50,
+    cursor: Annotated[str | None, Query(max_length=200)] = None,
+) -> TaskPage:
+    """The business's tasks, newest first."""
+    before_id = None
+    if cursor is not None:
+        raw = decode_cursor(cursor)
+        if not raw.isdigit():
+            raise AppError("invalid cursor")
+        before_id = int(raw)
+    async with resources.engine.connect() as conn:
+        rows = await task_repo.list_tasks(
+            conn, principal.business_id, limit=limit + 1, task_type=task_type, status=status,
+            before_id=before_id,
+        )
+    next_cursor = encode_cursor(str(rows[limit - 1].id)) if len(rows) > limit else None
+    return TaskPage(items=[TaskOut.of(r) for r in rows[:limit]], next_cursor=next_cursor)
+
+
+@router.get("/{task_id}", response_model=TaskOut)
+async def get_task(task_id: int, resources: ResourcesDep, principal: Viewer) -> TaskOut:
+    return TaskOut.of(await load_task(resources, task_id, principal.business_id))
+
+
+class CancelIn(BaseModel):
+    reason: str = Field(default="cancelled by user", max_length=500)
+
+
+@router.post(
+    "/{task_id}/cancel",
+    response_model=TaskEnvelope,
+    status_code=202,
+    responses={200: {"model": TaskEnvelope, "description": "already terminal"}},
+)
+async def cancel(
+    task_id: int,
+    resources: ResourcesDep,
+    principal: Operator,
+    response: Response,
+    body: CancelIn | None = None,
+) -> TaskEnvelope:
+    """Idempotent: 202 while the task runs (cancelling), 200 with its state once terminal."""
+    task = await load_task(resources, task_id, principal.business_id)
+    if task.is_terminal:
+        response.status_code = 200
+        return TaskEnvelope(task=TaskOut.of(task))
+    reason = body.reason if body is not None else "cancelled by user"
+    updated = await cancel_task(resources, task, reason)
+    if updated.is_terminal:
+        response.status_code = 200
+    return TaskEnvelope(task=TaskOut.of(updated))
+
+
+@router.delete("/{task_id}", status_code=204, response_class=Response)
+async def delete_task(task_id: int, resources: ResourcesDep, principal: Admin) -> Response:
+    """Removes a terminal task and its ledger; 409 while it runs (cancel it first)."""
+    task = await load_task(resources, task_id, principal.business_id)
+    if not task.is_terminal:
+        raise Conflict(f"task {task_id} is {task.status}; cancel it first")
+    async with resources.engine.begin() as conn:
+        await task_repo.delete_task(conn, task_id)
+    return Response(status_code=204)
+
+
+def _item_cursor(cursor: str | None) -> tuple[int, str] | None:
+    if cursor is None:
+        return None
+    seq, sep, key = decode_cursor(cursor).partition(":")
+    if not sep or not seq.isdigit():
+        raise AppError("invalid cursor")
+    return int(seq), key
+
+
+@router.get("/{task_id}/items", response_model=ItemPage)
+async def list_items(
+    task_id: int,
+    resources: ResourcesDep,
+    principal: Viewer,
+    status: ItemStatusName | None = None,
+    limit: Limit = 50,
+    cursor: Annotated[str | None, Query(max_length=400)] = None,
+) -> ItemPage:
+    """Per-item outcomes in item order, with the provider's error code and message."""
+    await load_task(resources, task_id, principal.business_id)
+    async with resources.engine.connect() as conn:
+        items = await ledger.list_items(
+            conn, task_id, status=status, after=_item_cursor(cursor), limit=limit + 1
+        )
+    next_cursor = None
+    if len(items) > limit:
+        last = items[limit - 1]
+        next_cursor = encode_cursor(f"{last.seq}:{last.item_key}")
+    return ItemPage(items=[ItemOut.of(i) for i in items[:limit]], next_cursor=next_cursor)
+
+
+CSV_COLUMNS = ["seq", "item_key", "label", "status", "error_code", "error_message",
+               "provider_ref", "attempts", "updated_at"]
+
+
+@router.get("/{task_id}/items.csv", response_class=StreamingResponse)
+async def export_items(
+    task_id: int,
+    resources: ResourcesDep,
+    principal: Viewer,
+    status: ItemStatusName | None = None,
+) -> StreamingResponse:
+    """The whole ledger of a task (or one status of it) as CSV, streamed in pages."""
+    task = await load_task(resources, task_id, principal.business_id)
+
+    async def rows() -> AsyncIterator[str]:
+        buffer = io.StringIO()
+        writer = csv.writer(buffer)
+        writer.writerow(CSV_COLUMNS)
+        after: tuple[int, str] | None = None
+        while True:
+            async with resources.engine.connect() as conn:
+                items = await ledger.list_items(conn, task.id, status=status, after=after,
+                                                limit=2000)
+            for item in items:
+                writer.writerow([_csv_safe(getattr(item, c)) for c in CSV_COLUMNS])
+            yield buffer.getvalue()
+            buffer.seek(0)
+            buffer.truncate()
+            if len(items) < 2000:
+                return
+            after = (items[-1].seq, items[-1].item_key)
+
+    filename = f"task-{task.id}-{status or 'all'}.csv"
+    return StreamingResponse(
+        rows(), media_type="text/csv; charset=utf-8",
+        headers={"Content-Disposition": f'attachment; filename="{filename}"'},
+    )
+
+
+def _csv_safe(value: object) -> str:
+    text = "" if value is None else str(value)
+    # Spreadsheet formula injection: a cell starting with = + - @ is shown, not evaluated.
+    if text[:1] in ("=", "+", "-", "@") and not text[1:2].isdigit():
+        return "'" + text
+    return text
+
+
+__all__ = ["ItemOut", "router"]

@@ -1,0 +1,142 @@
+"""Response and request bodies of the REST API."""
+
+from __future__ import annotations
+
+import base64
+import datetime as dt
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from api.errors import AppError
+from db.repositories.ledger import LedgerItem
+from db.repositories.tasks import TaskRow
+
+TaskTypeName = Literal["broadcast", "receipt_delete", "receipt_sync"]
+TaskStatusName = Literal["scheduled", "running", "completed", "cancelled", "failed"]
+Priority = Literal["high", "normal", "low"]
+Limit = Annotated[int, Field(ge=1, le=500)]
+
+
+class TaskOut(BaseModel):
+    id: int
+    business_id: int
+    task_type: TaskTypeName
+    status: TaskStatusName
+    total_items: int
+    processed_items: int
+    success_count: int
+    failed_count: int
+    skipped_count: int
+    cancelled_count: int
+    progress_pct: float
+    cancel_requested: bool
+    cancel_reason: str | None
+    error_message: str | None
+    status_reason: str | None
+    workflow_id: str | None
+    priority: Priority
+    start_at: dt.datetime | None
+    version: int
+    created_at: dt.datetime
+    updated_at: dt.datetime
+    started_at: dt.datetime | None
+    completed_at: dt.datetime | None
+
+    @classmethod
+    def of(cls, row: TaskRow) -> TaskOut:
+        data = {name: getattr(row, name) for name in cls.model_fields if name != "progress_pct"}
+        return cls(progress_pct=row.progress_pct, **data)
+
+
+class TaskEnvelope(BaseModel):
+    task: TaskOut
+
+
+class TaskPage(BaseModel):
+    items: list[TaskOut]
+    next_cursor: str | None
+
+
+class ItemOut(BaseModel):
+    item_key: str
+    seq: int
+    label: str | None
+    status: str
+    error_code: str | None
+    error_message: str | None
+    provider_ref: str | None
+    attempts: int
+    updated_at: dt.datetime
+
+    @classmethod
+    def of(cls, item: LedgerItem) -> ItemOut:
+        return cls(**item.__dict__)
+
+
+class ItemPage(BaseModel):
+    items: list[ItemOut]
+    next_cursor: str | None
+
+
+class TemplateIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    name: str = Field(min_length=1, max_length=512)
+    language: str = Field(min_length=2, max_length=20)
+    params: list[Annotated[str, Field(max_length=1024)]] = Field(default_factory=list,
+                                                                 max_length=20)
+
+
+class MessageIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    text: str | None = Field(default=None, min_length=1, max_length=4096)
+    template: TemplateIn | None = None
+
+    @model_validator(mode="after")
+    def _one_kind(self) -> MessageIn:
+        if (self.text is None) == (self.template is None):
+            raise ValueError("give exactly one of message.text or message.template")
+        return self
+
+
+class StartOptions(BaseModel):
+    """Options every start request takes."""
+
+    start_at: dt.datetime | None = Field(
+        default=None, description="delayed start (ISO 8601 with a time zone)"
+    )
+    priority: Priority = "normal"
+
+    @field_validator("start_at")
+    @classmethod
+    def _aware(cls, value: dt.datetime | None) -> dt.datetime | None:
+        if value is not None and value.tzinfo is None:
+            raise ValueError("start_at needs a time zone, e.g. 2026-12-01T09:00:00Z")
+        return value
+
+
+class BroadcastIn(StartOptions):
+    model_config = ConfigDict(extra="forbid")
+    name: str = Field(min_length=1, max_length=200)
+    message: MessageIn
+    recipients: list[Annotated[str, Field(max_length=64)]] = Field(min_length=1)
+
+
+class BroadcastStarted(BaseModel):
+    task: TaskOut
+    broadcast_id: int
+    recipients_accepted: int
+    recipients_invalid: int
+    duplicates_dropped: int
+
+
+def encode_cursor(value: str) -> str:
+    return base64.urlsafe_b64encode(value.encode()).decode().rstrip("=")
+
+
+def decode_cursor(cursor: str) -> str:
+    try:
+        padded = cursor + "=" * (-len(cursor) % 4)
+        return base64.urlsafe_b64decode(padded.encode()).decode()
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise AppError("invalid cursor", status_code=400) from exc

