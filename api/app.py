@@ -17,7 +17,7 @@ from sqlalchemy.exc import TimeoutError as PoolTimeout
 from api.deps import Resources
 from api.errors import AppError, app_error_handler
 from api.middleware import BodySizeLimit, RateLimit
-from api.routers import broadcasts, health, tasks
+from api.routers import broadcasts, events, health, tasks
 from db.embedded import resolve_database_url
 from db.engine import create_engine
 from settings import Settings
@@ -47,6 +47,8 @@ def create_app(settings: Settings, resources: Resources | None = None) -> FastAP
         try:
             yield
         finally:
+            if app.state.resources.events is not None:
+                await app.state.resources.events.close()
             await engine.dispose()
 
     app = FastAPI(
@@ -60,6 +62,8 @@ def create_app(settings: Settings, resources: Resources | None = None) -> FastAP
     for exc_type in (OperationalError, DBAPIError, PoolTimeout, OSError):
         app.add_exception_handler(exc_type, database_unavailable)
     app.include_router(health.router)
+    # Before the tasks router: `/api/long_tasks/events` must not be read as a task id.
+    app.include_router(events.router)
     app.include_router(tasks.router)
     app.include_router(broadcasts.router)
 

@@ -12,6 +12,7 @@ from temporalio.client import Client
 
 from api.auth import Principal, verify_token
 from api.errors import Forbidden, Unauthorized, Unavailable
+from api.events import TaskEventHub
 from db.models import Role
 from settings import Settings
 from temporal_client.client import connect
@@ -24,6 +25,8 @@ class Resources:
     settings: Settings
     engine: AsyncEngine
     temporal: Client | None = None
+    # The LISTEN/NOTIFY fan-out for SSE readers, made on first use.
+    events: TaskEventHub | None = None
     _connect_lock: asyncio.Lock = field(default_factory=asyncio.Lock)
 
     async def temporal_client(self) -> Client:

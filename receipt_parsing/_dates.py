@@ -81,18 +81,13 @@ def _from_match(match: re.Match[str]) -> datetime.date | None:
     try:
         if match.group("iso"):
             return datetime.date(int(match["iy"]), int(match["im"]), int(match["id"]))
-        if match.group("mdy"):
-            return datetime.date(
-                int(match["y1"]), _month(match["m1"], _EN_MONTHS), int(match["d1"])
-            )
-        if match.group("dmy"):
-            return datetime.date(
-                int(match["y2"]), _month(match["m2"], _EN_MONTHS), int(match["d2"])
-            )
-        if match.group("heb"):
-            return datetime.date(
-                int(match["y3"]), _month(match["m3"], _HE_MONTHS), int(match["d3"])
-            )
+        for kind, y, m, d, months in (
+            ("mdy", "y1", "m1", "d1", _EN_MONTHS),
+            ("dmy", "y2", "m2", "d2", _EN_MONTHS),
+            ("heb", "y3", "m3", "d3", _HE_MONTHS),
+        ):
+            if match.group(kind):
+                return datetime.date(int(match[y]), _month(match[m], months), int(match[d]))
     except ValueError:
         return None
     year = int(match["ny"])

@@ -30,7 +30,7 @@ _BIDI_CONTROLS = re.compile("[\u200e\u200f\u202a-\u202e\u2066-\u2069\u061c\ufeff
 _SPACES = re.compile("[\u00a0\u202f\u2007\u2009]")
 
 
-class UndecodableBody(Exception):
+class UndecodableBodyError(Exception):
     """No text part of the message could be decoded."""
 
 
@@ -102,7 +102,7 @@ def _decode_data(data: str, charset: str) -> str:
 def body_text(payload: dict[str, Any]) -> str:
     """The message's readable text: its text/plain parts, else its text/html parts as text.
 
-    Raises `UndecodableBody` when the message has text parts and none of them decodes.
+    Raises `UndecodableBodyError` when the message has text parts and none of them decodes.
     """
     plain: list[dict[str, Any]] = []
     html: list[dict[str, Any]] = []
@@ -129,7 +129,7 @@ def body_text(payload: dict[str, Any]) -> str:
             texts.append(html_to_text(text) if is_html else text)
         if texts:
             return normalize("\n".join(texts))
-    raise UndecodableBody("no text part of the message could be decoded")
+    raise UndecodableBodyError("no text part of the message could be decoded")
 
 
 def normalize(text: str) -> str:

@@ -20,7 +20,7 @@ from email.utils import parsedate_to_datetime
 from typing import Any
 
 from receipt_parsing._dates import find_issued_date
-from receipt_parsing._mime import UndecodableBody, body_text, headers_of, pdf_attachments
+from receipt_parsing._mime import UndecodableBodyError, body_text, headers_of, pdf_attachments
 from receipt_parsing._money import GERSHAYIM, find_total
 from receipt_parsing._sender import vendor_from_sender
 from receipt_parsing.results import MalformedReceipt, NotAReceipt, ParsedReceipt
@@ -57,7 +57,7 @@ def parse_receipt(message: dict[str, Any]) -> ParsedReceipt | NotAReceipt:
     )
     try:
         body = body_text(payload)
-    except UndecodableBody as exc:
+    except UndecodableBodyError as exc:
         if named_as_receipt:
             raise MalformedReceipt("undecodable_body", str(exc)) from exc
         return NotAReceipt("no receipt wording in the subject and the body cannot be decoded")

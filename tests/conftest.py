@@ -135,8 +135,9 @@ class Stack:
     task_queue: str
 
     def token(self, business_id: int, role: str = "admin", ttl_s: int = 3600) -> str:
-        return issue_token(self.settings.jwt_secret, business_id=business_id, role=Role(role),
-                           ttl_s=ttl_s)
+        return issue_token(
+            self.settings.jwt_secret, business_id=business_id, role=Role(role), ttl_s=ttl_s
+        )
 
     def http(self, business_id: int | None = None, role: str = "admin") -> httpx.AsyncClient:
         headers = {}
@@ -146,8 +147,9 @@ class Stack:
 
 
 async def serve_api(app: Any, port: int) -> tuple[uvicorn.Server, asyncio.Task[None]]:
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning",
-                                           lifespan="on"))
+    server = uvicorn.Server(
+        uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="on")
+    )
     task = asyncio.create_task(server.serve())
     while not server.started:
         if task.done():
@@ -157,12 +159,14 @@ async def serve_api(app: Any, port: int) -> tuple[uvicorn.Server, asyncio.Task[N
 
 
 @contextlib.asynccontextmanager
-async def running_worker(client: Client, settings: Settings, engine: AsyncEngine,
-                         task_queue: str) -> AsyncIterator[Worker]:
+async def running_worker(
+    client: Client, settings: Settings, engine: AsyncEngine, task_queue: str
+) -> AsyncIterator[Worker]:
     session = whatsapp_session(settings)
     try:
         worker = build_worker(
-            client, settings,
+            client,
+            settings,
             WorkerDeps(engine=engine, whatsapp=whatsapp_client(settings, session)),
             task_queue=task_queue,
         )
@@ -174,7 +178,9 @@ async def running_worker(client: Client, settings: Settings, engine: AsyncEngine
 
 @pytest.fixture(scope="session")
 async def stack(
-    postgres_url: str, engine: AsyncEngine, temporal_env: WorkflowEnvironment,
+    postgres_url: str,
+    engine: AsyncEngine,
+    temporal_env: WorkflowEnvironment,
     sandbox: tuple[SandboxServer, str],
 ) -> AsyncIterator[Stack]:
     server, sandbox_url = sandbox
@@ -184,11 +190,19 @@ async def stack(
     port = _free_port()
     api_server, api_task = await serve_api(create_app(settings, resources), port)
     async with running_worker(temporal_env.client, settings, engine, task_queue):
-        yield Stack(settings=settings, engine=engine, client=temporal_env.client, sandbox=server,
-                    sandbox_url=sandbox_url, api_url=f"http://127.0.0.1:{port}",
-                    task_queue=task_queue)
+        yield Stack(
+            settings=settings,
+            engine=engine,
+            client=temporal_env.client,
+            sandbox=server,
+            sandbox_url=sandbox_url,
+            api_url=f"http://127.0.0.1:{port}",
+            task_queue=task_queue,
+        )
     api_server.should_exit = True
     await api_task
+    if resources.events is not None:
+        await resources.events.close()
 
 
 _business_ids = itertools.count(1000 + (os.getpid() % 1000) * 1000)
@@ -218,12 +232,15 @@ async def wait_for_status(
         if task["status"] in statuses:
             return task
         if asyncio.get_running_loop().time() > deadline:
-            raise AssertionError(f"task {task_id} still {task['status']} after {timeout_s}s: {task}")
+            raise AssertionError(
+                f"task {task_id} still {task['status']} after {timeout_s}s: {task}"
+            )
         await asyncio.sleep(0.1)
 
 
-async def wait_until(predicate: Callable[[], Awaitable[bool]], timeout_s: float = 30,
-                     what: str = "condition") -> None:
+async def wait_until(
+    predicate: Callable[[], Awaitable[bool]], timeout_s: float = 30, what: str = "condition"
+) -> None:
     deadline = asyncio.get_running_loop().time() + timeout_s
     while not await predicate():
         if asyncio.get_running_loop().time() > deadline:
@@ -238,6 +255,54 @@ def israeli_numbers(count: int, start: int = 0) -> list[str]:
     """
     values = (v for v in itertools.count(3000001 + start) if v % 10000 != 0)
     return [f"052-{v:07d}" for v in itertools.islice(values, count)]
+
+
+async def configure_sender(stack: Stack, business_id: int, **settings: Any) -> None:
+    """Sandbox behaviour for one business's sender only (other tests are unaffected)."""
+    async with httpx.AsyncClient(base_url=stack.sandbox_url) as http:
+        response = await http.post(
+            "/sandbox/config", json={"sender": f"pn-{business_id}", "whatsapp": settings}
+        )
+        assert response.status_code == 200, response.text
+
+
+async def sender_report(stack: Stack, business_id: int) -> dict[str, Any]:
+    async with httpx.AsyncClient(base_url=stack.sandbox_url) as http:
+        response = await http.get(f"/sandbox/whatsapp/senders/pn-{business_id}")
+        return dict(response.json())
+
+
+async def start_broadcast(
+    http: httpx.AsyncClient, numbers: list[str], **extra: Any
+) -> dict[str, Any]:
+    response = await http.post(
+        "/api/broadcasts",
+        json={
+            "name": "test broadcast",
+            "message": {"text": "Hello"},
+            "recipients": numbers,
+            **extra,
+        },
+    )
+    assert response.status_code == 202, response.text
+    return dict(response.json())
+
+
+RECORD_HISTORIES = os.environ.get("LONGTASKS_RECORD_HISTORIES") == "1"
+HISTORIES = Path(__file__).resolve().parent / "histories"
+
+
+async def record_history(client: Client, workflow_id: str, name: str) -> None:
+    """With LONGTASKS_RECORD_HISTORIES=1, store every run's history for the replay tests."""
+    if not RECORD_HISTORIES:
+        return
+    HISTORIES.mkdir(exist_ok=True)
+    index = 0
+    async for execution in client.list_workflows(f'WorkflowId="{workflow_id}"'):
+        handle = client.get_workflow_handle(workflow_id, run_id=execution.run_id)
+        history = await handle.fetch_history()
+        (HISTORIES / f"{name}-run{index}.json").write_text(history.to_json())
+        index += 1
 
 
 async def ledger_counts(engine: AsyncEngine, task_id: int) -> dict[str, int]:

@@ -34,6 +34,7 @@ function wireForm(form, spec, onStarted) {
     errorBox.replaceChildren();
     errorBox.hidden = true;
     statusBox.textContent = '';
+    delete statusBox.dataset.taskId;
     for (const c of form.querySelectorAll('[aria-invalid="true"]')) c.removeAttribute('aria-invalid');
   }
 
@@ -73,6 +74,7 @@ function wireForm(form, spec, onStarted) {
       const res = await spec.send(payload);
       const task = res?.task;
       if (!task) throw new ApiError(500, 'no task in the response');
+      statusBox.dataset.taskId = String(task.id);
       statusBox.textContent = t('start.started', { id: task.id });
       spec.afterSuccess?.();
       onStarted(task);
@@ -91,6 +93,11 @@ function wireForm(form, spec, onStarted) {
       submit.disabled = false;
       submit.textContent = t('start.submit');
     }
+  });
+
+  document.addEventListener('longtasks:langchange', () => {
+    if (statusBox.dataset.taskId) statusBox.textContent = t('start.started', { id: statusBox.dataset.taskId });
+    if (form.dataset.busy !== 'true') submit.textContent = t('start.submit');
   });
 
   // Editing a flagged field clears its flag: the old message no longer describes it.

@@ -386,9 +386,11 @@ export function formatDuration(seconds) {
   const h = Math.floor(total / 3600);
   const m = Math.floor((total % 3600) / 60);
   const s = total % 60;
-  const parts = [];
-  if (h) parts.push(t('duration.h', { n: formatNumber(h) }));
-  if (m || (h && !s)) parts.push(t('duration.m', { n: formatNumber(m) }));
-  if (!h && (s || !m)) parts.push(t('duration.s', { n: formatNumber(s) }));
-  return parts.slice(0, 2).join(' ');
+  const unit = (key, n) => t(key, { n: formatNumber(n) });
+  const parts = h
+    ? [unit('duration.h', h), m && unit('duration.m', m)]
+    : m
+      ? [unit('duration.m', m), s && unit('duration.s', s)]
+      : [unit('duration.s', s)];
+  return parts.filter(Boolean).join(' ');
 }

@@ -68,7 +68,11 @@ export class LongTaskCard extends HTMLElement {
     this._deleteArmedUntil = 0;
     this._busyDeleting = false;
     this._failures = { loadedFor: null, items: [], cursor: null, loading: false };
-    this._onLang = () => this.render();
+    this._onLang = () => {
+      this.render();
+      // Rows carry formatted dates: rebuild them in the new locale.
+      if (this._built) this._f.failuresBody.replaceChildren(...this._failures.items.map(failureRow));
+    };
   }
 
   connectedCallback() {

@@ -4,15 +4,16 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
 
-import httpx
-
-from tests.conftest import Stack, israeli_numbers, ledger_counts, wait_for_status
-
-
-async def sender_report(stack: Stack, business_id: int) -> dict[str, object]:
-    async with httpx.AsyncClient(base_url=stack.sandbox_url) as http:
-        response = await http.get(f"/sandbox/whatsapp/senders/pn-{business_id}")
-        return dict(response.json())
+from tests.conftest import (
+    Stack,
+    configure_sender,
+    israeli_numbers,
+    ledger_counts,
+    record_history,
+    sender_report,
+    start_broadcast,
+    wait_for_status,
+)
 
 
 async def test_broadcast_with_invalid_numbers_completes_with_exact_counters(
@@ -23,10 +24,14 @@ async def test_broadcast_with_invalid_numbers_completes_with_exact_counters(
     # Duplicates in another spelling are dropped, not sent twice.
     numbers += ["+972523000001", "0523000002"]
     async with stack.http(business_id, "operator") as http:
-        response = await http.post("/api/broadcasts", json={
-            "name": "spring sale", "message": {"text": "Hello from the sandbox"},
-            "recipients": numbers,
-        })
+        response = await http.post(
+            "/api/broadcasts",
+            json={
+                "name": "spring sale",
+                "message": {"text": "Hello from the sandbox"},
+                "recipients": numbers,
+            },
+        )
         assert response.status_code == 202, response.text
         body = response.json()
         assert body["recipients_accepted"] == 500
@@ -38,6 +43,7 @@ async def test_broadcast_with_invalid_numbers_completes_with_exact_counters(
 
         task = await wait_for_status(http, task_id, {"completed", "failed", "cancelled"})
     assert task["status"] == "completed"
+    await record_history(stack.client, f"longtask-{task_id}", "broadcast-completed")
     assert task["success_count"] == 500
     assert task["failed_count"] == 3
     assert task["processed_items"] == 503
@@ -51,7 +57,72 @@ async def test_broadcast_with_invalid_numbers_completes_with_exact_counters(
     assert report["max_per_recipient"] == 1
 
     async with stack.http(business_id, "viewer") as http:
-        failed = (await http.get(f"/api/long_tasks/{task_id}/items",
-                                 params={"status": "failed"})).json()
+        failed = (
+            await http.get(f"/api/long_tasks/{task_id}/items", params={"status": "failed"})
+        ).json()
     assert {i["error_code"] for i in failed["items"]} == {"invalid_phone"}
     assert {i["label"] for i in failed["items"]} == {"12", "not-a-number", "+972-00"}
+
+
+async def test_provider_429_and_5xx_are_retried_without_double_counting(
+    stack: Stack, new_business: Callable[[], Awaitable[int]]
+) -> None:
+    business_id = await new_business()
+    await configure_sender(stack, business_id, failure_rate=0.25, throttle_rate=0.15)
+    async with stack.http(business_id, "operator") as http:
+        started = await start_broadcast(http, israeli_numbers(400, start=10_000))
+        task = await wait_for_status(http, started["task"]["id"], {"completed", "failed"}, 120)
+    assert task["status"] == "completed"
+    assert (task["success_count"], task["failed_count"]) == (400, 0)
+    report = await sender_report(stack, business_id)
+    # Every recipient got exactly one delivery, whatever was retried.
+    assert report["accepted"] == 400
+    assert report["unique_recipients"] == 400
+    assert report["max_per_recipient"] == 1
+    assert await ledger_counts(stack.engine, task["id"]) == {"succeeded": 400}
+    stats = stack.sandbox.whatsapp.stats
+    assert stats.failed_injected > 0 and stats.rate_limited > 0
+
+
+async def test_permanent_rejections_are_failed_items_with_the_provider_code(
+    stack: Stack, new_business: Callable[[], Awaitable[int]]
+) -> None:
+    business_id = await new_business()
+    # Numbers ending in 0000 are "not on WhatsApp" in the sandbox (error 131026).
+    numbers = israeli_numbers(20, start=20_000) + ["052-3020000", "052-3030000"]
+    async with stack.http(business_id, "operator") as http:
+        started = await start_broadcast(http, numbers)
+        task = await wait_for_status(http, started["task"]["id"], {"completed", "failed"})
+        failed = (
+            await http.get(f"/api/long_tasks/{task['id']}/items", params={"status": "failed"})
+        ).json()["items"]
+    assert (task["status"], task["success_count"], task["failed_count"]) == ("completed", 20, 2)
+    assert {i["error_code"] for i in failed} == {"131026"}
+    assert all("not on WhatsApp" in i["error_message"] for i in failed)
+
+
+async def test_template_message_and_csv_export(
+    stack: Stack, new_business: Callable[[], Awaitable[int]]
+) -> None:
+    business_id = await new_business()
+    async with stack.http(business_id, "operator") as http:
+        started = await start_broadcast(
+            http,
+            [*israeli_numbers(5, start=30_000), "bogus"],
+            message={
+                "template": {"name": "order_ready", "language": "he", "params": ["Dana", "#42"]}
+            },
+        )
+        task = await wait_for_status(http, started["task"]["id"], {"completed", "failed"})
+        csv_all = await http.get(f"/api/long_tasks/{task['id']}/items.csv")
+        csv_failed = await http.get(
+            f"/api/long_tasks/{task['id']}/items.csv", params={"status": "failed"}
+        )
+    assert task["status"] == "completed"
+    assert csv_all.status_code == 200
+    assert csv_all.headers["content-type"].startswith("text/csv")
+    lines = csv_all.text.strip().splitlines()
+    assert lines[0].startswith("seq,item_key,label,status,error_code")
+    assert len(lines) == 1 + 6
+    failed_lines = csv_failed.text.strip().splitlines()
+    assert len(failed_lines) == 2 and "invalid_phone" in failed_lines[1]

@@ -1,0 +1,118 @@
+"""Server-Sent Events: a task's snapshots as they change, and a business-wide stream.
+
+Each event is `id: <task version>` and `data: <the same JSON as GET /api/long_tasks/{id}>`.
+A reconnecting client sends `Last-Event-ID`; it gets the current snapshot at once only if the
+task changed since. Keep-alive comments hold proxies open; the task stream ends after the
+terminal snapshot.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator
+from typing import Annotated
+
+from fastapi import APIRouter, Header, Request
+from fastapi.responses import StreamingResponse
+
+from api.deps import Resources, ResourcesDep, Viewer
+from api.events import TaskEventHub
+from api.routers.tasks import load_task
+from api.schemas import TaskOut
+from db.repositories import tasks as task_repo
+from db.repositories.tasks import TaskRow
+
+router = APIRouter(prefix="/api/long_tasks", tags=["events"])
+
+SSE_HEADERS = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no", "Connection": "keep-alive"}
+
+
+def hub_of(resources: Resources) -> TaskEventHub:
+    if resources.events is None:
+        resources.events = TaskEventHub(resources.engine.url.render_as_string(False))
+    return resources.events
+
+
+def sse(task: TaskRow, *, event_id: str | None = None) -> str:
+    data = TaskOut.of(task).model_dump_json()
+    return f"id: {event_id or task.version}\nevent: task\ndata: {data}\n\n"
+
+
+async def _get(resources: Resources, task_id: int) -> TaskRow | None:
+    async with resources.engine.connect() as conn:
+        return await task_repo.get_task(conn, task_id)
+
+
+@router.get("/events", response_class=StreamingResponse)
+async def business_events(
+    request: Request, resources: ResourcesDep, principal: Viewer
+) -> StreamingResponse:
+    """Every change of any of the business's tasks (new ones included), as task snapshots."""
+    settings = resources.settings
+    hub = hub_of(resources)
+
+    async def stream() -> AsyncIterator[str]:
+        async with hub.subscribe(business_id=principal.business_id) as sub:
+            yield "retry: 2000\n\n"
+            async with resources.engine.connect() as conn:
+                active = await task_repo.list_tasks(conn, principal.business_id, limit=50)
+            for task in active:
+                if not task.is_terminal:
+                    yield sse(task, event_id=f"{task.id}.{task.version}")
+            while not await request.is_disconnected():
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(sub.changed.wait(), timeout=settings.sse_keepalive_s)
+                if not sub.changed.is_set():
+                    yield ": keep-alive\n\n"
+                    continue
+                await asyncio.sleep(settings.sse_coalesce_s)
+                dirty, _ = sub.take()
+                for task_id in sorted(dirty):
+                    task = await _get(resources, task_id)
+                    if task is not None and task.business_id == principal.business_id:
+                        yield sse(task, event_id=f"{task.id}.{task.version}")
+
+    return StreamingResponse(stream(), media_type="text/event-stream", headers=SSE_HEADERS)
+
+
+@router.get("/{task_id}/events", response_class=StreamingResponse)
+async def task_events(
+    task_id: int,
+    request: Request,
+    resources: ResourcesDep,
+    principal: Viewer,
+    last_event_id: Annotated[str | None, Header()] = None,
+) -> StreamingResponse:
+    """A snapshot at each change of one task; ends after the terminal snapshot."""
+    await load_task(resources, task_id, principal.business_id)
+    settings = resources.settings
+    hub = hub_of(resources)
+    last_sent = int(last_event_id) if last_event_id and last_event_id.isdigit() else 0
+
+    async def stream() -> AsyncIterator[str]:
+        nonlocal last_sent
+        async with hub.subscribe(task_id=task_id) as sub:
+            yield "retry: 2000\n\n"
+            while True:
+                task = await _get(resources, task_id)
+                if task is None:  # deleted while watched
+                    return
+                if task.version > last_sent:
+                    last_sent = task.version
+                    yield sse(task)
+                if task.is_terminal:
+                    return
+                while not sub.changed.is_set():
+                    if await request.is_disconnected():
+                        return
+                    with contextlib.suppress(TimeoutError):
+                        await asyncio.wait_for(sub.changed.wait(),
+                                               timeout=settings.sse_keepalive_s)
+                    if not sub.changed.is_set():
+                        yield ": keep-alive\n\n"
+                # Coalesce a burst of commits into one snapshot.
+                await asyncio.sleep(settings.sse_coalesce_s)
+                sub.take()
+
+    return StreamingResponse(stream(), media_type="text/event-stream", headers=SSE_HEADERS)
