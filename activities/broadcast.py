@@ -44,7 +44,8 @@ def idempotency_key(task_id: int, recipient_id: int) -> str:
 def to_message(spec: MessageSpec) -> Message:
     if spec.text is not None:
         return TextMessage(body=spec.text)
-    assert spec.template_name is not None and spec.template_language is not None
+    assert spec.template_name is not None
+    assert spec.template_language is not None
     return TemplateMessage(
         name=spec.template_name,
         language=spec.template_language,

@@ -106,6 +106,7 @@ class PageRun(Generic[ItemT]):
         self._result = PageResult()
         self._unconfirmed: list[ItemNotConfirmed] = []
         self._started: set[str] = set()
+        self._acting_done = asyncio.Event()
 
     async def run(self) -> PageResult:
         work = asyncio.create_task(self._run())
@@ -127,22 +128,24 @@ class PageRun(Generic[ItemT]):
             await self._act_on_all(claims)
         finally:
             poller.cancel()
-            flusher.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await poller
-            with contextlib.suppress(asyncio.CancelledError):
-                await flusher
+            # Never cancel a flush mid-transaction: its batch would be lost from memory while
+            # the rows stay claimed. Ask the flusher to stop and wait for it.
+            self._acting_done.set()
+            await flusher
             await self._flush()
         released = await self._release_unstarted(claims)
         self._result.released = released
         self._result.stopped_by_cancel = self._cancel.is_set()
         if self._stop is not None:
             raise ApplicationError(str(self._stop), type=self._stop.code, non_retryable=True)
-        if self._unconfirmed:
-            first = self._unconfirmed[0]
+        unsettled = await self._count_unsettled()
+        if unsettled:
+            detail = f" ({self._unconfirmed[0]})" if self._unconfirmed else ""
             raise ApplicationError(
-                f"{len(self._unconfirmed)} item(s) not confirmed yet ({first}); the page is"
-                " retried and they are sent again with the same idempotency keys",
+                f"{unsettled} item(s) not confirmed yet{detail}; the page is retried and they"
+                " are sent again with the same idempotency keys",
                 type="ItemsNotConfirmed",
             )
         return self._result
@@ -192,8 +195,9 @@ class PageRun(Generic[ItemT]):
                 activity.logger.warning("cancel poll failed", exc_info=True)
 
     async def _flush_periodically(self) -> None:
-        while True:
-            await asyncio.sleep(self._tuning.flush_interval_s)
+        while not self._acting_done.is_set():
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._acting_done.wait(), self._tuning.flush_interval_s)
             try:
                 await self._flush()
             except Exception:
@@ -222,6 +226,11 @@ class PageRun(Generic[ItemT]):
             self._result.skipped += counts.skipped
         with contextlib.suppress(RuntimeError):  # outside an activity (unit use)
             activity.heartbeat({"settled": self._result.succeeded + self._result.failed})
+
+    async def _count_unsettled(self) -> int:
+        """Items of this page still claimed after acting: never report such a page done."""
+        async with self._engine.connect() as conn:
+            return await ledger.count_claimed(conn, self._task_id, [i.key for i in self._items])
 
     async def _release_unstarted(self, claims: list[Claim]) -> int:
         unstarted = [

@@ -82,13 +82,15 @@ def create_app(settings: Settings, resources: Resources | None = None) -> FastAP
         app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
 
     # Outermost first: limits apply before any work is done.
-    app.add_middleware(RateLimit, rate_per_s=settings.api_rate_limit_per_s,
-                       burst=settings.api_rate_limit_burst)
+    app.add_middleware(
+        RateLimit, rate_per_s=settings.api_rate_limit_per_s, burst=settings.api_rate_limit_burst
+    )
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
     if settings.cors_origins:  # closed unless origins are named
         app.add_middleware(
-            CORSMiddleware, allow_origins=settings.cors_origins,
-            allow_methods=["GET", "POST", "DELETE"], allow_headers=["Authorization",
-                                                                   "Content-Type"],
+            CORSMiddleware,
+            allow_origins=settings.cors_origins,
+            allow_methods=["GET", "POST", "DELETE"],
+            allow_headers=["Authorization", "Content-Type"],
         )
     return app

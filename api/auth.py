@@ -36,7 +36,9 @@ def issue_token(secret: str, *, business_id: int, role: Role, ttl_s: int) -> str
 def verify_token(secret: str, token: str) -> Principal:
     try:
         claims = jwt.decode(
-            token, secret, algorithms=[ALGORITHM],
+            token,
+            secret,
+            algorithms=[ALGORITHM],
             options={"require": ["exp", "business_id", "role"]},
         )
     except jwt.ExpiredSignatureError as exc:
@@ -49,7 +51,7 @@ def verify_token(secret: str, token: str) -> Principal:
     if not isinstance(business_id, int) or isinstance(business_id, bool) or business_id <= 0:
         raise Unauthorized("invalid token: business_id must be a positive integer")
     try:
-        role = Role(claims.get("role"))
+        role = Role(str(claims.get("role")))
     except ValueError as exc:
         raise Unauthorized("invalid token: unknown role") from exc
     return Principal(business_id=business_id, role=role, token_id=token[-16:])

@@ -59,9 +59,9 @@ def bearer_token(request: Request) -> str:
         return token.strip()
     # EventSource and download links cannot set headers: GETs may carry the token as a query
     # parameter instead.
-    token = request.query_params.get("access_token")
-    if token and request.method == "GET":
-        return token
+    query_token = request.query_params.get("access_token")
+    if query_token and request.method == "GET":
+        return query_token
     raise Unauthorized("missing bearer token")
 
 

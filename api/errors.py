@@ -9,8 +9,9 @@ from fastapi.responses import JSONResponse
 class AppError(Exception):
     status_code = 400
 
-    def __init__(self, detail: str, *, status_code: int | None = None,
-                 headers: dict[str, str] | None = None) -> None:
+    def __init__(
+        self, detail: str, *, status_code: int | None = None, headers: dict[str, str] | None = None
+    ) -> None:
         super().__init__(detail)
         self.detail = detail
         if status_code is not None:

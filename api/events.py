@@ -105,7 +105,7 @@ class TaskEventHub:
                         self._dispatch(notify.payload)
             except asyncio.CancelledError:
                 raise
-            except Exception as exc:  # noqa: BLE001 - Postgres away: retry, readers resync
+            except Exception as exc:
                 self._connected.clear()
                 log.warning("LISTEN connection lost (%s); retrying in %.1fs", exc, delay)
                 await asyncio.sleep(delay)

@@ -14,15 +14,21 @@ class _TooLarge(Exception):
     pass
 
 
-async def _send_json(send: Send, status: int, detail: str, headers: list[tuple[bytes, bytes]]
-                     | None = None) -> None:
+async def _send_json(
+    send: Send, status: int, detail: str, headers: list[tuple[bytes, bytes]] | None = None
+) -> None:
     body = json.dumps({"detail": detail}).encode()
-    await send({
-        "type": "http.response.start",
-        "status": status,
-        "headers": [(b"content-type", b"application/json"),
-                    (b"content-length", str(len(body)).encode()), *(headers or [])],
-    })
+    await send(
+        {
+            "type": "http.response.start",
+            "status": status,
+            "headers": [
+                (b"content-type", b"application/json"),
+                (b"content-length", str(len(body)).encode()),
+                *(headers or []),
+            ],
+        }
+    )
     await send({"type": "http.response.body", "body": body})
 
 
@@ -107,8 +113,12 @@ class RateLimit:
         bucket.updated = now
         if bucket.tokens < 1:
             retry_after = max(1, int((1 - bucket.tokens) / self.rate + 0.999))
-            await _send_json(send, 429, "rate limit exceeded for this token",
-                             [(b"retry-after", str(retry_after).encode())])
+            await _send_json(
+                send,
+                429,
+                "rate limit exceeded for this token",
+                [(b"retry-after", str(retry_after).encode())],
+            )
             return
         bucket.tokens -= 1
         await self.app(scope, receive, send)

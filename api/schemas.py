@@ -83,8 +83,9 @@ class TemplateIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
     name: str = Field(min_length=1, max_length=512)
     language: str = Field(min_length=2, max_length=20)
-    params: list[Annotated[str, Field(max_length=1024)]] = Field(default_factory=list,
-                                                                 max_length=20)
+    params: list[Annotated[str, Field(max_length=1024)]] = Field(
+        default_factory=list, max_length=20
+    )
 
 
 class MessageIn(BaseModel):

@@ -44,8 +44,12 @@ async def start_task(
     async with resources.engine.begin() as conn:
         await businesses.ensure_business(conn, business_id)
         task = await task_repo.create_task(
-            conn, business_id=business_id, task_type=task_type, total_items=total_items,
-            priority=priority, start_at=start_at,
+            conn,
+            business_id=business_id,
+            task_type=task_type,
+            total_items=total_items,
+            priority=priority,
+            start_at=start_at,
         )
         domain = await create_domain_rows(conn, task)
     try:
@@ -64,7 +68,9 @@ async def start_task(
         log.exception("starting workflow for task %s failed", task.id)
         async with resources.engine.begin() as conn:
             await task_repo.finish(
-                conn, task.id, TaskStatus.failed,
+                conn,
+                task.id,
+                TaskStatus.failed,
                 error_message=f"could not start the workflow: {exc}",
             )
         raise Unavailable(f"the task could not be started (Temporal: {exc}); retry later") from exc

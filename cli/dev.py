@@ -69,12 +69,14 @@ def run_dev(settings: Settings) -> int:
     try:
         host, _, port = settings.temporal_address.rpartition(":")
         start("temporal", temporal_dev_command(settings), (host, int(port)), 60)
-        start("sandbox", self_command("sandbox"), (settings.sandbox_host, settings.sandbox_port),
-              30)
+        start(
+            "sandbox", self_command("sandbox"), (settings.sandbox_host, settings.sandbox_port), 30
+        )
         start("worker", self_command("worker"), None, 0)
         start("api", self_command("api"), (settings.api_host, settings.api_port), 60)
-        admin = issue_token(settings.jwt_secret, business_id=1, role=Role.admin,
-                            ttl_s=settings.jwt_ttl_s)
+        admin = issue_token(
+            settings.jwt_secret, business_id=1, role=Role.admin, ttl_s=settings.jwt_ttl_s
+        )
         base = settings.public_base_url
         print(
             "\nlongtasks is running:\n"

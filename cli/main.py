@@ -8,6 +8,7 @@ import logging
 import os
 import sys
 from collections.abc import Sequence
+from typing import NoReturn
 
 from settings import Settings
 
@@ -25,8 +26,12 @@ def _token(settings: Settings, args: argparse.Namespace) -> int:
     from api.auth import issue_token
     from db.models import Role
 
-    token = issue_token(settings.jwt_secret, business_id=args.business_id,
-                        role=Role(args.role), ttl_s=args.ttl or settings.jwt_ttl_s)
+    token = issue_token(
+        settings.jwt_secret,
+        business_id=args.business_id,
+        role=Role(args.role),
+        ttl_s=args.ttl or settings.jwt_ttl_s,
+    )
     print(f"# bearer token for business {args.business_id}, role {args.role}", file=sys.stderr)
     print(token)
     return 0
@@ -37,8 +42,13 @@ def _api(settings: Settings, args: argparse.Namespace) -> int:
 
     from api.app import create_app
 
-    uvicorn.run(create_app(settings), host=settings.api_host, port=settings.api_port,
-                log_level="info", timeout_graceful_shutdown=5)
+    uvicorn.run(
+        create_app(settings),
+        host=settings.api_host,
+        port=settings.api_port,
+        log_level="info",
+        timeout_graceful_shutdown=5,
+    )
     return 0
 
 
@@ -73,12 +83,11 @@ def _sandbox(settings: Settings, args: argparse.Namespace) -> int:
     return 0
 
 
-def _temporal(settings: Settings, args: argparse.Namespace) -> int:
+def _temporal(settings: Settings, args: argparse.Namespace) -> NoReturn:
     from cli.processes import temporal_dev_command
 
     cmd = temporal_dev_command(settings, list(args.extra))
     os.execv(cmd[0], cmd)  # noqa: S606 - replaces this process with the Temporal dev server
-    return 0  # pragma: no cover
 
 
 def _dev(settings: Settings, args: argparse.Namespace) -> int:

@@ -22,7 +22,7 @@ def start_embedded_postgres(data_dir: Path) -> Any:
 
     pgdata = (data_dir / "pgdata").resolve()
     pgdata.mkdir(parents=True, exist_ok=True)
-    return pgserver.get_server(pgdata, cleanup_mode="stop")
+    return pgserver.get_server(pgdata, cleanup_mode="stop")  # type: ignore[attr-defined]
 
 
 def resolve_database_url(settings: Settings) -> str:

@@ -1,1 +1,1 @@
-"""Alembic migrations; `migrations.runner.upgrade(url)` applies them (used by `longtasks migrate`)."""
+"""Alembic migrations; `migrations.runner.upgrade(url)` applies them (`longtasks migrate`)."""

@@ -1,7 +1,7 @@
 """The sandbox providers' HTTP server (`longtasks sandbox`): WhatsApp and Gmail on one port.
 
 Control endpoints, for tests, benchmarks and curious developers:
-- `GET /sandbox/stats` -> `{"whatsapp": {"accepted", "duplicates", "rejected", ...}, "gmail": {...}}`
+- `GET /sandbox/stats` -> `{"whatsapp": {"accepted", "duplicates", ...}, "gmail": {...}}`
 - `POST /sandbox/config` `{"whatsapp": {...settings}, "sender": "<phone number id>"?}`
 - `POST /sandbox/reset`
 """
@@ -85,6 +85,6 @@ async def start_sandbox(server: SandboxServer, host: str, port: int) -> tuple[we
     await runner.setup()
     site = web.TCPSite(runner, host, port)
     await site.start()
-    sockets = site._server.sockets if site._server is not None else []  # type: ignore[union-attr]
-    bound = sockets[0].getsockname()[1] if sockets else port
+    addresses = runner.addresses  # the bound (host, port) pairs, port 0 resolved
+    bound = addresses[0][1] if addresses else port
     return runner, int(bound)

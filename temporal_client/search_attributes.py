@@ -19,8 +19,9 @@ ALL_KEYS = (BUSINESS_ID, TASK_ID, TASK_TYPE, TASK_STATUS)
 
 def dev_server_flags() -> list[str]:
     """`--search-attribute Name=Type` flags for `temporal server start-dev`."""
-    kinds = {BUSINESS_ID: "Int", TASK_ID: "Int", TASK_TYPE: "Keyword", TASK_STATUS: "Keyword"}
+    kinds = [(BUSINESS_ID.name, "Int"), (TASK_ID.name, "Int"), (TASK_TYPE.name, "Keyword"),
+             (TASK_STATUS.name, "Keyword")]
     flags: list[str] = []
-    for key, kind in kinds.items():
-        flags += ["--search-attribute", f"{key.name}={kind}"]
+    for name, kind in kinds:
+        flags += ["--search-attribute", f"{name}={kind}"]
     return flags

@@ -64,7 +64,7 @@ def postgres_url() -> Iterator[str]:
             warnings.simplefilter("ignore")
             import pgserver
         tmp = tempfile.mkdtemp(prefix="longtasks-test-pg-")
-        server = pgserver.get_server(tmp, cleanup_mode="delete")
+        server = pgserver.get_server(tmp, cleanup_mode="delete")  # type: ignore[attr-defined]
         base_url = server.get_uri()
     import psycopg
 
@@ -108,7 +108,7 @@ async def sandbox() -> AsyncIterator[tuple[SandboxServer, str]]:
     await runner.cleanup()
 
 
-def test_settings(postgres_url: str, sandbox_url: str, **overrides: Any) -> Settings:
+def settings_for_tests(postgres_url: str, sandbox_url: str, **overrides: Any) -> Settings:
     values: dict[str, Any] = {
         "environment": Environment.test,
         "database_url": postgres_url,
@@ -185,7 +185,7 @@ async def stack(
 ) -> AsyncIterator[Stack]:
     server, sandbox_url = sandbox
     task_queue = f"longtasks-test-{uuid.uuid4().hex[:8]}"
-    settings = test_settings(postgres_url, sandbox_url, temporal_task_queue=task_queue)
+    settings = settings_for_tests(postgres_url, sandbox_url, temporal_task_queue=task_queue)
     resources = Resources(settings=settings, engine=engine, temporal=temporal_env.client)
     port = _free_port()
     api_server, api_task = await serve_api(create_app(settings, resources), port)

@@ -17,6 +17,7 @@ the rest, and a final activity writes `cancelled` with exact counts.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import Awaitable
 from datetime import timedelta
 from typing import Any, ClassVar, TypeVar
@@ -156,14 +157,12 @@ class PagedTaskWorkflow:
         starts = workflow.now() + timedelta(seconds=max(delay, 0))
         workflow.set_current_details(f"scheduled to start at {starts:%Y-%m-%d %H:%M:%S} UTC")
         if delay > 0:
-            try:
+            with contextlib.suppress(TimeoutError):
                 await self._uninterrupted(
                     workflow.wait_condition(
                         lambda: self._cancel_requested, timeout=timedelta(seconds=delay)
                     )
                 )
-            except TimeoutError:
-                pass
         await self._record_cancel_if_needed(input.task_id)
         return not self._cancel_requested
 
@@ -222,6 +221,10 @@ class PagedTaskWorkflow:
                 state.succeeded += result.succeeded
                 state.failed += result.failed
                 state.skipped += result.skipped
+                if result.stopped_by_cancel:
+                    # The page saw the database flag before our signal arrived (or the signal
+                    # was lost): stop scheduling all the same.
+                    self._request_cancel("api", recorded=True)
             self._describe(state, len(pending))
         return state.next_page < state.total_pages and not self._cancel_requested
 

@@ -43,14 +43,20 @@ async def start_broadcast(
 
     async def create_rows(conn: AsyncConnection, task: TaskRow) -> int:
         return await broadcast_repo.create_broadcast(
-            conn, business_id=principal.business_id, task_id=task.id, name=body.name,
-            message=message, recipient_list=recipients,
+            conn,
+            business_id=principal.business_id,
+            task_id=task.id,
+            name=body.name,
+            message=message,
+            recipient_list=recipients,
         )
 
     def summary(task: TaskRow, broadcast_id: int) -> str:
         # Shown in the Temporal UI: ids and counts only, never numbers or message text.
-        return (f"broadcast #{broadcast_id} of business {principal.business_id}:"
-                f" {len(recipients):,} recipients")
+        return (
+            f"broadcast #{broadcast_id} of business {principal.business_id}:"
+            f" {len(recipients):,} recipients"
+        )
 
     task, broadcast_id = await start_task(
         resources,

@@ -69,9 +69,9 @@ async def business_events(
                 await asyncio.sleep(settings.sse_coalesce_s)
                 dirty, _ = sub.take()
                 for task_id in sorted(dirty):
-                    task = await _get(resources, task_id)
-                    if task is not None and task.business_id == principal.business_id:
-                        yield sse(task, event_id=f"{task.id}.{task.version}")
+                    changed = await _get(resources, task_id)
+                    if changed is not None and changed.business_id == principal.business_id:
+                        yield sse(changed, event_id=f"{changed.id}.{changed.version}")
 
     return StreamingResponse(stream(), media_type="text/event-stream", headers=SSE_HEADERS)
 
@@ -95,9 +95,10 @@ async def task_events(
         async with hub.subscribe(task_id=task_id) as sub:
             yield "retry: 2000\n\n"
             while True:
-                task = await _get(resources, task_id)
-                if task is None:  # deleted while watched
+                current = await _get(resources, task_id)
+                if current is None:  # deleted while watched
                     return
+                task = current
                 if task.version > last_sent:
                     last_sent = task.version
                     yield sse(task)
@@ -107,8 +108,7 @@ async def task_events(
                     if await request.is_disconnected():
                         return
                     with contextlib.suppress(TimeoutError):
-                        await asyncio.wait_for(sub.changed.wait(),
-                                               timeout=settings.sse_keepalive_s)
+                        await asyncio.wait_for(sub.changed.wait(), timeout=settings.sse_keepalive_s)
                     if not sub.changed.is_set():
                         yield ": keep-alive\n\n"
                 # Coalesce a burst of commits into one snapshot.

@@ -62,7 +62,11 @@ async def list_tasks(
         before_id = int(raw)
     async with resources.engine.connect() as conn:
         rows = await task_repo.list_tasks(
-            conn, principal.business_id, limit=limit + 1, task_type=task_type, status=status,
+            conn,
+            principal.business_id,
+            limit=limit + 1,
+            task_type=task_type,
+            status=status,
             before_id=before_id,
         )
     next_cursor = encode_cursor(str(rows[limit - 1].id)) if len(rows) > limit else None
@@ -145,8 +149,17 @@ async def list_items(
     return ItemPage(items=[ItemOut.of(i) for i in items[:limit]], next_cursor=next_cursor)
 
 
-CSV_COLUMNS = ["seq", "item_key", "label", "status", "error_code", "error_message",
-               "provider_ref", "attempts", "updated_at"]
+CSV_COLUMNS = [
+    "seq",
+    "item_key",
+    "label",
+    "status",
+    "error_code",
+    "error_message",
+    "provider_ref",
+    "attempts",
+    "updated_at",
+]
 
 
 @router.get("/{task_id}/items.csv", response_class=StreamingResponse)
@@ -166,8 +179,9 @@ async def export_items(
         after: tuple[int, str] | None = None
         while True:
             async with resources.engine.connect() as conn:
-                items = await ledger.list_items(conn, task.id, status=status, after=after,
-                                                limit=2000)
+                items = await ledger.list_items(
+                    conn, task.id, status=status, after=after, limit=2000
+                )
             for item in items:
                 writer.writerow([_csv_safe(getattr(item, c)) for c in CSV_COLUMNS])
             yield buffer.getvalue()
@@ -179,7 +193,8 @@ async def export_items(
 
     filename = f"task-{task.id}-{status or 'all'}.csv"
     return StreamingResponse(
-        rows(), media_type="text/csv; charset=utf-8",
+        rows(),
+        media_type="text/csv; charset=utf-8",
         headers={"Content-Disposition": f'attachment; filename="{filename}"'},
     )
 

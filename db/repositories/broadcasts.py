@@ -4,16 +4,16 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import insert, select, text
+from sqlalchemy import Table, insert, select, text
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from db.models import Broadcast, BroadcastRecipient, Business
 
-broadcasts = Broadcast.__table__
-recipients = BroadcastRecipient.__table__
-businesses = Business.__table__
+broadcasts = cast(Table, Broadcast.__table__)
+recipients = cast(Table, BroadcastRecipient.__table__)
+businesses = cast(Table, Business.__table__)
 
 
 @dataclass(frozen=True)

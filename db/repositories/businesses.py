@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
-from sqlalchemy import select, text
+from typing import cast
+
+from sqlalchemy import Table, select, text
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from db.models import Business
 
-businesses = Business.__table__
+businesses = cast(Table, Business.__table__)
 
 
 async def ensure_business(

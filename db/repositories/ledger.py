@@ -175,7 +175,18 @@ async def release(conn: AsyncConnection, task_id: int, item_keys: Sequence[str])
         ),
         {"task_id": task_id, "keys": list(item_keys)},
     )
-    return int(result.rowcount or 0)  # type: ignore[attr-defined]
+    return int(result.rowcount or 0)
+
+
+async def count_claimed(conn: AsyncConnection, task_id: int, item_keys: Sequence[str]) -> int:
+    result = await conn.execute(
+        text(
+            "SELECT count(*) FROM task_items WHERE task_id = :task_id"
+            " AND item_key = ANY(CAST(:keys AS text[])) AND status = 'sending'"
+        ),
+        {"task_id": task_id, "keys": list(item_keys)},
+    )
+    return int(result.scalar_one())
 
 
 async def list_items(

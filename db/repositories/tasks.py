@@ -10,16 +10,17 @@ import datetime as dt
 import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import Select, and_, delete, func, insert, select, text, update
+from sqlalchemy import Select, Table, and_, delete, func, insert, select, text, update
+from sqlalchemy.engine import RowMapping
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from db.models import TERMINAL_STATUSES, LongRunningTask, TaskStatus
 
 TASK_CHANNEL = "longtasks_task"
 
-tasks = LongRunningTask.__table__
+tasks = cast(Table, LongRunningTask.__table__)
 _TERMINAL = [s.value for s in TERMINAL_STATUSES]
 
 
@@ -60,7 +61,7 @@ class TaskRow:
         return round(min(100.0, 100.0 * done / self.total_items), 1)
 
     @classmethod
-    def from_mapping(cls, row: Mapping[str, Any]) -> TaskRow:
+    def from_mapping(cls, row: Mapping[str, Any] | RowMapping) -> TaskRow:
         return cls(**{name: row[name] for name in cls.__dataclass_fields__})
 
 

@@ -20,11 +20,15 @@ from tests.conftest import (
 )
 
 
-async def _assert_cancelled_exactly(stack: Stack, business_id: int, task: dict[str, object],
-                                    total: int) -> None:
+async def _assert_cancelled_exactly(
+    stack: Stack, business_id: int, task: dict[str, object], total: int
+) -> None:
     assert task["status"] == "cancelled"
-    success, failed, cancelled = (task["success_count"], task["failed_count"],
-                                  task["cancelled_count"])
+    success, failed, cancelled = (
+        task["success_count"],
+        task["failed_count"],
+        task["cancelled_count"],
+    )
     assert isinstance(success, int) and isinstance(failed, int) and isinstance(cancelled, int)
     assert success + failed + cancelled == total
     assert 0 < success < total
@@ -130,8 +134,7 @@ async def test_delete_refuses_a_running_task(
     business_id = await new_business()
     start_at = (dt.datetime.now(dt.UTC) + dt.timedelta(minutes=10)).isoformat()
     async with stack.http(business_id, "admin") as http:
-        started = await start_broadcast(http, israeli_numbers(3, start=70_000),
-                                        start_at=start_at)
+        started = await start_broadcast(http, israeli_numbers(3, start=70_000), start_at=start_at)
         task_id = started["task"]["id"]
         response = await http.delete(f"/api/long_tasks/{task_id}")
         assert response.status_code == 409
