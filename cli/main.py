@@ -96,6 +96,30 @@ def _dev(settings: Settings, args: argparse.Namespace) -> int:
     return run_dev(settings)
 
 
+def _broadcast(settings: Settings, args: argparse.Namespace) -> int:
+    from cli.client import run_broadcast
+
+    return run_broadcast(args)
+
+
+def _tasks(settings: Settings, args: argparse.Namespace) -> int:
+    from cli.client import run_tasks
+
+    return run_tasks(args)
+
+
+def _watch(settings: Settings, args: argparse.Namespace) -> int:
+    from cli.client import run_watch
+
+    return run_watch(args)
+
+
+def _cancel(settings: Settings, args: argparse.Namespace) -> int:
+    from cli.client import run_cancel
+
+    return run_cancel(args)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="longtasks", description=__doc__)
     verbs = parser.add_subparsers(dest="verb", required=True)
@@ -114,6 +138,45 @@ def build_parser() -> argparse.ArgumentParser:
     token.add_argument("--role", choices=["viewer", "operator", "admin"], required=True)
     token.add_argument("--ttl", type=int, default=None, help="seconds (default JWT_TTL_S)")
     token.set_defaults(fn=_token)
+
+    # Client verbs: talk to the REST API at LONGTASKS_API with the token in LONGTASKS_TOKEN.
+    broadcast = verbs.add_parser("broadcast", help="start a WhatsApp broadcast from a CSV")
+    broadcast.add_argument(
+        "--recipients",
+        required=True,
+        metavar="FILE",
+        help="CSV (first column, or the column named phone/טלפון) or one"
+        " number a line; - reads stdin",
+    )
+    message = broadcast.add_mutually_exclusive_group(required=True)
+    message.add_argument("--text", help="the message text")
+    message.add_argument("--template", metavar="NAME", help="an approved WhatsApp template")
+    broadcast.add_argument("--language", metavar="CODE", help="the template's language (he)")
+    broadcast.add_argument(
+        "--param", action="append", metavar="P", help="a template parameter (repeat, in order)"
+    )
+    broadcast.add_argument("--name", help="the broadcast's name (default: the file's name)")
+    broadcast.add_argument(
+        "--start-at", metavar="ISO", help="start later, e.g. 2026-12-01T09:00:00+02:00"
+    )
+    broadcast.add_argument("--priority", choices=["high", "normal", "low"], help="default normal")
+    broadcast.add_argument("--follow", action="store_true", help="then watch it to the end")
+    broadcast.set_defaults(fn=_broadcast)
+    tasks = verbs.add_parser("tasks", help="list the business's tasks")
+    tasks.add_argument("--type", choices=["broadcast", "receipt_delete", "receipt_sync"])
+    tasks.add_argument(
+        "--status", choices=["scheduled", "running", "completed", "cancelled", "failed"]
+    )
+    tasks.add_argument("--limit", type=int, default=50, help="per page, 1-500 (default 50)")
+    tasks.add_argument("--all", action="store_true", help="follow every page")
+    tasks.set_defaults(fn=_tasks)
+    watch = verbs.add_parser("watch", help="follow a task's progress (Ctrl-C to cancel it)")
+    watch.add_argument("task_id", type=int, metavar="ID")
+    watch.set_defaults(fn=_watch)
+    cancel = verbs.add_parser("cancel", help="cancel a task")
+    cancel.add_argument("task_id", type=int, metavar="ID")
+    cancel.add_argument("--reason", metavar="TEXT", help="recorded with the task")
+    cancel.set_defaults(fn=_cancel)
     return parser
 
 

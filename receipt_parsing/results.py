@@ -31,7 +31,7 @@ class NotAReceipt:
     reason: str
 
 
-class MalformedReceipt(Exception):  # noqa: N818 (the name is the public contract)
+class MalformedReceipt(Exception):
     """The message looks like a receipt but cannot be read.
 
     `code` is short and stable, for counting and filtering: `no_amount`, `bad_amount`,

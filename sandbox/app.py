@@ -12,12 +12,8 @@ from typing import Any
 
 from aiohttp import web
 
+from sandbox.gmail import GmailSandbox
 from sandbox.whatsapp import WhatsAppSandbox, WhatsAppSandboxConfig
-
-try:  # The Gmail sandbox lands with the receipt sync.
-    from sandbox.gmail import GmailSandbox
-except ImportError:  # pragma: no cover
-    GmailSandbox = None  # type: ignore[assignment,misc]
 
 
 class SandboxServer:
@@ -75,7 +71,7 @@ def build_sandbox(
             latency_ms=latency_ms, failure_rate=failure_rate, rate_limit_per_s=rate_limit_per_s
         )
     )
-    gmail = GmailSandbox() if (with_gmail and GmailSandbox is not None) else None
+    gmail = GmailSandbox() if with_gmail else None
     return SandboxServer(whatsapp, gmail)
 
 

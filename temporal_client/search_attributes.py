@@ -19,8 +19,12 @@ ALL_KEYS = (BUSINESS_ID, TASK_ID, TASK_TYPE, TASK_STATUS)
 
 def dev_server_flags() -> list[str]:
     """`--search-attribute Name=Type` flags for `temporal server start-dev`."""
-    kinds = [(BUSINESS_ID.name, "Int"), (TASK_ID.name, "Int"), (TASK_TYPE.name, "Keyword"),
-             (TASK_STATUS.name, "Keyword")]
+    kinds = [
+        (BUSINESS_ID.name, "Int"),
+        (TASK_ID.name, "Int"),
+        (TASK_TYPE.name, "Keyword"),
+        (TASK_STATUS.name, "Keyword"),
+    ]
     flags: list[str] = []
     for name, kind in kinds:
         flags += ["--search-attribute", f"{name}={kind}"]

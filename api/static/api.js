@@ -16,6 +16,19 @@ export function isTerminal(task) {
 }
 
 /**
+ * Whether `next` may replace `prev`. Several feeds deliver the same task (list, business stream,
+ * task stream, polls), so an older snapshot can arrive last. `version` grows with every change
+ * (it is the SSE event id); without it, updated_at decides. A terminal task never comes back.
+ */
+export function isNewerSnapshot(prev, next) {
+  if (isTerminal(prev) && !isTerminal(next)) return false;
+  if (Number.isFinite(prev.version) && Number.isFinite(next.version)) return next.version >= prev.version;
+  const a = Date.parse(prev.updated_at);
+  const b = Date.parse(next.updated_at);
+  return !(Number.isFinite(a) && Number.isFinite(b) && b < a);
+}
+
+/**
  * An HTTP failure with the server's `detail` kept as data:
  *  - `status`: HTTP status (0 for network failure/timeout)
  *  - `detail`: string, or FastAPI's 422 list [{loc, msg, type}]

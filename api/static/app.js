@@ -6,9 +6,9 @@
 // sources can overlap (they do: a tracked task is on the business stream *and* its own) without
 // disagreeing.
 
-import { t, applyLang, setLang, getLang } from './i18n.js';
-import { createApi, isTerminal, ApiError } from './api.js';
-import { decodeToken, isExpired, canOperate, getStoredToken, storeToken, clearToken, takeTokenFromUrl, TokenError } from './auth.js';
+import { t, label, applyLang, setLang, getLang } from './i18n.js';
+import { createApi, isTerminal, isNewerSnapshot as isNewer, ApiError } from './api.js';
+import { decodeToken, isExpired, canOperate, canDelete, getStoredToken, storeToken, clearToken, takeTokenFromUrl, TokenError } from './auth.js';
 import { createBusinessPersistence } from './persistence.js';
 import { LiveFeed, LIST_POLL_MS, TASK_POLL_MS } from './live.js';
 import { setupStartForms } from './forms.js';
@@ -96,10 +96,19 @@ function boot() {
     loadList({ reset: true });
   });
 
+  // Close every stream when the page is hidden for navigation. A page kept in the back/forward
+  // cache would otherwise hold its EventSource connections open, and with the browser's ~6
+  // connections per origin a few of those starve the next page's requests.
+  window.addEventListener('pagehide', suspendLive);
+  window.addEventListener('pageshow', (ev) => {
+    if (ev.persisted && session.claims) resumeLive();
+  });
+
   // A token in the URL wins over a stored one: it is how a link "signs in as".
   const fromUrl = takeTokenFromUrl();
   const token = fromUrl ?? getStoredToken();
-  if (!token || !trySignIn(token)) showSignin();
+  if (!token) showSignin();
+  else trySignIn(token); // on failure it shows the sign-in form with the reason
 }
 
 function showSigninError(message) {
@@ -187,7 +196,7 @@ function renderWhoami() {
   const c = session.claims;
   if (!c) return;
   const box = $('whoami');
-  box.textContent = t('auth.whoami', { business: c.businessId, role: t(`role.${c.role}`) });
+  box.textContent = t('auth.whoami', { business: c.businessId, role: label('role', c.role) });
   box.hidden = false;
 }
 
@@ -248,18 +257,20 @@ async function loadList({ reset }) {
       status: session.filters.status,
     });
     if (seq !== session.listRequest) return;
-    if (reset) {
-      list.replaceChildren();
-      session.cards.clear();
-    }
     $('task-list-error').hidden = true;
     const items = (page?.items ?? []).map(asTask).filter(Boolean);
+    if (reset) {
+      // Keep the cards that stay (their rate samples, open panels and focus survive a refresh);
+      // tracked tasks stay even when they are beyond the first page.
+      const keep = new Set(items.map((task) => Number(task.id)));
+      for (const [id, task] of session.tasks) if (isTracked(task)) keep.add(id);
+      for (const id of [...session.cards.keys()]) if (!keep.has(id)) removeCard(id);
+    }
     session.nextCursor = page?.next_cursor ?? null;
     for (const task of items) session.lowestLoadedId = Math.min(session.lowestLoadedId, Number(task.id));
     if (!session.nextCursor) session.lowestLoadedId = -Infinity; // everything is loaded
     for (const task of items) upsertTask(task, { fromList: true });
     if (reset) {
-      // Tracked tasks we already know stay visible even if they are beyond the first page.
       for (const task of session.tasks.values()) if (isTracked(task)) upsertTask(task, { force: true });
     }
   } catch (err) {
@@ -306,7 +317,7 @@ function upsertTask(task, { fromList = false, force = false } = {}) {
   session.tasks.set(id, task);
 
   if (prev && !isTerminal(prev) && isTerminal(task)) {
-    announce(t('card.terminalAnnounce', { title: t('card.title', { type: t(`type.${task.task_type}`), id }), status: t(`status.${task.status}`) }));
+    announce(t('card.terminalAnnounce', { title: t('card.title', { type: label('type', task.task_type), id }), status: label('status', task.status) }));
   }
 
   const tracked = isTracked(task);
@@ -322,18 +333,13 @@ function upsertTask(task, { fromList = false, force = false } = {}) {
   } else if (!card) {
     const inLoadedRange = fromList || force || tracked || id >= session.lowestLoadedId;
     if (inLoadedRange) insertCard(task, tracked);
-  } else {
+  } else if (card.tracked !== tracked) {
     card.tracked = tracked;
+    card.render();
   }
   renderEmptyState();
 }
 
-function isNewer(prev, next) {
-  if (isTerminal(prev) && !isTerminal(next)) return false;
-  const a = Date.parse(prev.updated_at);
-  const b = Date.parse(next.updated_at);
-  return !(Number.isFinite(a) && Number.isFinite(b) && b < a);
-}
 
 function isTracked(task) {
   return Boolean(session.persistence?.has(task));
@@ -342,6 +348,7 @@ function isTracked(task) {
 function insertCard(task, tracked) {
   const card = document.createElement('long-task-card');
   card.canOperate = canOperate(session.claims.role);
+  card.canDelete = canDelete(session.claims.role);
   card.stallAfterS = stallAfterS;
   card.tracked = tracked;
   card.actions = cardActions;
@@ -552,6 +559,17 @@ function startBusinessFeed() {
   });
   session.businessFeed = feed;
   feed.start();
+}
+
+function suspendLive() {
+  session.businessFeed?.stop();
+  for (const id of [...session.watchers.keys()]) stopWatching(id);
+}
+
+function resumeLive() {
+  startBusinessFeed();
+  for (const task of session.tasks.values()) if (isTracked(task) && !isTerminal(task)) watch(task);
+  loadList({ reset: true }); // whatever changed while the page slept
 }
 
 function renderLiveStatus() {

@@ -49,6 +49,11 @@ export function canOperate(role) {
   return role === 'operator' || role === 'admin';
 }
 
+/** Deleting a task's record (and its per-item ledger) is for admins only. */
+export function canDelete(role) {
+  return role === 'admin';
+}
+
 export function getStoredToken() {
   try {
     return sessionStorage.getItem(TOKEN_KEY);

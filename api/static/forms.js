@@ -34,7 +34,7 @@ function wireForm(form, spec, onStarted) {
     errorBox.replaceChildren();
     errorBox.hidden = true;
     statusBox.textContent = '';
-    delete statusBox.dataset.taskId;
+    delete statusBox.dataset.startedId;
     for (const c of form.querySelectorAll('[aria-invalid="true"]')) c.removeAttribute('aria-invalid');
   }
 
@@ -74,8 +74,16 @@ function wireForm(form, spec, onStarted) {
       const res = await spec.send(payload);
       const task = res?.task;
       if (!task) throw new ApiError(500, 'no task in the response');
-      statusBox.dataset.taskId = String(task.id);
+      statusBox.dataset.startedId = String(task.id);
       statusBox.textContent = t('start.started', { id: task.id });
+      // The broadcast endpoint says what it made of the list: worth showing before the task runs.
+      if (Number.isFinite(res.recipients_accepted)) {
+        statusBox.textContent += ' ' + t('broadcast.intake', {
+          accepted: formatNumber(res.recipients_accepted),
+          invalid: formatNumber(res.recipients_invalid ?? 0),
+          duplicates: formatNumber(res.duplicates_dropped ?? 0),
+        });
+      }
       spec.afterSuccess?.();
       onStarted(task);
     } catch (err) {
@@ -96,7 +104,7 @@ function wireForm(form, spec, onStarted) {
   });
 
   document.addEventListener('longtasks:langchange', () => {
-    if (statusBox.dataset.taskId) statusBox.textContent = t('start.started', { id: statusBox.dataset.taskId });
+    if (statusBox.dataset.startedId) statusBox.textContent = t('start.started', { id: statusBox.dataset.startedId });
     if (form.dataset.busy !== 'true') submit.textContent = t('start.submit');
   });
 

@@ -70,6 +70,7 @@ const MESSAGES = {
     'broadcast.priority': 'עדיפות',
     'broadcast.noRecipients': 'לא נמצאו נמענים.',
     'broadcast.noName': 'יש להזין שם לתפוצה.',
+    'broadcast.intake': 'נמענים שהתקבלו: {accepted}, לא תקינים: {invalid}, כפולים שהוסרו: {duplicates}.',
     'broadcast.noText': 'יש להזין תוכן הודעה.',
     'broadcast.noTemplate': 'יש להזין שם תבנית ושפה.',
     'broadcast.badStartAt': 'מועד ההתחלה אינו תקין.',
@@ -211,6 +212,7 @@ const MESSAGES = {
     'broadcast.priority': 'Priority',
     'broadcast.noRecipients': 'No recipients found.',
     'broadcast.noName': 'Please give the broadcast a name.',
+    'broadcast.intake': 'Recipients accepted: {accepted}, invalid: {invalid}, duplicates dropped: {duplicates}.',
     'broadcast.noText': 'Please enter the message text.',
     'broadcast.noTemplate': 'Please enter the template name and language.',
     'broadcast.badStartAt': 'The start time is not valid.',
@@ -316,6 +318,12 @@ export function getLang() {
 export function t(key, vars = {}) {
   const template = MESSAGES[current][key] ?? MESSAGES.he[key] ?? key;
   return template.replace(/\{(\w+)\}/g, (m, name) => (name in vars ? String(vars[name]) : m));
+}
+
+/** A translated enum value (`type.broadcast`), or the raw value for one this page does not know yet. */
+export function label(prefix, value) {
+  const key = `${prefix}.${value}`;
+  return key in MESSAGES[current] ? t(key) : String(value ?? '');
 }
 
 /** Switch language: updates <html lang/dir>, static texts, and tells dynamic views to re-render. */

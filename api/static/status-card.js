@@ -12,7 +12,8 @@
 //     loadFailures(task, cursor) -> Promise<{items, next_cursor}>
 //     csvUrl(task)          -> string               failed items CSV (token in the query)
 //   }
-//   card.canOperate = role is operator/admin
+//   card.canOperate = role is operator/admin (cancel)
+//   card.canDelete = role is admin (delete a finished task's record)
 //   card.stallAfterS = seconds without progress before a running task shows as stalled
 //
 // Test hooks: [data-task-id], [data-status], [data-counter=processed|success|failed|cancelled|
@@ -20,8 +21,8 @@
 // export-csv|more-failures], [role=progressbar], [data-field=status|rate|eta|stalled|
 // status-reason|error], class "stalled" and data-stalled="true" when stalled.
 
-import { t, formatNumber, formatDecimal, formatDateTime, formatDuration } from './i18n.js';
-import { ApiError, isTerminal } from './api.js';
+import { t, label, formatNumber, formatDecimal, formatDateTime, formatDuration } from './i18n.js';
+import { ApiError, isTerminal, isNewerSnapshot } from './api.js';
 
 const RATE_WINDOW_MS = 60_000; // rate over the last minute: smooth, yet reacts to a slowdown
 const DELETE_CONFIRM_MS = 4_000;
@@ -58,6 +59,7 @@ export class LongTaskCard extends HTMLElement {
     super();
     this.actions = {};
     this.canOperate = false;
+    this.canDelete = false;
     this.stallAfterS = 30;
     this._task = null;
     this._built = false;
@@ -95,7 +97,7 @@ export class LongTaskCard extends HTMLElement {
     // A placeholder (a tracked task re-opened after a reload, before its first fetch) carries
     // no progress: forget it rather than let 0 -> N look like a burst of speed.
     const prev = this._task?.placeholder ? null : this._task;
-    if (prev && !this.#isNewer(prev, next)) return;
+    if (prev && !isNewerSnapshot(prev, next)) return;
     if (this._task?.placeholder) this._samples = [];
     const now = Date.now();
     const p = num(next.processed_items);
@@ -111,14 +113,6 @@ export class LongTaskCard extends HTMLElement {
     if (isTerminal(next)) this._cancelSent = false;
     this._task = next;
     this.render();
-  }
-
-  #isNewer(prev, next) {
-    if (isTerminal(prev) && !isTerminal(next)) return false;
-    const a = Date.parse(prev.updated_at);
-    const b = Date.parse(next.updated_at);
-    if (Number.isFinite(a) && Number.isFinite(b) && b < a) return false;
-    return true;
   }
 
   /** Called about once a second by the page, so stall time and ETA move without new snapshots. */
@@ -272,8 +266,8 @@ export class LongTaskCard extends HTMLElement {
     this.classList.add(`status-${status}`);
     this.classList.toggle('is-tracked', Boolean(this.tracked));
 
-    f.title.textContent = t('card.title', { type: t(`type.${task.task_type}`), id: task.id });
-    f.status.textContent = t(`status.${status}`);
+    f.title.textContent = t('card.title', { type: label('type', task.task_type), id: task.id });
+    f.status.textContent = label('status', status);
     f.tracked.hidden = !this.tracked;
     f.tracked.textContent = t('card.tracked');
 
@@ -305,7 +299,8 @@ export class LongTaskCard extends HTMLElement {
     f.stalled.hidden = !stalledFor;
     if (stalledFor) f.stalled.textContent = t('card.stalled', { duration: formatDuration(stalledFor) });
 
-    setOptionalText(f.reason, task.status_reason);
+    // Why it waits (status_reason) while active; why it stopped (cancel_reason) once cancelled.
+    setOptionalText(f.reason, status === 'cancelled' ? task.cancel_reason || task.status_reason : task.status_reason);
     setOptionalText(f.error, task.error_message ? t('card.error', { message: task.error_message }) : '');
 
     // Counters (data-value carries the raw integer; the text is locale formatted)
@@ -324,7 +319,7 @@ export class LongTaskCard extends HTMLElement {
     if (task.start_at && status === 'scheduled') times.push(t('card.startAt', { time: formatDateTime(task.start_at) }));
     if (task.started_at) times.push(t('card.started', { time: formatDateTime(task.started_at) }));
     if (task.completed_at) times.push(t('card.completed', { time: formatDateTime(task.completed_at) }));
-    if (task.priority && task.priority !== 'normal') times.push(t('card.priority', { priority: t(`priority.${task.priority}`) }));
+    if (task.priority && task.priority !== 'normal') times.push(t('card.priority', { priority: label('priority', task.priority) }));
     f.times.textContent = times.join(' · ');
 
     this.#renderFailures();
@@ -339,7 +334,7 @@ export class LongTaskCard extends HTMLElement {
     if (cancelling) f.cancel.setAttribute('aria-busy', 'true');
     else f.cancel.removeAttribute('aria-busy');
 
-    f.delete.hidden = !(isTerminal(task) && this.canOperate && this.actions.remove);
+    f.delete.hidden = !(isTerminal(task) && this.canDelete && this.actions.remove);
     f.delete.disabled = this._busyDeleting;
     f.delete.textContent = this._busyDeleting
       ? t('card.deleting')

@@ -205,11 +205,12 @@ async def list_items(
     if after is not None:
         conditions.append("(seq, item_key) > (:after_seq, :after_key)")
         params["after_seq"], params["after_key"] = after
+    # Only the fixed condition strings above are joined; every value is a bound parameter.
+    where = " AND ".join(conditions)
     query = text(
-        "SELECT item_key, seq, label, status, error_code, error_message, provider_ref, attempts,"
-        " updated_at FROM task_items WHERE "
-        + " AND ".join(conditions)
-        + " ORDER BY seq, item_key LIMIT :limit"
+        "SELECT item_key, seq, label, status, error_code, error_message, provider_ref,"  # noqa: S608
+        f" attempts, updated_at FROM task_items WHERE {where}"
+        " ORDER BY seq, item_key LIMIT :limit"
     )
     result = await conn.execute(query, params)
     return [LedgerItem(**dict(r)) for r in result.mappings()]

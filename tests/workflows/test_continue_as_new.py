@@ -13,21 +13,19 @@ import pytest
 from sqlalchemy.ext.asyncio import AsyncEngine
 from temporalio.testing import WorkflowEnvironment
 
-from db.repositories import broadcasts as broadcast_repo
 from db.repositories import tasks as task_repo
-from db.repositories.broadcasts import MessageSpec, RecipientInput
-from phones import normalize_recipients
 from temporal_client.search_attributes import ALL_KEYS
-from temporal_client.tasks import start_task_workflow
 from tests.conftest import (
     TEMPORAL_BIN,
     Stack,
+    create_broadcast_task,
     israeli_numbers,
     ledger_counts,
     record_history,
     running_worker,
     sender_report,
     settings_for_tests,
+    start_direct,
 )
 
 
@@ -53,23 +51,9 @@ async def test_continue_as_new_keeps_counts_exact(
     new_business: Callable[[], Awaitable[int]],
 ) -> None:
     business_id = await new_business()
-    raw = [*israeli_numbers(1200, start=110_000), "nope"]
-    normalized = normalize_recipients(raw, "IL")
-    recipients = [RecipientInput(p) for p in normalized.valid] + [
-        RecipientInput(r, invalid_reason=why) for r, why in normalized.invalid
-    ]
-    async with engine.begin() as conn:
-        task = await task_repo.create_task(
-            conn, business_id=business_id, task_type="broadcast", total_items=len(recipients)
-        )
-        await broadcast_repo.create_broadcast(
-            conn,
-            business_id=business_id,
-            task_id=task.id,
-            name="can",
-            message=MessageSpec("hi", None, None, None),
-            recipient_list=recipients,
-        )
+    task_id = await create_broadcast_task(
+        engine, business_id, [*israeli_numbers(1200, start=110_000), "nope"]
+    )
     queue = f"can-{uuid.uuid4().hex[:8]}"
     settings = settings_for_tests(
         stack.settings.database_url or "",
@@ -79,25 +63,17 @@ async def test_continue_as_new_keeps_counts_exact(
         page_window=2,
     )
     async with running_worker(eager_env.client, settings, engine, queue):
-        handle = await start_task_workflow(
-            eager_env.client,
-            workflow_name="broadcast",
-            task_queue=queue,
-            task_id=task.id,
-            business_id=business_id,
-            task_type="broadcast",
-            summary="continue-as-new test",
-        )
+        handle = await start_direct(eager_env.client, queue, business_id, task_id)
         outcome = await handle.result()
-    assert outcome["status"] == "completed"  # type: ignore[index]
+    assert outcome["status"] == "completed"
     runs = [r async for r in eager_env.client.list_workflows(f'WorkflowId="{handle.id}"')]
     assert len(runs) >= 3, "the server's suggestion made the workflow continue as new"
     async with engine.connect() as conn:
-        final = await task_repo.get_task(conn, task.id)
+        final = await task_repo.get_task(conn, task_id)
     assert final is not None
     assert (final.status, final.success_count, final.failed_count) == ("completed", 1200, 1)
     assert final.cancelled_count == 0
-    assert await ledger_counts(engine, task.id) == {"succeeded": 1200, "failed": 1}
+    assert await ledger_counts(engine, task_id) == {"succeeded": 1200, "failed": 1}
     report = await sender_report(stack, business_id)
     assert report["accepted"] == 1200
     assert report["max_per_recipient"] == 1

@@ -1,0 +1,171 @@
+"""Fault injection: workers as real processes (killed, stopped, multiplied), a Temporal server
+that restarts on its own database file, a Postgres that goes away, a misbehaving provider.
+
+The suite writes a markdown table of what it tried and what it saw to
+`.artifacts/fault-report.md` (a committed copy lives in docs/fault-report.md).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import signal
+import subprocess
+import sys
+import uuid
+from collections.abc import AsyncIterator, Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pytest
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from tests.conftest import ARTIFACTS, Stack, get_task_row
+
+
+@dataclass
+class FaultRow:
+    scenario: str
+    faults: str
+    trials: int
+    items: int
+    duplicates: int
+    lost: int
+    restarts: int
+    outcome: str
+
+
+@dataclass
+class FaultReport:
+    rows: list[FaultRow] = field(default_factory=list)
+
+    def add(self, row: FaultRow) -> None:
+        self.rows.append(row)
+
+    def markdown(self) -> str:
+        lines = [
+            "# Fault-injection report",
+            "",
+            "Written by `tests/faults` on every run of `make test`.",
+            "",
+            "| scenario | faults injected | trials | items | duplicates | lost | restarts"
+            " survived | outcome |",
+            "| --- | --- | --- | --- | --- | --- | --- | --- |",
+        ]
+        lines += [
+            f"| {r.scenario} | {r.faults} | {r.trials} | {r.items:,} | {r.duplicates} |"
+            f" {r.lost} | {r.restarts} | {r.outcome} |"
+            for r in self.rows
+        ]
+        return "\n".join(lines) + "\n"
+
+
+@pytest.fixture(scope="session")
+def fault_report() -> Iterator[FaultReport]:
+    report = FaultReport()
+    yield report
+    if report.rows:
+        ARTIFACTS.mkdir(exist_ok=True)
+        (ARTIFACTS / "fault-report.md").write_text(report.markdown())
+
+
+class WorkerProcess:
+    """`longtasks worker` as its own OS process, as in production."""
+
+    def __init__(self, env: dict[str, str], log_path: Path) -> None:
+        self._env = env
+        self._log_path = log_path
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> None:
+        with self._log_path.open("ab") as log:  # the child keeps its own copy of the fd
+            self.proc = subprocess.Popen(
+                [sys.executable, "-m", "cli", "worker"],
+                env=self._env,
+                stdout=log,
+                stderr=log,
+            )
+
+    def kill(self) -> None:
+        assert self.proc is not None
+        self.proc.send_signal(signal.SIGKILL)
+        self.proc.wait()
+
+    def terminate(self, timeout_s: float = 60) -> int:
+        assert self.proc is not None
+        self.proc.send_signal(signal.SIGTERM)
+        return self.proc.wait(timeout=timeout_s)
+
+    def stop(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait()
+
+
+WorkerFactory = Callable[..., WorkerProcess]
+
+
+@pytest.fixture
+def worker_env(stack: Stack) -> dict[str, str]:
+    target = stack.client.service_client.config.target_host
+    return {
+        **os.environ,
+        "ENVIRONMENT": "test",
+        "DATABASE_URL": stack.settings.database_url or "",
+        "TEMPORAL_ADDRESS": target,
+        "TEMPORAL_TASK_QUEUE": f"faults-{uuid.uuid4().hex[:8]}",
+        "WHATSAPP_API_BASE": stack.sandbox_url,
+        "BROADCAST_PAGE_SIZE": "100",
+        "PAGE_WINDOW": "4",
+        "PAGES_PER_RUN": "10",
+        "HEARTBEAT_TIMEOUT_S": "2",
+        "SEND_CONCURRENCY": "32",
+        "CANCEL_POLL_INTERVAL_S": "0.1",
+    }
+
+
+@pytest.fixture
+async def workers(worker_env: dict[str, str], tmp_path: Path) -> AsyncIterator[WorkerFactory]:
+    started: list[WorkerProcess] = []
+
+    def make(**overrides: str) -> WorkerProcess:
+        worker = WorkerProcess({**worker_env, **overrides}, tmp_path / f"worker-{len(started)}.log")
+        worker.start()
+        started.append(worker)
+        return worker
+
+    yield make
+    for worker in started:
+        worker.stop()
+
+
+async def wait_for_processed(
+    engine: AsyncEngine, task_id: int, at_least: int, timeout_s: float = 60
+) -> int:
+    deadline = asyncio.get_running_loop().time() + timeout_s
+    while True:
+        task = await get_task_row(engine, task_id)
+        if task.processed_items >= at_least or task.is_terminal:
+            return task.processed_items
+        if asyncio.get_running_loop().time() > deadline:
+            raise AssertionError(f"task {task_id} stuck at {task.processed_items} < {at_least}")
+        await asyncio.sleep(0.02)
+
+
+async def wait_terminal(engine: AsyncEngine, task_id: int, timeout_s: float = 180) -> Any:
+    deadline = asyncio.get_running_loop().time() + timeout_s
+    while True:
+        task = await get_task_row(engine, task_id)
+        if task.is_terminal:
+            return task
+        if asyncio.get_running_loop().time() > deadline:
+            raise AssertionError(f"task {task_id} not terminal after {timeout_s}s: {task}")
+        await asyncio.sleep(0.1)
+
+
+@contextlib.contextmanager
+def suppress_all() -> Iterator[None]:
+    with contextlib.suppress(Exception):
+        yield
