@@ -18,6 +18,7 @@ from temporalio.client import Client
 from temporalio.worker import Worker
 
 from activities.broadcast import BroadcastActivities, BroadcastTuning
+from activities.pacing import SenderPacer
 from activities.pages import PageTuning
 from activities.tasks import TaskActivities
 from db.embedded import resolve_database_url
@@ -55,7 +56,12 @@ def build_worker(
     broadcast = BroadcastActivities(
         deps.engine,
         deps.whatsapp,
-        BroadcastTuning(pages=page_tuning(settings), send_concurrency=settings.send_concurrency),
+        BroadcastTuning(
+            pages=page_tuning(settings),
+            send_concurrency=settings.send_concurrency,
+            default_messages_per_s=settings.whatsapp_default_messages_per_s,
+        ),
+        SenderPacer(deps.engine),
     )
     return Worker(
         client,

@@ -10,6 +10,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
+from activities.pacing import SenderPacer
 from activities.pages import ItemNotConfirmed, PageItem, PageRun, PageTuning, StopTask
 from contracts.tasks import PageRequest, PageResult, TaskPlan
 from db.models import ItemStatus
@@ -31,6 +32,8 @@ from providers.whatsapp import (
 class BroadcastTuning:
     pages: PageTuning
     send_concurrency: int = 64
+    # Sender throughput when the business sets none (0: unpaced).
+    default_messages_per_s: float = 0.0
     # In-activity retries of one item before the page is handed back to Temporal's retry.
     item_attempts: int = 5
     item_backoff_s: float = 0.2
@@ -55,11 +58,16 @@ def to_message(spec: MessageSpec) -> Message:
 
 class BroadcastActivities:
     def __init__(
-        self, engine: AsyncEngine, sender: WhatsAppSender, tuning: BroadcastTuning
+        self,
+        engine: AsyncEngine,
+        sender: WhatsAppSender,
+        tuning: BroadcastTuning,
+        pacer: SenderPacer,
     ) -> None:
         self._engine = engine
         self._sender = sender
         self._tuning = tuning
+        self._pacer = pacer
         # One bound for the whole worker: pages of many tasks share the provider connections.
         self._concurrency = asyncio.Semaphore(tuning.send_concurrency)
 
@@ -95,6 +103,9 @@ class BroadcastActivities:
         message = to_message(broadcast.message)
         sender_id = broadcast.sender_id or ""
         tuning = self._tuning
+        messages_per_s = broadcast.messages_per_s
+        if messages_per_s is None:
+            messages_per_s = tuning.default_messages_per_s
 
         async def send_one(item: PageItem[RecipientRow], claim: Claim) -> Outcome:
             recipient = item.payload
@@ -106,6 +117,7 @@ class BroadcastActivities:
             delay = tuning.item_backoff_s
             last: WhatsAppRetryable | None = None
             for _ in range(tuning.item_attempts):
+                await self._pacer.wait_turn(sender_id, messages_per_s)
                 try:
                     sent = await self._sender.send(
                         sender_id=sender_id,

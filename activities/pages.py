@@ -30,6 +30,7 @@ from contracts.tasks import PageResult, TaskPlan
 from db.repositories import ledger
 from db.repositories import tasks as task_repo
 from db.repositories.ledger import Claim, ClaimRequest, Outcome
+from observability import metrics
 
 ItemT = TypeVar("ItemT")
 
@@ -224,6 +225,13 @@ class PageRun(Generic[ItemT]):
             self._result.succeeded += counts.succeeded
             self._result.failed += counts.failed
             self._result.skipped += counts.skipped
+            # After the commit, and only what moved from claimed: a retry never counts twice.
+            metrics.count_items(
+                metrics.task_type_of_activity(),
+                succeeded=counts.succeeded,
+                failed=counts.failed,
+                skipped=counts.skipped,
+            )
         with contextlib.suppress(RuntimeError):  # outside an activity (unit use)
             activity.heartbeat({"settled": self._result.succeeded + self._result.failed})
 

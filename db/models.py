@@ -10,11 +10,14 @@ from sqlalchemy import (
     BigInteger,
     Boolean,
     CheckConstraint,
+    Date,
     DateTime,
+    Float,
     ForeignKey,
     Index,
     Integer,
     MetaData,
+    Numeric,
     String,
     Text,
     UniqueConstraint,
@@ -86,6 +89,8 @@ class Business(Base):
     name: Mapped[str] = mapped_column(String(200))
     # The WhatsApp sender: a phone number id of the Cloud API. Sends are paced per sender.
     whatsapp_phone_number_id: Mapped[str | None] = mapped_column(String(64))
+    # WhatsApp's per-number throughput (messages/s); None means the worker's default.
+    whatsapp_messages_per_s: Mapped[float | None] = mapped_column(Float)
     created_at: Mapped[dt.datetime] = mapped_column(
         DateTime(timezone=True), server_default=func.now()
     )
@@ -157,6 +162,15 @@ class Broadcast(Base):
     )
 
 
+class SenderPacing(Base):
+    """The next free send slot of a sender, shared by all workers."""
+
+    __tablename__ = "sender_pacing"
+
+    sender_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    next_slot_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True))
+
+
 class BroadcastRecipient(Base):
     """One recipient; `seq` numbers them 1..N so pages are plain keyset ranges."""
 
@@ -197,3 +211,138 @@ class TaskItem(Base):
     updated_at: Mapped[dt.datetime] = mapped_column(
         DateTime(timezone=True), server_default=func.now()
     )
+
+
+class NotificationSettings(Base):
+    """Where a business hears that a task ended: a signed webhook and/or an email (0003_ops)."""
+
+    __tablename__ = "notification_settings"
+
+    business_id: Mapped[int] = mapped_column(
+        ForeignKey("businesses.id", ondelete="CASCADE"), primary_key=True
+    )
+    webhook_url: Mapped[str | None] = mapped_column(String(2000))
+    # Encrypted at rest with ENCRYPTION_KEY (notifications.secrets); never returned by the API.
+    webhook_secret_encrypted: Mapped[str | None] = mapped_column(Text)
+    email_to: Mapped[str | None] = mapped_column(String(320))
+    updated_at: Mapped[dt.datetime] = mapped_column(
+        DateTime(timezone=True), server_default=func.now()
+    )
+
+
+class NotificationDelivery(Base):
+    """One row per channel delivered for a finished task: a retried activity skips these."""
+
+    __tablename__ = "notification_deliveries"
+
+    task_id: Mapped[int] = mapped_column(
+        ForeignKey("long_running_tasks.id", ondelete="CASCADE"), primary_key=True
+    )
+    channel: Mapped[str] = mapped_column(String(20), primary_key=True)
+    # delivered, or rejected (a permanent refusal: retrying cannot help, so do not).
+    outcome: Mapped[str] = mapped_column(String(20))
+    detail: Mapped[str | None] = mapped_column(Text)
+    delivered_at: Mapped[dt.datetime] = mapped_column(
+        DateTime(timezone=True), server_default=func.now()
+    )
+
+
+class Receipt(Base):
+    """A receipt: synced from Gmail (`gmail_message_id` unique per business) or added by hand."""
+
+    __tablename__ = "receipts"
+    __table_args__ = (
+        CheckConstraint("source IN ('gmail', 'manual', 'upload', 'email')", name="source"),
+        CheckConstraint(
+            "source <> 'gmail' OR gmail_message_id IS NOT NULL", name="gmail_has_message_id"
+        ),
+        UniqueConstraint(
+            "business_id", "gmail_message_id", name="uq_receipts_business_gmail_message"
+        ),
+        Index("ix_receipts_business_newest", "business_id", text("id DESC")),
+        Index("ix_receipts_business_issued", "business_id", "issued_at"),
+    )
+
+    id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    business_id: Mapped[int] = mapped_column(ForeignKey("businesses.id"))
+    source: Mapped[str] = mapped_column(String(20))
+    gmail_message_id: Mapped[str | None] = mapped_column(String(64))
+    task_id: Mapped[int | None] = mapped_column(
+        ForeignKey("long_running_tasks.id", ondelete="SET NULL"), index=True
+    )
+    vendor: Mapped[str] = mapped_column(String(200))
+    # Money is Numeric, never float.
+    amount: Mapped[Any] = mapped_column(Numeric(14, 2))
+    currency: Mapped[str] = mapped_column(String(3))
+    issued_at: Mapped[dt.date] = mapped_column(Date)
+    subject: Mapped[str] = mapped_column(Text, server_default="")
+    attachments: Mapped[list[Any]] = mapped_column(JSONB, server_default=text("'[]'::jsonb"))
+    created_at: Mapped[dt.datetime] = mapped_column(
+        DateTime(timezone=True), server_default=func.now()
+    )
+
+
+class GmailConnection(Base):
+    """A business's connected mailbox; OAuth tokens are Fernet-encrypted at rest."""
+
+    __tablename__ = "gmail_connections"
+
+    business_id: Mapped[int] = mapped_column(ForeignKey("businesses.id"), primary_key=True)
+    email: Mapped[str] = mapped_column(String(320))
+    access_token_enc: Mapped[str] = mapped_column(Text)
+    refresh_token_enc: Mapped[str] = mapped_column(Text)
+    history_id: Mapped[int | None] = mapped_column(BigInteger)
+    last_synced_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
+    created_at: Mapped[dt.datetime] = mapped_column(
+        DateTime(timezone=True), server_default=func.now()
+    )
+    updated_at: Mapped[dt.datetime] = mapped_column(
+        DateTime(timezone=True), server_default=func.now()
+    )
+
+
+class ReceiptSyncRun(Base):
+    """What one `receipt_sync` task was asked for and what its begin activity decided."""
+
+    __tablename__ = "receipt_sync_runs"
+
+    task_id: Mapped[int] = mapped_column(
+        ForeignKey("long_running_tasks.id", ondelete="CASCADE"), primary_key=True
+    )
+    business_id: Mapped[int] = mapped_column(ForeignKey("businesses.id"))
+    query: Mapped[str | None] = mapped_column(Text)
+    since: Mapped[dt.date | None] = mapped_column(Date)
+    mode: Mapped[str | None] = mapped_column(String(20))
+    start_history_id: Mapped[int | None] = mapped_column(BigInteger)
+    new_history_id: Mapped[int | None] = mapped_column(BigInteger)
+    schedule_key: Mapped[str | None] = mapped_column(String(200), unique=True)
+    created_at: Mapped[dt.datetime] = mapped_column(
+        DateTime(timezone=True), server_default=func.now()
+    )
+
+
+class GmailSyncMessage(Base):
+    """Staging for a sync: the listed message ids numbered 1..N, so the total is exact."""
+
+    __tablename__ = "gmail_sync_messages"
+    __table_args__ = (
+        UniqueConstraint("task_id", "message_id", name="uq_gmail_sync_messages_message"),
+    )
+
+    task_id: Mapped[int] = mapped_column(
+        ForeignKey("long_running_tasks.id", ondelete="CASCADE"), primary_key=True
+    )
+    seq: Mapped[int] = mapped_column(Integer, primary_key=True)
+    message_id: Mapped[str] = mapped_column(String(64))
+
+
+class TaskReceiptSelection(Base):
+    """Staging for a bulk delete: the selected ids numbered 1..N (raw: maybe not ours)."""
+
+    __tablename__ = "task_receipt_selection"
+
+    task_id: Mapped[int] = mapped_column(
+        ForeignKey("long_running_tasks.id", ondelete="CASCADE"), primary_key=True
+    )
+    seq: Mapped[int] = mapped_column(Integer, primary_key=True)
+    receipt_id: Mapped[int] = mapped_column(BigInteger)

@@ -2,13 +2,15 @@ from __future__ import annotations
 
 import enum
 from pathlib import Path
+from typing import Literal
 
 from pydantic import Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 # Values shipped for development only; outside `ENVIRONMENT=development` the service refuses them.
 PLACEHOLDER_JWT_SECRET = "dev-only-jwt-secret-change-me-0123456789abcdef"  # noqa: S105
-PLACEHOLDER_ENCRYPTION_KEY = "ZGV2LW9ubHktZW5jcnlwdGlvbi1rZXktY2hhbmdlLW1lIQ=="
+# A valid Fernet key (url-safe base64 of 32 bytes), so dev mode can encrypt OAuth tokens.
+PLACEHOLDER_ENCRYPTION_KEY = "ZGV2LW9ubHktZW5jcnlwdGlvbi1rZXktY2hhbmdlISE="
 
 
 class Environment(enum.StrEnum):
@@ -57,6 +59,8 @@ class Settings(BaseSettings):
     whatsapp_api_version: str = "v21.0"
     whatsapp_access_token: str = "sandbox-token"  # noqa: S105
     whatsapp_request_timeout_s: float = 10.0
+    # Messages/s per sender number when the business sets none; 0 sends as fast as allowed.
+    whatsapp_default_messages_per_s: float = 0.0
 
     # Worker tuning: a page is one activity; `window` pages run at once per task.
     broadcast_page_size: int = 500
@@ -69,12 +73,61 @@ class Settings(BaseSettings):
     # suggested it yet (keeps each run's history small and bounded).
     pages_per_run: int = 400
 
+    # Gmail API (the sandbox by default; https://gmail.googleapis.com for the real service)
+    gmail_api_base: str = "http://127.0.0.1:8090"
+    # The OAuth token endpoint; unset: `{gmail_api_base}/oauth2/token` (the sandbox's).
+    # Real service: https://oauth2.googleapis.com/token
+    gmail_token_url: str | None = None
+    gmail_client_id: str = "sandbox-client"
+    gmail_client_secret: str = "sandbox-secret"  # noqa: S105
+    gmail_request_timeout_s: float = 30.0
+    # Gmail's per-user quota is 250 units/s; each worker paces every mailbox below it.
+    gmail_quota_units_per_s: float = 200.0
+    gmail_fetch_concurrency: int = 16
+    # Ids per users.messages.list / history.list page (Gmail allows up to 500).
+    gmail_list_page_size: int = 500
+    # Messages fetched and parsed per page activity.
+    gmail_fetch_page_size: int = 100
+    # The per-business Temporal Schedule's interval between incremental syncs.
+    gmail_sync_interval_s: int = 3600
+    receipt_delete_page_size: int = 1000
+    max_receipt_ids_per_delete: int = 100_000
+
     # Sandbox providers (`longtasks sandbox`)
     sandbox_host: str = "127.0.0.1"
     sandbox_port: int = 8090
     sandbox_whatsapp_latency_ms: float = 0.0
     sandbox_whatsapp_failure_rate: float = 0.0
     sandbox_whatsapp_rate_limit: float = 0.0  # messages/s per phone number id; 0 = unlimited
+
+    # Ops: cleanup schedule, notifications, metrics, logs, tracing (README "Operations")
+    cleanup_retention_days: int = 30
+    cleanup_batch_size: int = 1000
+    cleanup_cron: str = "17 3 * * *"  # daily, UTC
+    smtp_host: str = "127.0.0.1"
+    smtp_port: int = 25
+    smtp_from: str = "longtasks@localhost"
+    smtp_starttls: bool = False
+    smtp_username: str | None = None
+    smtp_password: str | None = None
+    webhook_timeout_s: float = 10.0
+    worker_metrics_host: str = "127.0.0.1"
+    worker_metrics_port: int = 9464  # Temporal SDK + longtasks_ metrics; 0 = off
+    metrics_token: str | None = None  # when set, the API's /metrics wants this bearer token
+    log_format: Literal["json", "text"] | None = None  # default: json unless development
+    log_level: str = "INFO"
+    otel_exporter_otlp_endpoint: str | None = None  # tracing is on when set
+    otel_service_name: str = "longtasks"
+
+    @property
+    def effective_log_format(self) -> str:
+        if self.log_format is not None:
+            return self.log_format
+        return "text" if self.environment is Environment.development else "json"
+
+    @property
+    def gmail_token_endpoint(self) -> str:
+        return self.gmail_token_url or f"{self.gmail_api_base.rstrip('/')}/oauth2/token"
 
     @model_validator(mode="after")
     def _refuse_placeholders_outside_development(self) -> Settings:

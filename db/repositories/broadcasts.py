@@ -35,6 +35,7 @@ class BroadcastForSend:
     broadcast_id: int
     business_id: int
     sender_id: str | None
+    messages_per_s: float | None
     message: MessageSpec
 
 
@@ -95,6 +96,7 @@ async def get_for_task(conn: AsyncConnection, task_id: int) -> BroadcastForSend 
             broadcasts.c.id,
             broadcasts.c.business_id,
             businesses.c.whatsapp_phone_number_id,
+            businesses.c.whatsapp_messages_per_s,
             broadcasts.c.message_text,
             broadcasts.c.template_name,
             broadcasts.c.template_language,
@@ -110,8 +112,9 @@ async def get_for_task(conn: AsyncConnection, task_id: int) -> BroadcastForSend 
         broadcast_id=row[0],
         business_id=row[1],
         sender_id=row[2],
+        messages_per_s=row[3],
         message=MessageSpec(
-            text=row[3], template_name=row[4], template_language=row[5], template_params=row[6]
+            text=row[4], template_name=row[5], template_language=row[6], template_params=row[7]
         ),
     )
 

@@ -24,6 +24,8 @@ def upgrade() -> None:
         sa.Column("id", sa.BigInteger(), primary_key=True),
         sa.Column("name", sa.String(200), nullable=False),
         sa.Column("whatsapp_phone_number_id", sa.String(64)),
+        # WhatsApp's per-number throughput; sends are paced to it across all workers.
+        sa.Column("whatsapp_messages_per_s", sa.Float()),
         sa.Column("created_at", sa.DateTime(timezone=True), server_default=_now, nullable=False),
     )
     op.create_table(
@@ -133,11 +135,17 @@ def upgrade() -> None:
             "status IN ('sending', 'succeeded', 'failed', 'skipped', 'cancelled')", name="status"
         ),
     )
+    op.create_table(
+        "sender_pacing",
+        sa.Column("sender_id", sa.String(64), primary_key=True),
+        sa.Column("next_slot_at", sa.DateTime(timezone=True), nullable=False),
+    )
     op.create_index("ix_task_items_task_status_seq", "task_items", ["task_id", "status", "seq"])
     op.create_index("ix_task_items_task_seq", "task_items", ["task_id", "seq"])
 
 
 def downgrade() -> None:
+    op.drop_table("sender_pacing")
     op.drop_table("task_items")
     op.drop_table("broadcast_recipients")
     op.drop_table("broadcasts")

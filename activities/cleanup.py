@@ -1,0 +1,27 @@
+"""`cleanup.delete_batch`: one batch of the daily cleanup of old terminal tasks."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+from sqlalchemy.ext.asyncio import AsyncEngine
+from temporalio import activity
+
+from contracts.ops import CleanupBatch, CleanupBatchResult
+from db.repositories import ops as ops_repo
+from observability import metrics
+
+
+class CleanupActivities:
+    def __init__(self, engine: AsyncEngine) -> None:
+        self._engine = engine
+
+    @activity.defn(name="cleanup.delete_batch")
+    async def delete_batch(self, request: CleanupBatch) -> CleanupBatchResult:
+        """Delete up to `batch_size` tasks (and their ledgers) in one short transaction."""
+        cutoff = dt.datetime.fromtimestamp(request.cutoff_epoch, dt.UTC)
+        async with self._engine.begin() as conn:
+            deleted = await ops_repo.delete_terminal_before(conn, cutoff, request.batch_size)
+        metrics.count_cleanup(deleted)
+        activity.logger.info("cleanup deleted %d tasks that ended before %s", deleted, cutoff)
+        return CleanupBatchResult(deleted=deleted)

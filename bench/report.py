@@ -1,0 +1,118 @@
+"""The benchmark results as a markdown table, each goal beside its figure."""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+def _goal(ok: bool) -> str:
+    return "met" if ok else "**missed**"
+
+
+def markdown(r: dict[str, Any]) -> str:
+    rows: list[tuple[str, str, str, str]] = []
+    b = r.get("broadcast")
+    if b:
+        rows.append(
+            (
+                "broadcast throughput",
+                f"{b['longtasks_items_per_s']:,} items/s vs bare {b['bare_items_per_s']:,}"
+                f" ({b['ratio_to_bare']:.2f}x) and seed {b['seed_items_per_s']:,}"
+                f" ({b['ratio_to_seed']:.0f}x); {b['recipients']:,} recipients,"
+                f" {b['provider_latency_ms']:.0f} ms latency, concurrency {b['concurrency']}",
+                ">= 0.8x bare, >= 20x seed",
+                _goal(b["ratio_to_bare"] >= 0.8 and b["ratio_to_seed"] >= 20),
+            )
+        )
+    c = r.get("cancel")
+    if c:
+        rows.append(
+            (
+                "cancel -> last provider send",
+                f"p50 {c['p50_s']} s, p95 {c['p95_s']} s ({c['runs']} runs)",
+                "p95 < 1 s",
+                _goal(c["p95_s"] < 1),
+            )
+        )
+    p = r.get("progress_lag")
+    if p:
+        rows.append(
+            (
+                "progress lag (provider -> REST)",
+                f"p95 {p['p95_s']} s, max {p['max_s']} s",
+                "p95 < 1 s",
+                _goal(p["p95_s"] < 1),
+            )
+        )
+    rl = r.get("rate_limit")
+    if rl:
+        rows.append(
+            (
+                "rate limit",
+                f"{rl['achieved_per_s']}/s of {rl['limit_per_s']}/s"
+                f" ({rl['ratio']:.0%}), {rl['provider_429']} 429s, {rl['workers']} workers",
+                ">= 95%, zero 429",
+                _goal(rl["ratio"] >= 0.95 and rl["provider_429"] == 0),
+            )
+        )
+    s = r.get("scale")
+    if s:
+        rates = [row["items_per_s"] for row in s]
+        rss = [row["worker_peak_rss_mb"] for row in s]
+        hist = max(row["max_run_history_events"] for row in s)
+        flat = max(rates) / min(rates)
+        grow = rss[-1] / rss[0]
+        rows.append(
+            (
+                "scale " + " / ".join(f"{row['recipients']:,}" for row in s),
+                "items/s "
+                + " / ".join(f"{x:,.0f}" for x in rates)
+                + "; worker RSS MB "
+                + " / ".join(f"{x:.0f}" for x in rss)
+                + f"; max history {hist} events",
+                "flat within 1.3x, RSS < 1.2x, history <= 10,240",
+                _goal(flat <= 1.3 and grow < 1.2 and hist <= 10_240),
+            )
+        )
+    a = r.get("api")
+    if a:
+        rows.append(
+            (
+                "API under load",
+                f"{a['rps']} rps, p99 {a['p99_ms']} ms during a broadcast"
+                f" (idle: {a['idle_rps']} rps, p99 {a['idle_p99_ms']} ms), {a['errors']}"
+                " errors",
+                "keeps answering",
+                _goal(a["errors"] == 0),
+            )
+        )
+    d = r.get("receipt_delete")
+    if d:
+        rows.append(
+            (
+                "receipt delete",
+                f"{d['items_per_s']:,} items/s vs one DELETE {d['single_statement_items_per_s']:,}",
+                ">= 0.5x one DELETE",
+                _goal(d["items_per_s"] >= 0.5 * d["single_statement_items_per_s"]),
+            )
+        )
+    y = r.get("receipt_sync")
+    if y:
+        rows.append(
+            (
+                "receipt sync",
+                f"{y['items_per_s']:,} items/s vs quota-limited {y['sandbox_limit_per_s']:,}",
+                ">= 0.8x",
+                _goal(y["items_per_s"] >= 0.8 * y["sandbox_limit_per_s"]),
+            )
+        )
+    lines = [
+        f"# Benchmark results ({'quick' if r.get('quick') else 'full'} run)",
+        "",
+        f"Commit `{r.get('commit')}`, measured {r.get('measured_at')} on {r.get('machine')}.",
+        "",
+        "| scenario | measured | goal | |",
+        "| --- | --- | --- | --- |",
+    ]
+    lines += [f"| {a} | {b} | {c} | {d} |" for a, b, c, d in rows]
+    return "\n".join(lines) + "\n"
