@@ -11,7 +11,7 @@ import time
 from pathlib import Path
 
 from settings import Settings
-from temporal_client.search_attributes import dev_server_flags
+from temporal_client.search_attributes import DEV_SERVER_MATCHING_FLAGS, dev_server_flags
 
 
 def temporal_binary() -> str:
@@ -45,6 +45,7 @@ def temporal_dev_command(settings: Settings, extra: list[str] | None = None) -> 
         "--log-level",
         "warn",
         *dev_server_flags(),
+        *DEV_SERVER_MATCHING_FLAGS,
         *(extra or []),
     ]
 

@@ -17,6 +17,15 @@ TASK_STATUS = SearchAttributeKey.for_keyword("TaskStatus")
 ALL_KEYS = (BUSINESS_ID, TASK_ID, TASK_TYPE, TASK_STATUS)
 
 
+# The dev server's task-queue matcher with priority and fairness keys (off by default there).
+DEV_SERVER_MATCHING_FLAGS = [
+    "--dynamic-config-value",
+    "matching.useNewMatcher=true",
+    "--dynamic-config-value",
+    "matching.enableFairness=true",
+]
+
+
 def dev_server_flags() -> list[str]:
     """`--search-attribute Name=Type` flags for `temporal server start-dev`."""
     kinds = [
