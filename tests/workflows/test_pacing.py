@@ -35,18 +35,21 @@ async def test_two_workers_together_keep_the_sender_under_its_rate(
     total = 240
     # A second worker (its own connection, as another process would have) on the same queue.
     second = await Client.connect(stack.client.service_client.config.target_host)
-    async with running_worker(second, stack.settings, stack.engine, stack.task_queue):
-        async with stack.http(business_id, "operator") as http:
-            started = await start_broadcast(http, israeli_numbers(total, start=120_000))
-            task = await wait_for_status(http, started["task"]["id"], {"completed", "failed"})
+    async with (
+        running_worker(second, stack.settings, stack.engine, stack.task_queue),
+        stack.http(business_id, "operator") as http,
+    ):
+        started = await start_broadcast(http, israeli_numbers(total, start=120_000))
+        task = await wait_for_status(http, started["task"]["id"], {"completed", "failed"})
     assert (task["status"], task["success_count"]) == ("completed", total)
     # Paced, not hammering: at most a stray 429 when a loaded machine wakes a send late
     # (the bench measures the clean case: zero 429s at >= 95% of the limit).
     assert stack.sandbox.whatsapp.stats.rate_limited - rate_limited_before <= total // 50
     async with httpx.AsyncClient(base_url=stack.sandbox_url) as http:
         times = sorted(
-            (await http.get(f"/sandbox/whatsapp/senders/pn-{business_id}",
-                            params={"times": "1"})).json()["accept_times"]
+            (
+                await http.get(f"/sandbox/whatsapp/senders/pn-{business_id}", params={"times": "1"})
+            ).json()["accept_times"]
         )
     achieved = (len(times) - 1) / (times[-1] - times[0])
     assert 0.9 * limit <= achieved <= limit, achieved
