@@ -18,25 +18,47 @@ from temporalio.client import Client
 from temporalio.worker import Worker
 
 from activities.broadcast import BroadcastActivities, BroadcastTuning
+from activities.cleanup import CleanupActivities
+from activities.notify import NotifyActivities
 from activities.pacing import SenderPacer
 from activities.pages import PageTuning
+from activities.receipt_sync import ReceiptSyncActivities, SyncTuning
+from activities.receipts import ReceiptDeleteActivities
 from activities.tasks import TaskActivities
 from db.embedded import resolve_database_url
 from db.engine import create_engine
-from providers.whatsapp import WhatsAppCloudClient, WhatsAppSender
+from db.repositories.gmail import TokenCipher
+from observability.logs import configure_logging
+from observability.metrics import ProviderMetrics, worker_runtime
+from observability.tracing import setup_tracing
+from providers.gmail import GmailApi, GmailHttpClient
+from providers.whatsapp import WhatsAppCloudClient, WhatsAppSender, error_kind
 from settings import Settings
+from temporal_client.cleanup_schedule import ensure_cleanup_schedule
 from temporal_client.client import connect
 from workflows.broadcast import BroadcastWorkflow
+from workflows.cleanup import CleanupWorkflow
+from workflows.receipts import (
+    ReceiptDeleteWorkflow,
+    ReceiptSyncKickWorkflow,
+    ReceiptSyncWorkflow,
+)
+
+# SIGTERM: pages in flight get this long to finish and settle what they sent.
+GRACEFUL_SHUTDOWN_S = 30
 
 log = logging.getLogger("longtasks.worker")
 
-WORKFLOWS = [BroadcastWorkflow]
+WORKFLOWS = [BroadcastWorkflow, CleanupWorkflow]
+WORKFLOWS += [ReceiptDeleteWorkflow, ReceiptSyncWorkflow, ReceiptSyncKickWorkflow]
 
 
 @dataclass
 class WorkerDeps:
     engine: AsyncEngine
     whatsapp: WhatsAppSender
+    # None: receipt syncs on this worker fail with a clear error (no Gmail client configured).
+    gmail: GmailApi | None = None
 
 
 def page_tuning(settings: Settings) -> PageTuning:
@@ -50,7 +72,11 @@ def page_tuning(settings: Settings) -> PageTuning:
 
 
 def build_worker(
-    client: Client, settings: Settings, deps: WorkerDeps, *, task_queue: str | None = None
+    client: Client,
+    settings: Settings,
+    deps: WorkerDeps,
+    *,
+    task_queue: str | None = None,
 ) -> Worker:
     tasks = TaskActivities(deps.engine)
     broadcast = BroadcastActivities(
@@ -63,6 +89,25 @@ def build_worker(
         ),
         SenderPacer(deps.engine),
     )
+    notify = NotifyActivities(deps.engine, settings)
+    cleanup = CleanupActivities(deps.engine)
+    queue = task_queue or settings.temporal_task_queue
+    receipt_delete = ReceiptDeleteActivities(
+        deps.engine, page_tuning(settings), settings.receipt_delete_page_size
+    )
+    receipt_sync = ReceiptSyncActivities(
+        deps.engine,
+        deps.gmail,
+        TokenCipher(settings.encryption_key),
+        SyncTuning(
+            pages=page_tuning(settings),
+            fetch_page_size=settings.gmail_fetch_page_size,
+            list_page_size=settings.gmail_list_page_size,
+            fetch_concurrency=settings.gmail_fetch_concurrency,
+        ),
+        client=client,
+        task_queue=queue,
+    )
     return Worker(
         client,
         task_queue=task_queue or settings.temporal_task_queue,
@@ -74,16 +119,38 @@ def build_worker(
             tasks.finish,
             broadcast.begin,
             broadcast.send_page,
+            notify.notify_finished,
+            cleanup.delete_batch,
+            receipt_delete.begin,
+            receipt_delete.delete_page,
+            receipt_sync.start,
+            receipt_sync.list_page,
+            receipt_sync.begin,
+            receipt_sync.fetch_page,
+            receipt_sync.complete,
+            receipt_sync.start_scheduled,
         ],
         max_concurrent_activities=settings.max_concurrent_activities,
         # SIGTERM: let pages in flight settle what they sent before the process exits.
-        graceful_shutdown_timeout=timedelta(seconds=30),
+        graceful_shutdown_timeout=timedelta(seconds=GRACEFUL_SHUTDOWN_S),
     )
 
 
 def whatsapp_session(settings: Settings) -> aiohttp.ClientSession:
     return aiohttp.ClientSession(
         connector=aiohttp.TCPConnector(limit=settings.send_concurrency * 2, ttl_dns_cache=300)
+    )
+
+
+def gmail_client(settings: Settings, session: aiohttp.ClientSession) -> GmailHttpClient:
+    return GmailHttpClient(
+        session,
+        settings.gmail_api_base,
+        settings.gmail_token_endpoint,
+        settings.gmail_client_id,
+        settings.gmail_client_secret,
+        settings.gmail_quota_units_per_s,
+        timeout_s=settings.gmail_request_timeout_s,
     )
 
 
@@ -94,22 +161,39 @@ def whatsapp_client(settings: Settings, session: aiohttp.ClientSession) -> Whats
         api_version=settings.whatsapp_api_version,
         access_token=settings.whatsapp_access_token,
         timeout_s=settings.whatsapp_request_timeout_s,
+        metrics=ProviderMetrics("whatsapp", error_kind),
     )
 
 
 async def run_worker(settings: Settings) -> None:
+    configure_logging(settings)
+    setup_tracing(settings)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
+    await serve_worker(settings, stop)
+
+
+async def serve_worker(settings: Settings, stop: asyncio.Event) -> None:
+    """The worker process's body until `stop` is set (tests run it with their own event)."""
     async with AsyncExitStack() as stack:
         engine = create_engine(resolve_database_url(settings), pool_size=settings.db_pool_size)
         stack.push_async_callback(engine.dispose)
         session = whatsapp_session(settings)
         stack.push_async_callback(session.close)
-        client = await connect(settings)
+        # Temporal's SDK metrics and our longtasks_* on WORKER_METRICS_PORT (0 = off).
+        client = await connect(settings, runtime=worker_runtime(settings))
+        schedule_id = await ensure_cleanup_schedule(client, settings)
+        log.info("cleanup schedule %s is in place", schedule_id)
         worker = build_worker(
-            client, settings, WorkerDeps(engine=engine, whatsapp=whatsapp_client(settings, session))
+            client,
+            settings,
+            WorkerDeps(
+                engine=engine,
+                whatsapp=whatsapp_client(settings, session),
+                gmail=gmail_client(settings, session),
+            ),
         )
         log.info("worker polling task queue %s", settings.temporal_task_queue)
         async with worker:

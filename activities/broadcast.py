@@ -17,6 +17,7 @@ from db.models import ItemStatus
 from db.repositories import broadcasts as broadcast_repo
 from db.repositories.broadcasts import MessageSpec, RecipientRow
 from db.repositories.ledger import Claim, Outcome
+from db.repositories.pacing import reserve_daily_budget
 from providers.whatsapp import (
     Message,
     TemplateMessage,
@@ -38,6 +39,8 @@ class BroadcastTuning:
     item_attempts: int = 5
     item_backoff_s: float = 0.2
     item_backoff_max_s: float = 5.0
+    # WhatsApp's pair rate limit (131056) asks for seconds between messages to one user.
+    per_recipient_backoff_s: float = 2.0
 
 
 def idempotency_key(task_id: int, recipient_id: int) -> str:
@@ -102,6 +105,15 @@ class BroadcastActivities:
             )
         message = to_message(broadcast.message)
         sender_id = broadcast.sender_id or ""
+        deferred_until: float | None = None
+        if broadcast.daily_limit is not None:
+            valid = [r.phone for r in recipients if r.invalid_reason is None]
+            async with self._engine.begin() as conn:
+                budget = await reserve_daily_budget(conn, sender_id, valid, broadcast.daily_limit)
+            recipients = [
+                r for r in recipients if r.invalid_reason is not None or r.phone in budget.allowed
+            ]
+            deferred_until = budget.retry_at
         tuning = self._tuning
         messages_per_s = broadcast.messages_per_s
         if messages_per_s is None:
@@ -116,7 +128,7 @@ class BroadcastActivities:
             key = idempotency_key(request.task_id, recipient.id)
             delay = tuning.item_backoff_s
             last: WhatsAppRetryable | None = None
-            for _ in range(tuning.item_attempts):
+            for attempt in range(tuning.item_attempts):
                 await self._pacer.wait_turn(sender_id, messages_per_s)
                 try:
                     sent = await self._sender.send(
@@ -132,6 +144,10 @@ class BroadcastActivities:
                 except WhatsAppRetryable as exc:
                     last = exc
                     wait = exc.retry_after_s if exc.retry_after_s is not None else delay
+                    if exc.per_recipient:
+                        # Pair-rate or spam throttle: this recipient needs seconds of quiet;
+                        # only this item waits, the rest of the page keeps sending.
+                        wait = max(wait, tuning.per_recipient_backoff_s * 2**attempt)
                     await asyncio.sleep(wait * (0.5 + random.random()))
                     delay = min(delay * 2, tuning.item_backoff_max_s)
                     continue
@@ -143,4 +159,11 @@ class BroadcastActivities:
         page = PageRun(
             self._engine, request.task_id, items, send_one, tuning.pages, self._concurrency
         )
-        return await page.run()
+        result = await page.run()
+        if deferred_until is not None:
+            result.deferred_until = deferred_until
+            result.deferred_reason = (
+                f"WhatsApp daily messaging limit reached ({broadcast.daily_limit:,} unique"
+                " recipients per 24 hours)"
+            )
+        return result

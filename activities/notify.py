@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import datetime as dt
 
-import aiohttp
 from sqlalchemy.ext.asyncio import AsyncEngine
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
@@ -29,11 +28,8 @@ from settings import Settings
 
 
 class NotifyActivities:
-    def __init__(
-        self, engine: AsyncEngine, session: aiohttp.ClientSession, settings: Settings
-    ) -> None:
+    def __init__(self, engine: AsyncEngine, settings: Settings) -> None:
         self._engine = engine
-        self._session = session
         self._settings = settings
 
     @activity.defn(name="tasks.notify_finished")
@@ -93,7 +89,9 @@ class NotifyActivities:
         metrics.count_notification(channel, "delivered")
         result.delivered.append(channel)
 
-    async def _record(self, task_id: int, channel: str, outcome: str, detail: str | None = None) -> None:
+    async def _record(
+        self, task_id: int, channel: str, outcome: str, detail: str | None = None
+    ) -> None:
         async with self._engine.begin() as conn:
             await notification_repo.record_delivery(conn, task_id, channel, outcome, detail)
 
@@ -102,7 +100,6 @@ class NotifyActivities:
         if not config.webhook_secret_encrypted:
             raise webhook.WebhookRejected("no webhook secret configured")
         await webhook.post(
-            self._session,
             config.webhook_url,
             secret=secrets.decrypt(self._settings, config.webhook_secret_encrypted),
             payload=payload.webhook_body(task, dt.datetime.now(dt.UTC)),

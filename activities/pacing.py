@@ -32,10 +32,16 @@ class SenderPacer:
         if not messages_per_s or messages_per_s <= 0:
             return
         loop = asyncio.get_running_loop()
-        slot = await self._take_slot(sender_id, messages_per_s * self._headroom)
-        delay = slot - loop.time()
-        if delay > 0:
-            await asyncio.sleep(delay)
+        rate = messages_per_s * self._headroom
+        while True:
+            slot = await self._take_slot(sender_id, rate)
+            delay = slot - loop.time()
+            if delay > 0:
+                await asyncio.sleep(delay)
+            # Woken late (a busy event loop): sending on this old slot would bunch up with the
+            # next ones and push a one-second window over the limit. Take a fresh slot.
+            if loop.time() - slot <= 1.0 / rate:
+                return
 
     async def _take_slot(self, sender_id: str, rate: float) -> float:
         interval = 1.0 / rate

@@ -160,6 +160,8 @@ class ReceiptSyncActivities:
             yield
         except GmailAuthRevoked as exc:
             raise revoked(connection, exc) from exc
+        except GmailHistoryTooOld:
+            raise  # the caller falls back to a full sync
         except GmailError as exc:
             if exc.retryable:
                 raise  # Temporal retries the activity with backoff

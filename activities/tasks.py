@@ -8,6 +8,7 @@ from temporalio import activity
 from contracts.tasks import CancelRequest, FinishRequest, StatusReasonRequest
 from db.models import TaskStatus
 from db.repositories import tasks as task_repo
+from observability import metrics
 
 
 class TaskActivities:
@@ -35,9 +36,11 @@ class TaskActivities:
     async def finish(self, request: FinishRequest) -> None:
         """Terminal status, once; items never processed are counted as cancelled."""
         async with self._engine.begin() as conn:
-            await task_repo.finish(
+            finished = await task_repo.finish(
                 conn,
                 request.task_id,
                 TaskStatus(request.status),
                 error_message=request.error_message,
             )
+        if finished is not None:  # counted once: a retried finish changes no row
+            metrics.count_finished(finished.task_type, finished.status)

@@ -2,24 +2,32 @@
 
 from __future__ import annotations
 
+import json
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
+from typing import Any
 
 from fastapi import FastAPI, Request
+from fastapi.encoders import jsonable_encoder
+from fastapi.exceptions import RequestValidationError
 from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import HTMLResponse, JSONResponse
 from fastapi.staticfiles import StaticFiles
-from sqlalchemy.exc import DBAPIError, OperationalError
+from sqlalchemy.exc import DataError, DBAPIError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 
 from api.deps import Resources
 from api.errors import AppError, app_error_handler
+from api.metrics import ApiMetrics, RequestMetrics
 from api.middleware import BodySizeLimit, RateLimit
-from api.routers import broadcasts, events, health, tasks
+from api.routers import broadcasts, bulk, events, health, metrics, notifications, receipts, tasks
+from api.schemas import ERROR_RESPONSES
 from db.embedded import resolve_database_url
 from db.engine import create_engine
+from observability.logs import RequestLogContext
+from observability.tracing import RequestSpans
 from settings import Settings
 
 STATIC_DIR = Path(__file__).resolve().parent / "static"
@@ -33,6 +41,35 @@ async def database_unavailable(request: Request, exc: Exception) -> JSONResponse
         status_code=503,
         headers={"Retry-After": "2"},
     )
+
+
+async def invalid_value(request: Request, exc: Exception) -> JSONResponse:
+    """A value Postgres refuses (out of range, NUL in text) is the client's error, not an outage."""
+    log.warning("value refused by the database on %s: %s", request.url.path, exc)
+    return JSONResponse({"detail": "a value is out of range or not valid text"}, status_code=400)
+
+
+def _printable(part: Any) -> Any:
+    return part if isinstance(part, int) else str(part).encode("utf-8", "backslashreplace").decode()
+
+
+async def validation_failed(request: Request, exc: Exception) -> JSONResponse:
+    """FastAPI's 422 with the reasons, except that an echoed input JSON cannot carry (a lone
+    surrogate, 1e999 read as infinity, nesting too deep) is left out instead of failing (500)."""
+    assert isinstance(exc, RequestValidationError)
+    detail = []
+    for error in exc.errors():
+        try:
+            item = jsonable_encoder(error)
+            json.dumps(item, ensure_ascii=False, allow_nan=False).encode()
+        except (ValueError, RecursionError):  # UnicodeEncodeError is a ValueError
+            item = {
+                "type": error.get("type"),
+                "loc": [_printable(part) for part in error.get("loc", ())],
+                "msg": _printable(error.get("msg", "")),
+            }
+        detail.append(item)
+    return JSONResponse({"detail": detail}, status_code=422)
 
 
 def create_app(settings: Settings, resources: Resources | None = None) -> FastAPI:
@@ -57,15 +94,24 @@ def create_app(settings: Settings, resources: Resources | None = None) -> FastAP
         description="Durable, user-visible long-running tasks: WhatsApp broadcasts, receipt"
         " deletion and Gmail receipt sync, each a Temporal workflow.",
         lifespan=lifespan,
+        responses=ERROR_RESPONSES,
     )
     app.add_exception_handler(AppError, app_error_handler)
     for exc_type in (OperationalError, DBAPIError, PoolTimeout, OSError):
         app.add_exception_handler(exc_type, database_unavailable)
+    app.add_exception_handler(DataError, invalid_value)
+    app.add_exception_handler(RequestValidationError, validation_failed)
     app.include_router(health.router)
     # Before the tasks router: `/api/long_tasks/events` must not be read as a task id.
     app.include_router(events.router)
+    # Also before it: `POST /api/long_tasks/bulk_cancel` is not a task id either.
+    app.include_router(bulk.router)
     app.include_router(tasks.router)
+    app.include_router(notifications.router)
+    app.include_router(metrics.router)
+    app.state.metrics = ApiMetrics()
     app.include_router(broadcasts.router)
+    app.include_router(receipts.router)
 
     index_html = (STATIC_DIR / "index.html") if (STATIC_DIR / "index.html").exists() else None
 
@@ -93,4 +139,9 @@ def create_app(settings: Settings, resources: Resources | None = None) -> FastAP
             allow_methods=["GET", "POST", "DELETE"],
             allow_headers=["Authorization", "Content-Type"],
         )
+    # Added last, so outermost: 413s and 429s are timed, traced and logged too.
+    app.add_middleware(RequestLogContext)
+    app.add_middleware(RequestMetrics, metrics=app.state.metrics)
+    if settings.otel_exporter_otlp_endpoint:
+        app.add_middleware(RequestSpans)
     return app

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import base64
 import datetime as dt
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
@@ -16,6 +16,34 @@ TaskTypeName = Literal["broadcast", "receipt_delete", "receipt_sync"]
 TaskStatusName = Literal["scheduled", "running", "completed", "cancelled", "failed"]
 Priority = Literal["high", "normal", "low"]
 Limit = Annotated[int, Field(ge=1, le=500)]
+
+
+class ErrorOut(BaseModel):
+    """Every error answer but 422 (which lists the reasons): `{"detail": "..."}`."""
+
+    detail: str
+
+
+# Documented on every operation, so the OpenAPI spec describes what clients can really get.
+ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
+    code: {"model": ErrorOut, "description": why}
+    for code, why in (
+        (400, "a malformed value (e.g. a cursor)"),
+        (401, "a missing, expired or invalid bearer token"),
+        (403, "the token's role is too weak"),
+        (404, "not found in this business"),
+        (409, "conflicts with the resource's state"),
+        (413, "the body or the recipient list is too large"),
+        (503, "Postgres or Temporal is unavailable; retry"),
+    )
+}
+ERROR_RESPONSES[429] = {
+    "model": ErrorOut,
+    "description": "rate limit exceeded for this token",
+    "headers": {
+        "Retry-After": {"description": "seconds", "required": True, "schema": {"type": "integer"}}
+    },
+}
 
 
 class TaskOut(BaseModel):
@@ -136,8 +164,22 @@ def encode_cursor(value: str) -> str:
 
 
 def decode_cursor(cursor: str) -> str:
+    """The value `encode_cursor` wrote; anything else (loose base64, NUL bytes) is a 400."""
     try:
         padded = cursor + "=" * (-len(cursor) % 4)
-        return base64.urlsafe_b64decode(padded.encode()).decode()
+        value = base64.b64decode(padded.encode(), altchars=b"-_", validate=True).decode()
     except (ValueError, UnicodeDecodeError) as exc:
         raise AppError("invalid cursor", status_code=400) from exc
+    if not value.isprintable():  # NUL and control characters: never in a cursor we made
+        raise AppError("invalid cursor", status_code=400)
+    return value
+
+
+MAX_BIGINT = 2**63 - 1
+
+
+def cursor_int(raw: str) -> int:
+    """An id or seq in a cursor: ASCII digits within Postgres bigint ('²'.isdigit() is True)."""
+    if not (raw.isascii() and raw.isdigit()) or len(raw) > 19 or int(raw) > MAX_BIGINT:
+        raise AppError("invalid cursor", status_code=400)
+    return int(raw)

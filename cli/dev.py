@@ -15,6 +15,7 @@ import time
 from types import FrameType
 
 from api.auth import issue_token
+from cli.dev_gmail import connect_demo_mailbox, ensure_demo_schedule
 from cli.processes import child_env, self_command, temporal_dev_command, wait_for_port
 from db.embedded import start_embedded_postgres
 from db.engine import create_engine
@@ -46,6 +47,7 @@ def run_dev(settings: Settings) -> int:
     print("applying migrations", flush=True)
     upgrade(database_url)
     asyncio.run(seed(database_url))
+    asyncio.run(connect_demo_mailbox(database_url, settings))
 
     env = child_env(DATABASE_URL=database_url, DATA_DIR=str(settings.data_dir))
     children: list[tuple[str, subprocess.Popen[bytes]]] = []
@@ -73,6 +75,7 @@ def run_dev(settings: Settings) -> int:
             "sandbox", self_command("sandbox"), (settings.sandbox_host, settings.sandbox_port), 30
         )
         start("worker", self_command("worker"), None, 0)
+        print(f"  Gmail sync schedule {asyncio.run(ensure_demo_schedule(settings))}", flush=True)
         start("api", self_command("api"), (settings.api_host, settings.api_port), 60)
         admin = issue_token(
             settings.jwt_secret, business_id=1, role=Role.admin, ttl_s=settings.jwt_ttl_s

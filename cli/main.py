@@ -10,6 +10,8 @@ import sys
 from collections.abc import Sequence
 from typing import NoReturn
 
+from pydantic import ValidationError
+
 from settings import Settings
 
 
@@ -41,14 +43,32 @@ def _api(settings: Settings, args: argparse.Namespace) -> int:
     import uvicorn
 
     from api.app import create_app
+    from observability.logs import configure_logging
+    from observability.tracing import setup_tracing
 
+    configure_logging(settings)
+    setup_tracing(settings)
     uvicorn.run(
         create_app(settings),
         host=settings.api_host,
         port=settings.api_port,
         log_level="info",
+        log_config=None,  # configure_logging owns the handlers (JSON outside development)
         timeout_graceful_shutdown=5,
     )
+    return 0
+
+
+def _schedules(settings: Settings, args: argparse.Namespace) -> int:
+    from temporal_client.client import connect
+    from temporal_client.schedule_list import format_rows, list_schedules, workflow_names
+    from worker import WORKFLOWS
+
+    async def show() -> None:
+        client = await connect(settings)
+        print(format_rows(await list_schedules(client, workflow_names(WORKFLOWS))))
+
+    asyncio.run(show())
     return 0
 
 
@@ -133,6 +153,9 @@ def build_parser() -> argparse.ArgumentParser:
         fn=_sandbox
     )
     verbs.add_parser("migrate", help="apply database migrations").set_defaults(fn=_migrate)
+    verbs.add_parser(
+        "schedules", help="list the project's Temporal Schedules (cleanup, Gmail syncs)"
+    ).set_defaults(fn=_schedules)
     token = verbs.add_parser("token", help="print a bearer token")
     token.add_argument("--business-id", type=int, required=True)
     token.add_argument("--role", choices=["viewer", "operator", "admin"], required=True)
@@ -183,7 +206,12 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
-    settings = Settings()
+    try:
+        settings = Settings()
+    except ValidationError as exc:  # e.g. placeholder secrets in production: say which, exit 2
+        problems = "; ".join(str(e["msg"]).removeprefix("Value error, ") for e in exc.errors())
+        print(f"longtasks: invalid settings: {problems}", file=sys.stderr)
+        return 2
     result: int = args.fn(settings, args)
     return result
 

@@ -81,6 +81,10 @@ class PageResult:
     # Claimed items released unsent because cancel was requested mid-page.
     released: int = 0
     stopped_by_cancel: bool = False
+    # Items left unsent because a provider quota (WhatsApp's daily unique-recipient limit) is
+    # used up: epoch seconds when budget frees up; the workflow waits, then re-runs the page.
+    deferred_until: float | None = None
+    deferred_reason: str | None = None
 
 
 @dataclass

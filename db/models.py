@@ -91,6 +91,8 @@ class Business(Base):
     whatsapp_phone_number_id: Mapped[str | None] = mapped_column(String(64))
     # WhatsApp's per-number throughput (messages/s); None means the worker's default.
     whatsapp_messages_per_s: Mapped[float | None] = mapped_column(Float)
+    # WhatsApp's messaging tier: unique recipients per rolling 24 h (None: unlimited).
+    whatsapp_daily_limit: Mapped[int | None] = mapped_column(Integer)
     created_at: Mapped[dt.datetime] = mapped_column(
         DateTime(timezone=True), server_default=func.now()
     )
@@ -169,6 +171,17 @@ class SenderPacing(Base):
 
     sender_id: Mapped[str] = mapped_column(String(64), primary_key=True)
     next_slot_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True))
+
+
+class SenderContact(Base):
+    """When a sender last messaged a recipient: the rolling 24-hour window of its tier."""
+
+    __tablename__ = "sender_contacts"
+    __table_args__ = (Index("ix_sender_contacts_sender_last_sent", "sender_id", "last_sent_at"),)
+
+    sender_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    phone: Mapped[str] = mapped_column(String(64), primary_key=True)
+    last_sent_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True))
 
 
 class BroadcastRecipient(Base):

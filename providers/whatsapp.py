@@ -12,11 +12,14 @@ Errors are split the way the send path needs them:
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
 import aiohttp
+
+from observability.metrics import ProviderMetrics
 
 # Meta error codes that mean "slow down / try again", not "this item is bad".
 # 130429 throughput limit, 131056 pair rate limit, 131048 spam rate limit, 80007 account limit,
@@ -121,18 +124,25 @@ class WhatsAppCloudClient:
         api_version: str,
         access_token: str,
         timeout_s: float = 10.0,
+        metrics: ProviderMetrics | None = None,
     ) -> None:
         self._session = session
         self._base = base_url.rstrip("/")
         self._version = api_version
         self._headers = {"Authorization": f"Bearer {access_token}"}
         self._timeout = aiohttp.ClientTimeout(total=timeout_s)
+        self._metrics = metrics
 
     async def send(
         self, *, sender_id: str, to: str, message: Message, idempotency_key: str
     ) -> Sent:
         url = f"{self._base}/{self._version}/{sender_id}/messages"
         headers = {**self._headers, "Idempotency-Key": idempotency_key}
+        # Latency and errors by kind (longtasks_provider_*), when the worker hands in metrics.
+        with self._metrics.request() if self._metrics else contextlib.nullcontext():
+            return await self._post(url, to, message, headers)
+
+    async def _post(self, url: str, to: str, message: Message, headers: dict[str, str]) -> Sent:
         try:
             async with self._session.post(
                 url, json=message_payload(to, message), headers=headers, timeout=self._timeout
@@ -152,6 +162,17 @@ async def _json_or_none(response: aiohttp.ClientResponse) -> dict[str, Any] | No
     except (ValueError, aiohttp.ContentTypeError):
         return None
     return data if isinstance(data, dict) else None
+
+
+def error_kind(exc: BaseException) -> str:
+    """The `outcome` label of a failed request in the provider metrics."""
+    if isinstance(exc, WhatsAppRetryable):
+        return "network" if exc.code == "network" else "retryable"
+    if isinstance(exc, WhatsAppRejected):
+        return "rejected"
+    if isinstance(exc, WhatsAppAuthError):
+        return "auth"
+    return "error"
 
 
 def classify_error(

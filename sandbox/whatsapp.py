@@ -21,6 +21,7 @@ from typing import Any
 from aiohttp import web
 
 UNDELIVERABLE_SUFFIX = "0000"
+PAIR_RATE_SUFFIX = "77"
 
 
 @dataclass
@@ -33,6 +34,8 @@ class WhatsAppSandboxConfig:
     hang_s: float = 30.0
     idempotency: bool = True
     access_token: str | None = None  # when set, any other bearer token gets 401 (code 190)
+    # Numbers ending in 77 get WhatsApp's pair-rate error (131056) on their first N tries.
+    pair_rate_first_attempts: int = 0
 
 
 @dataclass
@@ -71,6 +74,7 @@ class WhatsAppSandbox:
         self._delivered_keys: set[str] = set()
         self._per_sender: dict[str, int] = defaultdict(int)
         self._per_recipient: dict[tuple[str, str], int] = defaultdict(int)
+        self._pair_attempts: dict[tuple[str, str], int] = defaultdict(int)
         self._windows: dict[str, deque[float]] = defaultdict(deque)
         self._last_accept_at: dict[str, float] = {}
         self._accept_times: dict[str, list[float]] = defaultdict(list)
@@ -137,6 +141,13 @@ class WhatsAppSandbox:
         if cfg.failure_rate > 0 and self._rng.random() < cfg.failure_rate:
             self.stats.failed_injected += 1
             return _error(500, 131000, "Something went wrong")
+        if cfg.pair_rate_first_attempts > 0 and to.endswith(PAIR_RATE_SUFFIX):
+            self._pair_attempts[(sender, to)] += 1
+            if self._pair_attempts[(sender, to)] <= cfg.pair_rate_first_attempts:
+                self.stats.rate_limited += 1
+                return _error(
+                    400, 131056, "(Business account, Consumer account) pair rate limit hit"
+                )
         if to.endswith(UNDELIVERABLE_SUFFIX):
             self.stats.rejected += 1
             return _error(400, 131026, "Message undeliverable: receiver is not on WhatsApp")

@@ -22,7 +22,10 @@ class Environment(enum.StrEnum):
 class Settings(BaseSettings):
     """Every knob, read from the environment (names are the field names in upper case)."""
 
-    model_config = SettingsConfigDict(env_file=None, extra="ignore", frozen=True)
+    # hide_input_in_errors: a validation error must not print the other values (secrets, URLs).
+    model_config = SettingsConfigDict(
+        env_file=None, extra="ignore", frozen=True, hide_input_in_errors=True
+    )
 
     environment: Environment = Environment.development
     data_dir: Path = Path(".data")

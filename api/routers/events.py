@@ -88,7 +88,16 @@ async def task_events(
     await load_task(resources, task_id, principal.business_id)
     settings = resources.settings
     hub = hub_of(resources)
-    last_sent = int(last_event_id) if last_event_id and last_event_id.isdigit() else 0
+    # A version is a bigint in ASCII digits: '²'.isdigit() is True but int('²') raises
+    # (headers are latin-1), and int() refuses more than 4300 digits.
+    last_sent = (
+        int(last_event_id)
+        if last_event_id
+        and len(last_event_id) <= 19
+        and last_event_id.isascii()
+        and last_event_id.isdigit()
+        else 0
+    )
 
     async def stream() -> AsyncIterator[str]:
         nonlocal last_sent

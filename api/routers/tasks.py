@@ -14,6 +14,7 @@ from pydantic import BaseModel, Field
 from api.deps import Admin, Operator, Resources, ResourcesDep, Viewer
 from api.errors import AppError, Conflict, NotFound
 from api.schemas import (
+    MAX_BIGINT,
     ItemOut,
     ItemPage,
     Limit,
@@ -22,6 +23,7 @@ from api.schemas import (
     TaskPage,
     TaskStatusName,
     TaskTypeName,
+    cursor_int,
     decode_cursor,
     encode_cursor,
 )
@@ -37,6 +39,8 @@ ItemStatusName = Literal["sending", "succeeded", "failed", "skipped", "cancelled
 
 async def load_task(resources: Resources, task_id: int, business_id: int) -> TaskRow:
     """Another business's task is 404, not 403: its existence is not revealed."""
+    if not 0 < task_id <= MAX_BIGINT:  # not an id Postgres can hold
+        raise NotFound(f"task {task_id} not found")
     async with resources.engine.connect() as conn:
         task = await task_repo.get_task(conn, task_id, business_id=business_id)
     if task is None:
@@ -56,10 +60,7 @@ async def list_tasks(
     """The business's tasks, newest first."""
     before_id = None
     if cursor is not None:
-        raw = decode_cursor(cursor)
-        if not raw.isdigit():
-            raise AppError("invalid cursor")
-        before_id = int(raw)
+        before_id = cursor_int(decode_cursor(cursor))
     async with resources.engine.connect() as conn:
         rows = await task_repo.list_tasks(
             conn,
@@ -122,9 +123,9 @@ def _item_cursor(cursor: str | None) -> tuple[int, str] | None:
     if cursor is None:
         return None
     seq, sep, key = decode_cursor(cursor).partition(":")
-    if not sep or not seq.isdigit():
+    if not sep:
         raise AppError("invalid cursor")
-    return int(seq), key
+    return cursor_int(seq), key
 
 
 @router.get("/{task_id}/items", response_model=ItemPage)

@@ -45,6 +45,8 @@ const session = {
   filters: { taskType: '', status: '' },
   nextCursor: null,
   lowestLoadedId: Infinity, // tasks below this id belong to pages not loaded yet
+  listFailed: false, // the last list load failed: nothing but tracked tasks is shown
+  listRetriedAt: 0,
   listRequest: 0, // sequence number: answers to superseded list requests are dropped
   cards: new Map(), // id -> <long-task-card> currently in the list
   tasks: new Map(), // id -> latest snapshot seen (shown or not)
@@ -145,6 +147,7 @@ function trySignIn(token) {
   session.claims = claims;
   session.persistence = createBusinessPersistence(claims.businessId);
   session.dismissed = loadDismissed();
+  renderDismissedButton(); // after a reload too: the hidden cards can be brought back
 
   showSigninError('');
   $('signin').hidden = true;
@@ -257,6 +260,7 @@ async function loadList({ reset }) {
       status: session.filters.status,
     });
     if (seq !== session.listRequest) return;
+    session.listFailed = false;
     $('task-list-error').hidden = true;
     const items = (page?.items ?? []).map(asTask).filter(Boolean);
     if (reset) {
@@ -276,6 +280,7 @@ async function loadList({ reset }) {
   } catch (err) {
     if (seq !== session.listRequest) return;
     if (err instanceof ApiError && err.status === 401) return; // signOut already ran
+    session.listFailed = true;
     const box = $('task-list-error');
     box.textContent = t('list.loadError', { reason: err instanceof ApiError ? err.readable() : String(err) });
     box.hidden = false;
@@ -288,6 +293,19 @@ async function loadList({ reset }) {
       renderEmptyState();
     }
   }
+}
+
+/**
+ * The business feed delivers again after a list load failed: load the list now. Until then
+ * lowestLoadedId stays at Infinity, so no untracked task (not even a new one) would be shown.
+ */
+function retryFailedList() {
+  if (!session.listFailed || $('task-list').getAttribute('aria-busy') === 'true') return;
+  // A list endpoint that keeps failing while the stream works is retried every few seconds,
+  // not at every event.
+  if (Date.now() - session.listRetriedAt < LIST_POLL_MS) return;
+  session.listRetriedAt = Date.now();
+  loadList({ reset: true });
 }
 
 function renderEmptyState() {
@@ -543,6 +561,7 @@ function startBusinessFeed() {
     // Fallback: re-read the first page every few seconds; new and changed tasks come with it.
     poll: async () => {
       const page = await api.listTasks({ limit: PAGE_SIZE, taskType: session.filters.taskType, status: session.filters.status });
+      retryFailedList();
       for (const item of page?.items ?? []) {
         const task = asTask(item);
         if (task) upsertTask(task);
@@ -551,6 +570,7 @@ function startBusinessFeed() {
     },
     pollMs: LIST_POLL_MS,
     onData: (data) => {
+      retryFailedList();
       const task = asTask(data);
       if (task) upsertTask(task);
     },

@@ -452,12 +452,14 @@ function setOptionalText(node, text) {
 }
 
 function failureRow(item) {
+  // Labels (phone numbers such as +972..., "+1 555") and provider messages are mostly
+  // left-to-right: isolate them with dir=auto, or a right-to-left page shows "555 1+".
   return el('tr', { 'data-item-key': item.item_key ?? '' }, [
     el('td', {}, [
-      el('span', { class: 'item-label', text: item.label || item.item_key || '' }),
+      el('span', { class: 'item-label', dir: 'auto', text: item.label || item.item_key || '' }),
       item.label && item.item_key && item.label !== item.item_key ? el('span', { class: 'item-key', text: ` (${item.item_key})` }) : '',
     ]),
-    el('td', { class: 'item-reason', text: item.error_message || '' }),
+    el('td', { class: 'item-reason' }, [el('span', { dir: 'auto', text: item.error_message || '' })]),
     el('td', { class: 'item-code', text: item.error_code || '' }),
     el('td', { class: 'item-updated', text: formatDateTime(item.updated_at) }),
   ]);

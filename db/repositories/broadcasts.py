@@ -36,6 +36,7 @@ class BroadcastForSend:
     business_id: int
     sender_id: str | None
     messages_per_s: float | None
+    daily_limit: int | None
     message: MessageSpec
 
 
@@ -97,6 +98,7 @@ async def get_for_task(conn: AsyncConnection, task_id: int) -> BroadcastForSend 
             broadcasts.c.business_id,
             businesses.c.whatsapp_phone_number_id,
             businesses.c.whatsapp_messages_per_s,
+            businesses.c.whatsapp_daily_limit,
             broadcasts.c.message_text,
             broadcasts.c.template_name,
             broadcasts.c.template_language,
@@ -113,8 +115,9 @@ async def get_for_task(conn: AsyncConnection, task_id: int) -> BroadcastForSend 
         business_id=row[1],
         sender_id=row[2],
         messages_per_s=row[3],
+        daily_limit=row[4],
         message=MessageSpec(
-            text=row[4], template_name=row[5], template_language=row[6], template_params=row[7]
+            text=row[5], template_name=row[6], template_language=row[7], template_params=row[8]
         ),
     )
 

@@ -27,7 +27,7 @@ async def delete_terminal_before(conn: AsyncConnection, cutoff: dt.datetime, lim
     ids = (
         await conn.execute(
             select(tasks.c.id)
-            .where(tasks.c.status.in_(_TERMINAL), _AGE < cutoff)
+            .where(tasks.c.status.in_(_TERMINAL), _AGE < cutoff)  # noqa: SIM300 - a column, not a constant
             .order_by(_AGE)
             .limit(limit)
             .with_for_update(skip_locked=True)

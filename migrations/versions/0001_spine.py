@@ -26,6 +26,8 @@ def upgrade() -> None:
         sa.Column("whatsapp_phone_number_id", sa.String(64)),
         # WhatsApp's per-number throughput; sends are paced to it across all workers.
         sa.Column("whatsapp_messages_per_s", sa.Float()),
+        # WhatsApp's messaging tier: unique recipients per rolling 24 h (NULL: unlimited).
+        sa.Column("whatsapp_daily_limit", sa.Integer()),
         sa.Column("created_at", sa.DateTime(timezone=True), server_default=_now, nullable=False),
     )
     op.create_table(
@@ -140,11 +142,21 @@ def upgrade() -> None:
         sa.Column("sender_id", sa.String(64), primary_key=True),
         sa.Column("next_slot_at", sa.DateTime(timezone=True), nullable=False),
     )
+    op.create_table(
+        "sender_contacts",
+        sa.Column("sender_id", sa.String(64), primary_key=True),
+        sa.Column("phone", sa.String(64), primary_key=True),
+        sa.Column("last_sent_at", sa.DateTime(timezone=True), nullable=False),
+    )
+    op.create_index(
+        "ix_sender_contacts_sender_last_sent", "sender_contacts", ["sender_id", "last_sent_at"]
+    )
     op.create_index("ix_task_items_task_status_seq", "task_items", ["task_id", "status", "seq"])
     op.create_index("ix_task_items_task_seq", "task_items", ["task_id", "seq"])
 
 
 def downgrade() -> None:
+    op.drop_table("sender_contacts")
     op.drop_table("sender_pacing")
     op.drop_table("task_items")
     op.drop_table("broadcast_recipients")

@@ -15,60 +15,16 @@ import subprocess
 import sys
 import uuid
 from collections.abc import AsyncIterator, Callable, Iterator
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import pytest
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from tests.conftest import ARTIFACTS, Stack, get_task_row
+# The report lives in tests/conftest.py so other suites (tests/security) add rows to it too.
+from tests.conftest import FaultReport, FaultRow, Stack, get_task_row
 
-
-@dataclass
-class FaultRow:
-    scenario: str
-    faults: str
-    trials: int
-    items: int
-    duplicates: int
-    lost: int
-    restarts: int
-    outcome: str
-
-
-@dataclass
-class FaultReport:
-    rows: list[FaultRow] = field(default_factory=list)
-
-    def add(self, row: FaultRow) -> None:
-        self.rows.append(row)
-
-    def markdown(self) -> str:
-        lines = [
-            "# Fault-injection report",
-            "",
-            "Written by `tests/faults` on every run of `make test`.",
-            "",
-            "| scenario | faults injected | trials | items | duplicates | lost | restarts"
-            " survived | outcome |",
-            "| --- | --- | --- | --- | --- | --- | --- | --- |",
-        ]
-        lines += [
-            f"| {r.scenario} | {r.faults} | {r.trials} | {r.items:,} | {r.duplicates} |"
-            f" {r.lost} | {r.restarts} | {r.outcome} |"
-            for r in self.rows
-        ]
-        return "\n".join(lines) + "\n"
-
-
-@pytest.fixture(scope="session")
-def fault_report() -> Iterator[FaultReport]:
-    report = FaultReport()
-    yield report
-    if report.rows:
-        ARTIFACTS.mkdir(exist_ok=True)
-        (ARTIFACTS / "fault-report.md").write_text(report.markdown())
+__all__ = ["FaultReport", "FaultRow"]
 
 
 class WorkerProcess:
@@ -123,6 +79,8 @@ def worker_env(stack: Stack) -> dict[str, str]:
         "HEARTBEAT_TIMEOUT_S": "2",
         "SEND_CONCURRENCY": "32",
         "CANCEL_POLL_INTERVAL_S": "0.1",
+        # Several workers share this machine: no fixed metrics port to fight over.
+        "WORKER_METRICS_PORT": "0",
     }
 
 

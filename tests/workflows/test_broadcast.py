@@ -126,3 +126,29 @@ async def test_template_message_and_csv_export(
     assert len(lines) == 1 + 6
     failed_lines = csv_failed.text.strip().splitlines()
     assert len(failed_lines) == 2 and "invalid_phone" in failed_lines[1]
+
+
+async def test_pair_rate_throttle_backs_off_that_recipient_only(
+    stack: Stack, new_business: Callable[[], Awaitable[int]]
+) -> None:
+    business_id = await new_business()
+    await configure_sender(stack, business_id, pair_rate_first_attempts=1)
+    numbers = israeli_numbers(200, start=200_000)
+    throttled = {n for n in numbers if n.endswith("77")}
+    assert throttled
+    async with stack.http(business_id, "operator") as http:
+        started = await start_broadcast(http, numbers)
+        task = await wait_for_status(http, started["task"]["id"], {"completed", "failed"})
+        items = (
+            await http.get(f"/api/long_tasks/{task['id']}/items", params={"limit": 500})
+        ).json()["items"]
+    assert (task["status"], task["success_count"]) == ("completed", 200)
+    report = await sender_report(stack, business_id)
+    assert report["accepted"] == 200
+    assert report["max_per_recipient"] == 1
+    # Only the throttled recipients were retried; the others went through on the first try.
+    by_label = {i["label"]: i for i in items}
+    assert all(i["attempts"] == 1 for i in items)
+    assert {label for label in by_label if label[-2:] == "77"} == {
+        "+972" + n.replace("-", "")[1:] for n in throttled
+    }

@@ -29,6 +29,10 @@ def test_histories_are_stored() -> None:
     assert "broadcast-cancelled-rest-run0.json" in names
     assert "broadcast-cancelled-temporal-run0.json" in names
     assert sum(n.startswith("broadcast-continued-as-new") for n in names) >= 2
+    for receipts in ("sync-full", "sync-incremental", "sync-cancelled"):
+        assert f"receipt_{receipts}-run0.json" in names
+    for receipts in ("delete-by-ids", "delete-cancelled"):
+        assert f"receipt_{receipts}-run0.json" in names
 
 
 @pytest.mark.parametrize("path", HISTORIES, ids=[p.stem for p in HISTORIES])

@@ -1,0 +1,133 @@
+"""`/api/notifications`: where a business hears that one of its tasks ended.
+
+When a task ends (completed, cancelled, failed) the worker POSTs a signed JSON snapshot of it to
+`webhook_url` and/or mails `email_to`; see README "Notifications". The webhook secret is stored
+encrypted and never returned: GET says only whether one is set.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import ipaddress
+import re
+from urllib.parse import urlsplit
+
+from fastapi import APIRouter, Response
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from api.deps import Admin, ResourcesDep, Viewer
+from api.errors import AppError
+from db.repositories import businesses
+from db.repositories import notifications as notification_repo
+from db.repositories.notifications import NotificationConfig
+from notifications import secrets
+from settings import Environment
+
+router = APIRouter(prefix="/api/notifications", tags=["notifications"])
+
+_EMAIL = re.compile(r"^[^@\s<>,;\"]+@[^@\s<>,;\"]+\.[^@\s<>,;\"]+$")
+
+
+class NotificationsIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    webhook_url: str | None = Field(default=None, max_length=2000)
+    webhook_secret: str | None = Field(default=None, min_length=16, max_length=200)
+    email_to: str | None = Field(default=None, max_length=320)
+
+    @field_validator("webhook_url")
+    @classmethod
+    def _http_url(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        parts = urlsplit(value)
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            raise ValueError("webhook_url must be an http(s) URL")
+        if parts.username or parts.password:
+            raise ValueError("webhook_url must not carry credentials; use webhook_secret")
+        return value
+
+    @field_validator("email_to")
+    @classmethod
+    def _email(cls, value: str | None) -> str | None:
+        if value is not None and not _EMAIL.match(value):
+            raise ValueError("email_to must be one email address")
+        return value
+
+    @model_validator(mode="after")
+    def _secret_with_url(self) -> NotificationsIn:
+        if self.webhook_url is not None and self.webhook_secret is None:
+            raise ValueError("webhook_secret (16+ characters) is required with webhook_url")
+        return self
+
+
+class NotificationsOut(BaseModel):
+    webhook_url: str | None
+    webhook_secret_set: bool
+    email_to: str | None
+    updated_at: dt.datetime | None
+
+    @classmethod
+    def of(cls, config: NotificationConfig | None) -> NotificationsOut:
+        if config is None:
+            return cls(webhook_url=None, webhook_secret_set=False, email_to=None, updated_at=None)
+        return cls(
+            webhook_url=config.webhook_url,
+            webhook_secret_set=bool(config.webhook_secret_encrypted),
+            email_to=config.email_to,
+            updated_at=config.updated_at,
+        )
+
+
+@router.get("", response_model=NotificationsOut)
+async def get_notifications(resources: ResourcesDep, principal: Viewer) -> NotificationsOut:
+    async with resources.engine.connect() as conn:
+        config = await notification_repo.get_config(conn, principal.business_id)
+    return NotificationsOut.of(config)
+
+
+@router.put("", response_model=NotificationsOut)
+async def put_notifications(
+    body: NotificationsIn, resources: ResourcesDep, principal: Admin
+) -> NotificationsOut:
+    """Replace the business's settings; omit a channel to turn it off."""
+    if body.webhook_url is not None and resources.settings.environment is Environment.production:
+        _refuse_internal_targets(body.webhook_url)
+    encrypted = (
+        secrets.encrypt(resources.settings, body.webhook_secret)
+        if body.webhook_url is not None and body.webhook_secret is not None
+        else None
+    )
+    async with resources.engine.begin() as conn:
+        await businesses.ensure_business(conn, principal.business_id)
+        config = await notification_repo.put_config(
+            conn,
+            principal.business_id,
+            webhook_url=body.webhook_url,
+            webhook_secret_encrypted=encrypted,
+            email_to=body.email_to,
+        )
+    return NotificationsOut.of(config)
+
+
+def _refuse_internal_targets(url: str) -> None:
+    """In production: https only, and no loopback, private or link-local literal addresses
+    (the worker must not be steered at its own network). Names are the receiver's business."""
+    parts = urlsplit(url)
+    host = parts.hostname or ""
+    if parts.scheme != "https":
+        raise AppError("webhook_url must be https", status_code=422)
+    if host == "localhost" or host.endswith(".localhost"):
+        raise AppError("webhook_url must be a public address", status_code=422)
+    try:
+        address = ipaddress.ip_address(host)
+    except ValueError:
+        return
+    if not address.is_global:
+        raise AppError("webhook_url must be a public address", status_code=422)
+
+
+@router.delete("", status_code=204, response_class=Response)
+async def delete_notifications(resources: ResourcesDep, principal: Admin) -> Response:
+    async with resources.engine.begin() as conn:
+        await notification_repo.delete_config(conn, principal.business_id)
+    return Response(status_code=204)

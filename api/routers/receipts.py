@@ -1,0 +1,287 @@
+"""`/api/receipts`: list receipts, start a bulk delete or a Gmail sync, connect a mailbox."""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Annotated, Literal
+
+from fastapi import APIRouter, Query
+from pydantic import BaseModel, ConfigDict, Field, field_serializer, model_validator
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from api.deps import Admin, Operator, ResourcesDep, Viewer
+from api.errors import AppError, Conflict, NotFound
+from api.schemas import (
+    Limit,
+    StartOptions,
+    TaskOut,
+    cursor_int,
+    decode_cursor,
+    encode_cursor,
+)
+from api.task_service import start_task
+from db.models import TaskType
+from db.repositories import businesses
+from db.repositories import gmail as gmail_repo
+from db.repositories import receipts as receipt_repo
+from db.repositories import tasks as task_repo
+from db.repositories.gmail import TokenCipher
+from db.repositories.receipts import ReceiptFilter, ReceiptRow
+from db.repositories.tasks import TaskRow
+from temporal_client.gmail_schedule import ensure_gmail_sync_schedule
+
+router = APIRouter(prefix="/api/receipts", tags=["receipts"])
+
+SourceName = Literal["gmail", "manual", "upload", "email"]
+
+
+class ReceiptOut(BaseModel):
+    id: int
+    source: str
+    gmail_message_id: str | None
+    vendor: str
+    amount: str = Field(description="a decimal string, e.g. '1234.50'")
+    currency: str
+    issued_at: dt.date
+    subject: str
+    attachments: list[str]
+    task_id: int | None = Field(description="the sync task that stored it")
+    created_at: dt.datetime
+
+    @classmethod
+    def of(cls, row: ReceiptRow) -> ReceiptOut:
+        data = {name: getattr(row, name) for name in cls.model_fields if name != "amount"}
+        # Money leaves as a decimal string, never a JSON float.
+        return cls(amount=f"{row.amount:.2f}", **data)
+
+
+class ReceiptPage(BaseModel):
+    items: list[ReceiptOut]
+    next_cursor: str | None
+
+
+class DeleteFilter(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    source: SourceName | None = None
+    before: dt.date | None = Field(default=None, description="issued before this day")
+    after: dt.date | None = Field(default=None, description="issued on or after this day")
+
+    @model_validator(mode="after")
+    def _one_criterion(self) -> DeleteFilter:
+        if self.source is None and self.before is None and self.after is None:
+            raise ValueError("the filter needs at least one of source, before, after")
+        return self
+
+
+class BulkDeleteIn(StartOptions):
+    model_config = ConfigDict(extra="forbid")
+    receipt_ids: list[Annotated[int, Field(ge=1)]] | None = Field(default=None, min_length=1)
+    filter: DeleteFilter | None = None
+
+    @model_validator(mode="after")
+    def _one_kind(self) -> BulkDeleteIn:
+        if (self.receipt_ids is None) == (self.filter is None):
+            raise ValueError("give exactly one of receipt_ids or filter")
+        return self
+
+
+class BulkDeleteStarted(BaseModel):
+    task: TaskOut
+    selected: int = Field(description="receipts selected for deletion (the task's total)")
+
+
+class SyncIn(StartOptions):
+    model_config = ConfigDict(extra="forbid")
+    since: dt.date | None = Field(default=None, description="only mail received after this day")
+    query: str | None = Field(
+        default=None, max_length=500, description="a Gmail search, e.g. 'from:amazon.com'"
+    )
+
+
+class SyncStarted(BaseModel):
+    task: TaskOut
+    mailbox: str
+
+
+class ConnectionIn(BaseModel):
+    """The outcome of the OAuth consent: the mailbox and its tokens."""
+
+    model_config = ConfigDict(extra="forbid")
+    email: str = Field(min_length=3, max_length=320, pattern=r"^[^@\s]+@[^@\s]+$")
+    refresh_token: str = Field(min_length=1, max_length=2000)
+    access_token: str = Field(default="", max_length=4000)
+
+
+class ConnectionOut(BaseModel):
+    email: str
+    history_id: int | None
+    last_synced_at: dt.datetime | None
+    schedule_id: str | None = None
+
+    @field_serializer("history_id")
+    def _history_as_string(self, value: int | None) -> str | None:
+        # Gmail history ids are uint64: strings in JSON, as Gmail itself sends them.
+        return None if value is None else str(value)
+
+
+@router.get("", response_model=ReceiptPage)
+async def list_receipts(
+    resources: ResourcesDep,
+    principal: Viewer,
+    source: SourceName | None = None,
+    vendor: Annotated[str | None, Query(max_length=200)] = None,
+    after: Annotated[dt.date | None, Query(description="issued on or after")] = None,
+    before: Annotated[dt.date | None, Query(description="issued before")] = None,
+    task_id: Annotated[int | None, Query(description="stored by this sync task")] = None,
+    limit: Limit = 50,
+    cursor: Annotated[str | None, Query(max_length=200)] = None,
+) -> ReceiptPage:
+    """The business's receipts, newest first."""
+    before_id = None
+    if cursor is not None:
+        before_id = cursor_int(decode_cursor(cursor))
+    where = ReceiptFilter(source=source, vendor=vendor, after=after, before=before, task_id=task_id)
+    async with resources.engine.connect() as conn:
+        rows = await receipt_repo.list_receipts(
+            conn, principal.business_id, where=where, before_id=before_id, limit=limit + 1
+        )
+    next_cursor = encode_cursor(str(rows[limit - 1].id)) if len(rows) > limit else None
+    return ReceiptPage(items=[ReceiptOut.of(r) for r in rows[:limit]], next_cursor=next_cursor)
+
+
+@router.post("/bulk_delete", status_code=202, response_model=BulkDeleteStarted)
+async def bulk_delete(
+    body: BulkDeleteIn, resources: ResourcesDep, principal: Operator
+) -> BulkDeleteStarted:
+    """Delete receipts by id or by filter, as a task; 202 with it. Ids that are not this
+    business's receipts become failed items (`not_found`); nothing of another business is
+    touched. A filter is resolved now: receipts synced later are not deleted by this task."""
+    settings = resources.settings
+    business_id = principal.business_id
+    if body.receipt_ids is not None and len(body.receipt_ids) > settings.max_receipt_ids_per_delete:
+        raise AppError(
+            f"at most {settings.max_receipt_ids_per_delete} receipt ids per request"
+            f" ({len(body.receipt_ids)} given)",
+            status_code=413,
+        )
+    total = len(set(body.receipt_ids)) if body.receipt_ids is not None else None
+    where = None
+    if body.filter is not None:
+        where = ReceiptFilter(
+            source=body.filter.source, before=body.filter.before, after=body.filter.after
+        )
+        async with resources.engine.connect() as conn:
+            total = await receipt_repo.count_matching(conn, business_id, where)
+    assert total is not None
+
+    async def create_rows(conn: AsyncConnection, task: TaskRow) -> int:
+        if body.receipt_ids is not None:
+            return await receipt_repo.select_ids(conn, task.id, body.receipt_ids)
+        assert where is not None
+        selected = await receipt_repo.select_matching(conn, task.id, business_id, where)
+        if selected != task.total_items:
+            # Receipts came or went since the count: the staged selection is the truth.
+            await task_repo.set_total(conn, task.id, selected)
+        return selected
+
+    def summary(task: TaskRow, selected: int) -> str:
+        how = "by id" if body.receipt_ids is not None else "by filter"
+        return f"receipt delete of business {business_id}: {selected:,} receipts {how}"
+
+    task, selected = await start_task(
+        resources,
+        business_id=business_id,
+        task_type=TaskType.receipt_delete.value,
+        total_items=total,
+        priority=body.priority,
+        start_at=body.start_at,
+        summary=summary,
+        create_domain_rows=create_rows,
+    )
+    return BulkDeleteStarted(task=TaskOut.of(task), selected=selected)
+
+
+@router.post("/sync", status_code=202, response_model=SyncStarted)
+async def sync(body: SyncIn, resources: ResourcesDep, principal: Operator) -> SyncStarted:
+    """Sync receipts out of the business's Gmail mailbox, as a task; 202 with it.
+
+    Without `since`/`query` the sync is incremental from the last completed one (full the first
+    time, or when Gmail no longer has that much history). The total is exact once the matching
+    messages are listed, before any is fetched."""
+    business_id = principal.business_id
+    cipher = TokenCipher(resources.settings.encryption_key)
+    async with resources.engine.connect() as conn:
+        connection = await gmail_repo.get_connection(conn, cipher, business_id)
+    if connection is None:
+        raise Conflict("no Gmail mailbox is connected; PUT /api/receipts/gmail_connection first")
+
+    async def create_rows(conn: AsyncConnection, task: TaskRow) -> None:
+        query = body.query.strip() if body.query and body.query.strip() else None
+        await gmail_repo.create_sync_run(
+            conn, task_id=task.id, business_id=business_id, query=query, since=body.since
+        )
+
+    def summary(task: TaskRow, _: None) -> str:
+        # Ids only: the mailbox address and the query stay out of Temporal.
+        return f"Gmail receipt sync of business {business_id}"
+
+    task, _ = await start_task(
+        resources,
+        business_id=business_id,
+        task_type=TaskType.receipt_sync.value,
+        total_items=0,
+        priority=body.priority,
+        start_at=body.start_at,
+        summary=summary,
+        create_domain_rows=create_rows,
+    )
+    return SyncStarted(task=TaskOut.of(task), mailbox=connection.email)
+
+
+@router.get("/gmail_connection", response_model=ConnectionOut)
+async def get_connection(resources: ResourcesDep, principal: Viewer) -> ConnectionOut:
+    """The connected mailbox (never its tokens); 404 when none is."""
+    cipher = TokenCipher(resources.settings.encryption_key)
+    async with resources.engine.connect() as conn:
+        connection = await gmail_repo.get_connection(conn, cipher, principal.business_id)
+    if connection is None:
+        raise NotFound("no Gmail mailbox is connected")
+    return ConnectionOut(
+        email=connection.email,
+        history_id=connection.history_id,
+        last_synced_at=connection.last_synced_at,
+    )
+
+
+@router.put("/gmail_connection", response_model=ConnectionOut)
+async def put_connection(
+    body: ConnectionIn, resources: ResourcesDep, principal: Admin
+) -> ConnectionOut:
+    """Connect (or reconnect) the business's mailbox; tokens are stored encrypted, and the
+    business's Temporal Schedule of incremental syncs is created or updated."""
+    settings = resources.settings
+    cipher = TokenCipher(settings.encryption_key)
+    async with resources.engine.begin() as conn:
+        await businesses.ensure_business(conn, principal.business_id)
+        await gmail_repo.upsert_connection(
+            conn,
+            cipher,
+            business_id=principal.business_id,
+            email=body.email,
+            refresh_token=body.refresh_token,
+            access_token=body.access_token,
+        )
+        connection = await gmail_repo.get_connection(conn, cipher, principal.business_id)
+    assert connection is not None
+    schedule_id = await ensure_gmail_sync_schedule(
+        await resources.temporal_client(),
+        principal.business_id,
+        task_queue=settings.temporal_task_queue,
+        interval_s=settings.gmail_sync_interval_s,
+    )
+    return ConnectionOut(
+        email=connection.email,
+        history_id=connection.history_id,
+        last_synced_at=connection.last_synced_at,
+        schedule_id=schedule_id,
+    )

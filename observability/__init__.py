@@ -1,0 +1,1 @@
+"""Logs, metrics and traces: JSON logs with task context, Prometheus metrics, OpenTelemetry."""

@@ -1,0 +1,131 @@
+"""The receipt workflows: bulk deletion, Gmail receipt sync, and the Schedule's sync kick.
+
+`receipt_delete` walks the selection the API staged (`task_receipt_selection`, seq 1..N) in
+keyset pages; each page deletes and records its ledger rows in one transaction.
+
+`receipt_sync` runs in two phases, so progress has a true total:
+1. List (`before_plan`): one activity per Gmail list page (messages.list for a full sync,
+   history.list for an incremental one) stages message ids into `gmail_sync_messages`. The page
+   token is the cursor, carried here: a worker killed mid-listing resumes at the last page
+   Temporal recorded, and staging ignores ids it already has. When Gmail answers that the stored
+   history id is too old, the activity switches the sync to full and listing starts over.
+2. Fetch: the shared page loop over the staged seq ranges; a page fetches, parses and stores
+   each message (`ON CONFLICT DO NOTHING` on the business's Gmail message id).
+On completion the mailbox's new history id is stored, so the next sync is incremental.
+
+`receipt_sync_kick` is what the per-business Temporal Schedule starts: one activity creates the
+task row and starts `receipt_sync` like the REST API does, so scheduled syncs are ordinary tasks
+(listed, cancellable, counted) and the kick itself ends in a second.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from temporalio import workflow
+from temporalio.common import RetryPolicy
+from temporalio.exceptions import ActivityError
+
+with workflow.unsafe.imports_passed_through():
+    from contracts.receipts import (
+        FULL,
+        KickInput,
+        KickRequest,
+        KickResult,
+        ListRequest,
+        ListResult,
+        SyncStart,
+    )
+    from contracts.tasks import TaskInput, TaskOutcome
+
+from workflows.page_loop import PAGE_RETRY, PagedTaskWorkflow
+
+# A kick that cannot start its sync for ten minutes gives up: the next interval tries again.
+KICK_RETRY = RetryPolicy(maximum_interval=timedelta(seconds=60), maximum_attempts=15)
+
+
+@workflow.defn(name="receipt_delete")
+class ReceiptDeleteWorkflow(PagedTaskWorkflow):
+    task_type = "receipt_delete"
+    begin_activity = "receipt_delete.begin"
+    page_activity = "receipt_delete.delete_page"
+
+    @workflow.run
+    async def run(self, input: TaskInput) -> TaskOutcome:
+        return await self.run_task(input)
+
+
+@workflow.defn(name="receipt_sync")
+class ReceiptSyncWorkflow(PagedTaskWorkflow):
+    task_type = "receipt_sync"
+    begin_activity = "receipt_sync.begin"
+    page_activity = "receipt_sync.fetch_page"
+
+    @workflow.run
+    async def run(self, input: TaskInput) -> TaskOutcome:
+        return await self.run_task(input)
+
+    async def before_plan(self, input: TaskInput) -> None:
+        try:
+            start = await self._short("receipt_sync.start", input.task_id, result_type=SyncStart)
+        except ActivityError as err:
+            # E.g. a revoked grant: the task fails with the reason instead of hanging `running`.
+            self._failure = f"starting the sync failed: {err.cause or err}"
+            return
+        mode = start.mode
+        page_token: str | None = None
+        page = 0
+        while True:
+            await self._record_cancel_if_needed(input.task_id)
+            if self._cancel_requested:
+                return
+            try:
+                listed = await self._uninterrupted(
+                    workflow.execute_activity(
+                        "receipt_sync.list_page",
+                        ListRequest(
+                            task_id=input.task_id, mode=mode, page=page, page_token=page_token
+                        ),
+                        result_type=ListResult,
+                        start_to_close_timeout=timedelta(minutes=10),
+                        heartbeat_timeout=timedelta(seconds=start.heartbeat_timeout_s),
+                        retry_policy=PAGE_RETRY,
+                        summary=f"list {mode} page {page + 1}",
+                    )
+                )
+            except ActivityError as err:
+                cause = err.cause if err.cause is not None else err
+                self._failure = f"listing messages failed: {cause}"
+                return
+            if listed.history_too_old:
+                mode, page_token, page = FULL, None, 0
+                continue
+            page += 1
+            workflow.set_current_details(
+                f"listing {mode} sync: **{listed.staged_total:,}** messages found"
+                f" after {page} page(s)"
+            )
+            page_token = listed.next_page_token
+            if page_token is None:
+                return
+
+    async def before_complete(self, input: TaskInput) -> None:
+        await self._short("receipt_sync.complete", input.task_id)
+
+
+@workflow.defn(name="receipt_sync_kick")
+class ReceiptSyncKickWorkflow:
+    @workflow.run
+    async def run(self, input: KickInput) -> KickResult:
+        info = workflow.info()
+        result: KickResult = await workflow.execute_activity(
+            "receipt_sync.start_scheduled",
+            KickRequest(
+                business_id=input.business_id,
+                schedule_key=f"{info.workflow_id}/{info.run_id}",
+            ),
+            result_type=KickResult,
+            start_to_close_timeout=timedelta(seconds=60),
+            retry_policy=KICK_RETRY,
+        )
+        return result
