@@ -19,7 +19,7 @@ import aiohttp
 import psutil
 
 from bench.report import markdown
-from bench.scenarios import Bench
+from bench.scenarios import ReceiptBench
 from bench.stack import start_stack
 from db.engine import create_engine
 
@@ -44,8 +44,16 @@ def machine() -> str:
 
 async def run(quick: bool, huge: bool) -> dict[str, Any]:
     concurrency = 64
+    mailbox = 2000 if quick else 10_000
+    gmail_quota = 1500.0
     stack = await start_stack(
-        SEND_CONCURRENCY=str(concurrency), BROADCAST_PAGE_SIZE="500", PAGE_WINDOW="4"
+        SEND_CONCURRENCY=str(concurrency),
+        BROADCAST_PAGE_SIZE="500",
+        PAGE_WINDOW="4",
+        WORKER_METRICS_PORT="0",
+        SANDBOX_GMAIL_MAILBOX_SIZE=str(mailbox),
+        SANDBOX_GMAIL_QUOTA_UNITS_PER_S=str(gmail_quota),
+        GMAIL_QUOTA_UNITS_PER_S=str(gmail_quota),
     )
     engine = create_engine(stack.database_url, pool_size=5)
     results: dict[str, Any] = {
@@ -57,7 +65,7 @@ async def run(quick: bool, huge: bool) -> dict[str, Any]:
     connector = aiohttp.TCPConnector(limit=400)
     try:
         async with aiohttp.ClientSession(connector=connector) as session:
-            bench = Bench(stack, engine, session, concurrency)
+            bench = ReceiptBench(stack, engine, session, concurrency)
             stack.start_worker()
             await asyncio.sleep(3)
 
@@ -98,12 +106,8 @@ async def run(quick: bool, huge: bool) -> dict[str, Any]:
                 "rate_limit",
                 bench.rate_limit(limit=80, recipients=600 if quick else 1600, workers=2),
             )
-            receipts = getattr(bench, "receipt_delete", None)
-            if receipts is not None:
-                await scenario("receipt_delete", receipts(20_000 if quick else 100_000))
-            sync = getattr(bench, "receipt_sync", None)
-            if sync is not None:
-                await scenario("receipt_sync", sync(2_000 if quick else 10_000))
+            await scenario("receipt_delete", bench.receipt_delete(20_000 if quick else 100_000))
+            await scenario("receipt_sync", bench.receipt_sync(mailbox, gmail_quota))
     finally:
         await engine.dispose()
         stack.close()

@@ -374,6 +374,89 @@ class Bench:
         }
 
 
+class ReceiptBench(Bench):
+    """Receipt deletion and Gmail sync, beside their own yardsticks."""
+
+    async def _insert_receipts(self, business_id: int, count: int) -> None:
+        async with self.engine.begin() as conn:
+            await conn.execute(
+                text(
+                    "INSERT INTO receipts (business_id, source, vendor, amount, currency,"
+                    " issued_at, subject) SELECT :b, 'manual', 'Vendor ' || g,"
+                    " (g % 1000) + 0.5, 'ILS',"
+                    " DATE '2025-01-01' + (g % 300), 'Receipt ' || g"
+                    " FROM generate_series(1, :n) AS g"
+                ),
+                {"b": business_id, "n": count},
+            )
+
+    async def receipt_delete(self, count: int) -> dict[str, Any]:
+        """longtasks' batched, ledgered, cancellable delete vs one DELETE of as many rows."""
+        yardstick, business_id = await self.new_business(), await self.new_business()
+        await self._insert_receipts(yardstick, count)
+        await self._insert_receipts(business_id, count)
+        async with self.engine.begin() as conn:
+            started = time.perf_counter()
+            result = await conn.execute(
+                text("DELETE FROM receipts WHERE business_id = :b"), {"b": yardstick}
+            )
+            single = time.perf_counter() - started
+        assert result.rowcount == count
+        started = time.perf_counter()
+        async with self.session.post(
+            self.stack.api_url + "/api/receipts/bulk_delete",
+            headers=self.headers(business_id),
+            json={"filter": {"source": "manual"}},
+        ) as response:
+            body = await response.json()
+            assert response.status == 202, body
+        task = await self.wait_done(business_id, int(body["task"]["id"]))
+        elapsed = time.perf_counter() - started
+        assert task["status"] == "completed", task
+        assert task["success_count"] == count, task
+        return {
+            "receipts": count,
+            "items_per_s": round(count / elapsed, 1),
+            "single_statement_items_per_s": round(count / single, 1),
+            "ratio": round(single / elapsed, 3),
+        }
+
+    async def receipt_sync(self, messages: int, quota_units_per_s: float) -> dict[str, Any]:
+        """A full sync of a sandbox mailbox, against the rate Gmail's quota allows (each
+        messages.get costs 5 units; listing 500 ids costs 5)."""
+        business_id = await self.new_business()
+        headers = self.headers(business_id)
+        async with self.session.put(
+            self.stack.api_url + "/api/receipts/gmail_connection",
+            headers=headers,
+            json={
+                "email": f"bench{business_id}@longtasks.test",
+                "refresh_token": f"sandbox:bench{business_id}@longtasks.test",
+            },
+        ) as response:
+            assert response.status == 200, await response.text()
+        started = time.perf_counter()
+        async with self.session.post(
+            self.stack.api_url + "/api/receipts/sync", headers=headers, json={}
+        ) as response:
+            body = await response.json()
+            assert response.status == 202, body
+        task = await self.wait_done(business_id, int(body["task"]["id"]), poll_s=0.2)
+        elapsed = time.perf_counter() - started
+        assert task["status"] == "completed", task
+        assert task["total_items"] == messages, task
+        limit = quota_units_per_s / (5 + 5 / 500)
+        return {
+            "messages": messages,
+            "items_per_s": round(messages / elapsed, 1),
+            "sandbox_limit_per_s": round(limit, 1),
+            "ratio": round(messages / elapsed / limit, 3),
+            "stored": task["success_count"] - task["skipped_count"],
+            "skipped": task["skipped_count"],
+            "failed": task["failed_count"],
+        }
+
+
 def _pct(values: list[float], pct: float) -> float:
     ordered = sorted(values)
     if not ordered:

@@ -87,6 +87,8 @@ def _sandbox(settings: Settings, args: argparse.Namespace) -> int:
             latency_ms=settings.sandbox_whatsapp_latency_ms,
             failure_rate=settings.sandbox_whatsapp_failure_rate,
             rate_limit_per_s=settings.sandbox_whatsapp_rate_limit,
+            gmail_mailbox_size=settings.sandbox_gmail_mailbox_size,
+            gmail_quota_units_per_s=settings.sandbox_gmail_quota_units_per_s,
         )
         runner, port = await start_sandbox(server, settings.sandbox_host, settings.sandbox_port)
         print(f"sandbox providers on http://{settings.sandbox_host}:{port}", flush=True)

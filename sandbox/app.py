@@ -65,13 +65,19 @@ def build_sandbox(
     failure_rate: float = 0.0,
     rate_limit_per_s: float = 0.0,
     with_gmail: bool = True,
+    gmail_mailbox_size: int = 2000,
+    gmail_quota_units_per_s: float = 250.0,
 ) -> SandboxServer:
     whatsapp = WhatsAppSandbox(
         WhatsAppSandboxConfig(
             latency_ms=latency_ms, failure_rate=failure_rate, rate_limit_per_s=rate_limit_per_s
         )
     )
-    gmail = GmailSandbox() if with_gmail else None
+    gmail = (
+        GmailSandbox(mailbox_size=gmail_mailbox_size, quota_units_per_s=gmail_quota_units_per_s)
+        if with_gmail
+        else None
+    )
     return SandboxServer(whatsapp, gmail)
 
 

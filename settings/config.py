@@ -102,6 +102,8 @@ class Settings(BaseSettings):
     sandbox_whatsapp_latency_ms: float = 0.0
     sandbox_whatsapp_failure_rate: float = 0.0
     sandbox_whatsapp_rate_limit: float = 0.0  # messages/s per phone number id; 0 = unlimited
+    sandbox_gmail_mailbox_size: int = 2000  # messages per sandbox mailbox
+    sandbox_gmail_quota_units_per_s: float = 250.0  # Gmail's per-user quota, in the sandbox
 
     # Ops: cleanup schedule, notifications, metrics, logs, tracing (README "Operations")
     cleanup_retention_days: int = 30
