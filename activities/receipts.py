@@ -14,11 +14,8 @@ from temporalio.exceptions import ApplicationError
 
 from activities.pages import PageTuning
 from contracts.tasks import PageRequest, PageResult, TaskPlan
-from db.models import ItemStatus
-from db.repositories import ledger
 from db.repositories import receipts as receipt_repo
 from db.repositories import tasks as task_repo
-from db.repositories.ledger import ClaimRequest, Outcome
 
 
 class ReceiptDeleteActivities:
@@ -43,33 +40,14 @@ class ReceiptDeleteActivities:
                 # Cancel stops between batches: this batch is not started, its items count as
                 # cancelled when the task finishes.
                 return PageResult(stopped_by_cancel=True)
-            selection = await receipt_repo.selection_page(
-                conn, request.task_id, after_seq=request.after_seq, up_to_seq=request.up_to_seq
-            )
-            # An item settled by an earlier attempt is gone already (or was never ours): the
-            # DELETE finds nothing for it and its ledger row is not inserted again.
-            deleted = await receipt_repo.delete_receipts(
-                conn, task.business_id, [rid for _, rid in selection]
-            )
-            counts = await ledger.record_final(
+            # One statement: select the batch, delete this business's receipts, write every
+            # item's ledger row. A retried batch finds its rows and counts nothing twice.
+            deleted, not_found = await receipt_repo.delete_batch(
                 conn,
                 request.task_id,
-                [
-                    (
-                        ClaimRequest(str(rid), seq, None),
-                        Outcome(str(rid), ItemStatus.succeeded)
-                        if rid in deleted
-                        else Outcome(
-                            str(rid),
-                            ItemStatus.failed,
-                            "not_found",
-                            f"receipt {rid} does not exist or belongs to another business",
-                        ),
-                    )
-                    for seq, rid in selection
-                ],
+                task.business_id,
+                after_seq=request.after_seq,
+                up_to_seq=request.up_to_seq,
             )
-            await task_repo.add_counts(
-                conn, request.task_id, succeeded=counts.succeeded, failed=counts.failed
-            )
-        return PageResult(succeeded=counts.succeeded, failed=counts.failed)
+            await task_repo.add_counts(conn, request.task_id, succeeded=deleted, failed=not_found)
+        return PageResult(succeeded=deleted, failed=not_found)

@@ -95,7 +95,7 @@ async def run(quick: bool, huge: bool) -> dict[str, Any]:
             sizes = [1000, 10_000] if quick else [1000, 10_000, 100_000]
             if huge:
                 sizes.append(1_000_000)
-            await scenario("scale", bench.scale(sizes, latency_ms=5))
+            await scenario("scale", bench.scale(sizes, latency_ms=20))
             await scenario(
                 "api",
                 bench.api_load(

@@ -18,7 +18,9 @@ def markdown(r: dict[str, Any]) -> str:
                 "broadcast throughput",
                 f"{b['longtasks_items_per_s']:,} items/s vs bare {b['bare_items_per_s']:,}"
                 f" ({b['ratio_to_bare']:.2f}x) and seed {b['seed_items_per_s']:,}"
-                f" ({b['ratio_to_seed']:.0f}x); {b['recipients']:,} recipients,"
+                f" ({b['ratio_to_seed']:.0f}x), each first to last provider accept"
+                f" (longtasks end to end, POST to completed:"
+                f" {b['longtasks_end_to_end_items_per_s']:,}); {b['recipients']:,} recipients,"
                 f" {b['provider_latency_ms']:.0f} ms latency, concurrency {b['concurrency']}",
                 ">= 0.8x bare, >= 20x seed",
                 _goal(b["ratio_to_bare"] >= 0.8 and b["ratio_to_seed"] >= 20),

@@ -93,7 +93,7 @@ class Settings(BaseSettings):
     gmail_fetch_page_size: int = 100
     # The per-business Temporal Schedule's interval between incremental syncs.
     gmail_sync_interval_s: int = 3600
-    receipt_delete_page_size: int = 1000
+    receipt_delete_page_size: int = 5000
     max_receipt_ids_per_delete: int = 100_000
 
     # Sandbox providers (`longtasks sandbox`)

@@ -185,20 +185,6 @@ async def select_matching(
     return int(result.rowcount or 0)
 
 
-async def selection_page(
-    conn: AsyncConnection, task_id: int, *, after_seq: int, up_to_seq: int
-) -> list[tuple[int, int]]:
-    """(seq, receipt_id) with after_seq < seq <= up_to_seq."""
-    result = await conn.execute(
-        text(
-            "SELECT seq, receipt_id FROM task_receipt_selection WHERE task_id = :t"
-            " AND seq > :a AND seq <= :u ORDER BY seq"
-        ),
-        {"t": task_id, "a": after_seq, "u": up_to_seq},
-    )
-    return [(int(r[0]), int(r[1])) for r in result]
-
-
 async def selection_count(conn: AsyncConnection, task_id: int) -> int:
     result = await conn.execute(
         text("SELECT count(*) FROM task_receipt_selection WHERE task_id = :t"), {"t": task_id}
@@ -206,17 +192,44 @@ async def selection_count(conn: AsyncConnection, task_id: int) -> int:
     return int(result.scalar_one())
 
 
-async def delete_receipts(
-    conn: AsyncConnection, business_id: int, receipt_ids: Sequence[int]
-) -> set[int]:
-    """Delete this business's receipts among `receipt_ids`; answers the ids actually deleted."""
-    if not receipt_ids:
-        return set()
-    result = await conn.execute(
-        text(
-            "DELETE FROM receipts WHERE business_id = :b AND id = ANY(CAST(:ids AS bigint[]))"
-            " RETURNING id"
-        ),
-        {"b": business_id, "ids": list(receipt_ids)},
+_DELETE_BATCH = text("""
+    WITH sel AS (
+        SELECT seq, receipt_id FROM task_receipt_selection
+        WHERE task_id = :t AND seq > :a AND seq <= :u
+    ), gone AS (
+        DELETE FROM receipts AS r USING sel
+        WHERE r.business_id = :b AND r.id = sel.receipt_id
+        RETURNING r.id
+    ), recorded AS (
+        INSERT INTO task_items (task_id, item_key, seq, status, error_code, error_message)
+        SELECT :t, sel.receipt_id::text, sel.seq,
+               CASE WHEN gone.id IS NULL THEN 'failed' ELSE 'succeeded' END,
+               CASE WHEN gone.id IS NULL THEN 'not_found' END,
+               CASE WHEN gone.id IS NULL THEN 'receipt ' || sel.receipt_id
+                    || ' does not exist or belongs to another business' END
+        FROM sel LEFT JOIN gone ON gone.id = sel.receipt_id
+        ON CONFLICT (task_id, item_key) DO NOTHING
+        RETURNING status
     )
-    return {int(r[0]) for r in result}
+    SELECT count(*) FILTER (WHERE status = 'succeeded'),
+           count(*) FILTER (WHERE status = 'failed')
+    FROM recorded
+""")
+
+
+async def delete_batch(
+    conn: AsyncConnection, task_id: int, business_id: int, *, after_seq: int, up_to_seq: int
+) -> tuple[int, int]:
+    """Delete one batch of a task's selection and write its ledger rows, in one statement.
+
+    Returns (deleted, not found) counted from ledger rows this call inserted: an item settled
+    by an earlier, committed attempt already has its row and is not counted again. Only this
+    business's receipts are deleted; any other id becomes a `not_found` item.
+    """
+    row = (
+        await conn.execute(
+            _DELETE_BATCH,
+            {"t": task_id, "b": business_id, "a": after_seq, "u": up_to_seq},
+        )
+    ).one()
+    return int(row[0]), int(row[1])
