@@ -62,7 +62,8 @@ async def run(quick: bool, huge: bool) -> dict[str, Any]:
         "machine": machine(),
         "measured_at": dt.datetime.now(dt.UTC).isoformat(),
     }
-    connector = aiohttp.TCPConnector(limit=400)
+    # Under uvicorn's 5 s keep-alive, so a pooled connection is never one the API just closed.
+    connector = aiohttp.TCPConnector(limit=400, keepalive_timeout=3)
     try:
         async with aiohttp.ClientSession(connector=connector) as session:
             bench = ReceiptBench(stack, engine, session, concurrency)
