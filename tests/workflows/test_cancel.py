@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Awaitable, Callable
 
+import httpx
 from temporalio.client import WorkflowExecutionStatus
 
 from tests.conftest import (
@@ -42,21 +43,29 @@ async def _assert_cancelled_exactly(
     assert report["max_per_recipient"] == 1
 
 
+async def _start_and_wait_for_sends(
+    stack: Stack, http: httpx.AsyncClient, business_id: int, total: int, offset: int
+) -> int:
+    """A slowed-down broadcast that has sent its first 200 messages: time to cancel it."""
+    await configure_sender(stack, business_id, latency_ms=20)
+    started = await start_broadcast(http, israeli_numbers(total, start=offset))
+    task_id = int(started["task"]["id"])
+
+    async def some_progress() -> bool:
+        task = (await http.get(f"/api/long_tasks/{task_id}")).json()
+        return bool(task["processed_items"] >= 200)
+
+    await wait_until(some_progress, what="first sends")
+    return task_id
+
+
 async def test_cancel_by_rest_mid_way_is_graceful_and_idempotent(
     stack: Stack, new_business: Callable[[], Awaitable[int]]
 ) -> None:
     business_id = await new_business()
-    await configure_sender(stack, business_id, latency_ms=20)
     total = 3000
     async with stack.http(business_id, "operator") as http:
-        started = await start_broadcast(http, israeli_numbers(total, start=40_000))
-        task_id = started["task"]["id"]
-
-        async def some_progress() -> bool:
-            task = (await http.get(f"/api/long_tasks/{task_id}")).json()
-            return bool(task["processed_items"] >= 200)
-
-        await wait_until(some_progress, what="first sends")
+        task_id = await _start_and_wait_for_sends(stack, http, business_id, total, 40_000)
         first = await http.post(f"/api/long_tasks/{task_id}/cancel", json={"reason": "oops"})
         assert first.status_code == 202, first.text
         assert first.json()["task"]["cancel_requested"] is True
@@ -89,17 +98,9 @@ async def test_cancel_from_temporal_takes_the_same_graceful_path(
     stack: Stack, new_business: Callable[[], Awaitable[int]]
 ) -> None:
     business_id = await new_business()
-    await configure_sender(stack, business_id, latency_ms=20)
     total = 3000
     async with stack.http(business_id, "operator") as http:
-        started = await start_broadcast(http, israeli_numbers(total, start=50_000))
-        task_id = started["task"]["id"]
-
-        async def some_progress() -> bool:
-            task = (await http.get(f"/api/long_tasks/{task_id}")).json()
-            return bool(task["processed_items"] >= 200)
-
-        await wait_until(some_progress, what="first sends")
+        task_id = await _start_and_wait_for_sends(stack, http, business_id, total, 50_000)
         handle = stack.client.get_workflow_handle(f"longtask-{task_id}")
         await handle.cancel()  # what the Web UI's Cancel button does
         task = await wait_for_status(http, task_id, {"cancelled", "completed", "failed"})
