@@ -129,3 +129,7 @@ class ReceiptSyncKickWorkflow:
             retry_policy=KICK_RETRY,
         )
         return result
+
+
+if __name__ == "__main__":
+    raise SystemExit("workflows are run by the worker: `longtasks worker`")
