@@ -36,7 +36,7 @@ class Resources:
         async with self._connect_lock:
             if self.temporal is None:
                 try:
-                    self.temporal = await connect(self.settings)
+                    self.temporal = await connect(self.settings, wait_s=3.0)
                 except Exception as exc:
                     raise Unavailable(f"Temporal is unavailable: {exc}") from exc
         return self.temporal

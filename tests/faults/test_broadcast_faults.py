@@ -16,6 +16,7 @@ from temporalio.client import Client
 
 from cli.processes import temporal_dev_command, wait_for_port
 from settings import Settings
+from temporal_client.client import connect_address
 from tests.conftest import (
     EMBEDDED_PGDATA,
     Stack,
@@ -211,7 +212,7 @@ async def test_temporal_server_restart_mid_broadcast(
 
     server = start_server()
     try:
-        client = await Client.connect(f"127.0.0.1:{port}")
+        client = await connect_address(f"127.0.0.1:{port}")
         business_id, task_id = await _new_broadcast(stack, new_business, 260_000)
         workers(TEMPORAL_ADDRESS=f"127.0.0.1:{port}")
         await start_direct(client, worker_env["TEMPORAL_TASK_QUEUE"], business_id, task_id)
