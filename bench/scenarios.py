@@ -15,6 +15,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from api.auth import issue_token
 from bench.stack import BenchStack, PeakRss
+from contracts.tasks import workflow_id_for
 from db.models import Role
 from db.repositories.businesses import ensure_business
 from providers.whatsapp import TextMessage, WhatsAppCloudClient, WhatsAppRetryable
@@ -320,8 +321,9 @@ class Bench:
 
         client = await Client.connect(self.stack.temporal_address)
         longest = 0
-        async for execution in client.list_workflows(f'WorkflowId="longtask-{task_id}"'):
-            handle = client.get_workflow_handle(f"longtask-{task_id}", run_id=execution.run_id)
+        workflow_id = workflow_id_for(task_id)
+        async for execution in client.list_workflows(f'WorkflowId="{workflow_id}"'):
+            handle = client.get_workflow_handle(workflow_id, run_id=execution.run_id)
             count = 0
             async for _ in handle.fetch_history_events():
                 count += 1

@@ -4,6 +4,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+WORKFLOW_ID_PREFIX = "longtask-"
+
+
+def workflow_id_for(task_id: int) -> str:
+    """The one workflow id of a task: ops find `longtask-42` in the Temporal UI."""
+    return f"{WORKFLOW_ID_PREFIX}{task_id}"
+
 
 @dataclass
 class LoopState:

@@ -22,6 +22,7 @@ from typing import Any
 
 from starlette.types import ASGIApp, Receive, Scope, Send
 
+from contracts.tasks import WORKFLOW_ID_PREFIX
 from settings import Settings
 
 _context: contextvars.ContextVar[Mapping[str, Any] | None] = contextvars.ContextVar(
@@ -31,7 +32,7 @@ _context: contextvars.ContextVar[Mapping[str, Any] | None] = contextvars.Context
 _request_state: contextvars.ContextVar[dict[str, Any] | None] = contextvars.ContextVar(
     "longtasks_request_state", default=None
 )
-_TASK_WORKFLOW_ID = re.compile(r"^longtask-(\d+)$")
+_TASK_WORKFLOW_ID = re.compile(rf"^{re.escape(WORKFLOW_ID_PREFIX)}(\d+)$")
 # ASCII digits, bigint-sized: int() of an 8000-digit path segment raises (a 500 before routing).
 _TASK_PATH = re.compile(r"^/api/long_tasks/([0-9]{1,19})(?:/|\.|$)")
 # Attributes every LogRecord has; anything else on a record came in through `extra`.

@@ -12,17 +12,13 @@ from temporalio.common import (
     WorkflowIDReusePolicy,
 )
 
-from contracts.tasks import CancelSignal, TaskInput
+from contracts.tasks import CancelSignal, TaskInput, workflow_id_for
 from temporal_client import search_attributes as sa
 
 # Temporal priority keys: smaller runs sooner; the server's default range is 1..5.
 PRIORITY_KEYS = {"high": 1, "normal": 3, "low": 5}
 
 CANCEL_SIGNAL = "cancel"
-
-
-def workflow_id_for(task_id: int) -> str:
-    return f"longtask-{task_id}"
 
 
 async def start_task_workflow(

@@ -94,16 +94,6 @@ _SETTLE = text("""
     RETURNING t.status
 """)
 
-_RECORD_FINAL = text("""
-    INSERT INTO task_items (task_id, item_key, seq, label, status, error_code, error_message)
-    SELECT :task_id, k, s, l, st, c, m
-    FROM unnest(CAST(:keys AS text[]), CAST(:seqs AS int[]), CAST(:labels AS text[]),
-                CAST(:statuses AS text[]), CAST(:codes AS text[]), CAST(:msgs AS text[]))
-         AS t(k, s, l, st, c, m)
-    ON CONFLICT (task_id, item_key) DO NOTHING
-    RETURNING status
-""")
-
 
 async def claim(
     conn: AsyncConnection, task_id: int, requests: Sequence[ClaimRequest]
@@ -136,29 +126,6 @@ async def settle(conn: AsyncConnection, task_id: int, outcomes: Sequence[Outcome
             "codes": [o.error_code for o in outcomes],
             "msgs": [_clip(o.error_message, 2000) for o in outcomes],
             "refs": [o.provider_ref for o in outcomes],
-        },
-    )
-    return SettledCounts.from_statuses([r[0] for r in result])
-
-
-async def record_final(
-    conn: AsyncConnection,
-    task_id: int,
-    items: Sequence[tuple[ClaimRequest, Outcome]],
-) -> SettledCounts:
-    """Record items settled without a side effect (e.g. an invalid phone number), once."""
-    if not items:
-        return SettledCounts()
-    result = await conn.execute(
-        _RECORD_FINAL,
-        {
-            "task_id": task_id,
-            "keys": [r.item_key for r, _ in items],
-            "seqs": [r.seq for r, _ in items],
-            "labels": [r.label for r, _ in items],
-            "statuses": [o.status.value for _, o in items],
-            "codes": [o.error_code for _, o in items],
-            "msgs": [_clip(o.error_message, 2000) for _, o in items],
         },
     )
     return SettledCounts.from_statuses([r[0] for r in result])
@@ -214,14 +181,6 @@ async def list_items(
     )
     result = await conn.execute(query, params)
     return [LedgerItem(**dict(r)) for r in result.mappings()]
-
-
-async def count_by_status(conn: AsyncConnection, task_id: int) -> dict[str, int]:
-    result = await conn.execute(
-        text("SELECT status, count(*) FROM task_items WHERE task_id = :t GROUP BY status"),
-        {"t": task_id},
-    )
-    return {r[0]: int(r[1]) for r in result}
 
 
 def _clip(value: str | None, limit: int) -> str | None:

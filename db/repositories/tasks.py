@@ -12,10 +12,11 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, cast
 
-from sqlalchemy import Select, Table, and_, delete, func, insert, select, text, update
+from sqlalchemy import Select, Table, and_, delete, func, select, text, update
 from sqlalchemy.engine import RowMapping
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from contracts.tasks import WORKFLOW_ID_PREFIX
 from db.models import TERMINAL_STATUSES, LongRunningTask, TaskStatus
 
 TASK_CHANNEL = "longtasks_task"
@@ -95,6 +96,17 @@ def _bump() -> dict[str, Any]:
     return {"version": tasks.c.version + 1, "updated_at": func.now()}
 
 
+# RETURNING names TaskRow's own fields (never input): one round trip gives the whole row.
+_CREATE = text(
+    "WITH new AS (SELECT nextval(pg_get_serial_sequence('long_running_tasks', 'id')) AS id)"  # noqa: S608
+    " INSERT INTO long_running_tasks"
+    " (id, business_id, task_type, status, total_items, priority, start_at, workflow_id)"
+    " SELECT new.id, :business_id, :task_type, :status, :total_items, :priority, :start_at,"
+    " :workflow_prefix || new.id FROM new"
+    " RETURNING " + ", ".join(TaskRow.__dataclass_fields__)
+)
+
+
 async def create_task(
     conn: AsyncConnection,
     *,
@@ -104,27 +116,29 @@ async def create_task(
     priority: str = "normal",
     start_at: dt.datetime | None = None,
 ) -> TaskRow:
+    """One statement: the workflow id derives from the task id, known inside the INSERT."""
     status = TaskStatus.scheduled if start_at is not None else TaskStatus.running
-    result = await conn.execute(
-        insert(tasks)
-        .values(
-            business_id=business_id,
-            task_type=task_type,
-            status=status.value,
-            total_items=total_items,
-            priority=priority,
-            start_at=start_at,
+    result = (
+        (
+            await conn.execute(
+                _CREATE,
+                {
+                    "business_id": business_id,
+                    "task_type": task_type,
+                    "status": status.value,
+                    "total_items": total_items,
+                    "priority": priority,
+                    "start_at": start_at,
+                    "workflow_prefix": WORKFLOW_ID_PREFIX,
+                },
+            )
         )
-        .returning(*_COLUMNS)
+        .mappings()
+        .one()
     )
-    row = TaskRow.from_mapping(result.mappings().one())
-    # The workflow id is derived from the task id, known only after the insert.
-    updated = await _changed(
-        conn,
-        update(tasks).where(tasks.c.id == row.id).values(workflow_id=f"longtask-{row.id}"),
-    )
-    assert updated is not None
-    return updated
+    row = TaskRow.from_mapping(result)
+    await _notify(conn, row)
+    return row
 
 
 async def get_task(
