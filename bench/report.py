@@ -93,7 +93,10 @@ def markdown(r: dict[str, Any]) -> str:
         rows.append(
             (
                 "receipt delete",
-                f"{d['items_per_s']:,} items/s vs one DELETE {d['single_statement_items_per_s']:,}",
+                f"{d['items_per_s']:,} items/s vs one DELETE {d['single_statement_items_per_s']:,}"
+                f" ({d['ratio']:.2f}x), first page's start to last page's record, {d['pages']}"
+                f" pages (end to end, POST to completed: {d['end_to_end_items_per_s']:,});"
+                f" {d['receipts']:,} receipts",
                 ">= 0.5x one DELETE",
                 _goal(d["items_per_s"] >= 0.5 * d["single_statement_items_per_s"]),
             )

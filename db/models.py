@@ -24,7 +24,7 @@ from sqlalchemy import (
     func,
     text,
 )
-from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.dialects.postgresql import ARRAY, JSONB
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 # Stable constraint names so Alembic autogenerate and hand-written migrations agree.
@@ -359,3 +359,30 @@ class TaskReceiptSelection(Base):
     )
     seq: Mapped[int] = mapped_column(Integer, primary_key=True)
     receipt_id: Mapped[int] = mapped_column(BigInteger)
+
+
+class ReceiptDeletePage(Base):
+    """One page of a delete by filter: a receipt-id range cut at intake, then what it deleted.
+
+    The page's receipts are recorded as one array, not a ledger row each; the `task_ledger`
+    view lists them as the task's succeeded items.
+    """
+
+    __tablename__ = "receipt_delete_pages"
+
+    task_id: Mapped[int] = mapped_column(
+        ForeignKey("long_running_tasks.id", ondelete="CASCADE"), primary_key=True
+    )
+    page: Mapped[int] = mapped_column(Integer, primary_key=True)
+    first_seq: Mapped[int] = mapped_column(Integer)
+    business_id: Mapped[int] = mapped_column(BigInteger)
+    after_id: Mapped[int] = mapped_column(BigInteger)
+    up_to_id: Mapped[int] = mapped_column(BigInteger)
+    source: Mapped[str | None] = mapped_column(String(20))
+    issued_after: Mapped[dt.date | None] = mapped_column(Date)
+    issued_before: Mapped[dt.date | None] = mapped_column(Date)
+    expected: Mapped[int] = mapped_column(Integer)
+    deleted: Mapped[int | None] = mapped_column(Integer)
+    deleted_ids: Mapped[list[int] | None] = mapped_column(ARRAY(BigInteger))
+    started_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
+    settled_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))

@@ -93,7 +93,10 @@ class Settings(BaseSettings):
     gmail_fetch_page_size: int = 100
     # The per-business Temporal Schedule's interval between incremental syncs.
     gmail_sync_interval_s: int = 3600
-    receipt_delete_page_size: int = 5000
+    # A page is one DELETE statement: ~20 ms for 50,000 receipts here. Much smaller pages spend
+    # more on the ~50 ms an activity costs, and on pages starting a few ms apart, than on
+    # deleting; cancel still takes effect between pages within a fraction of a second.
+    receipt_delete_page_size: int = 50_000
     max_receipt_ids_per_delete: int = 100_000
 
     # Sandbox providers (`longtasks sandbox`)

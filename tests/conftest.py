@@ -372,7 +372,7 @@ async def get_task_row(engine: AsyncEngine, task_id: int) -> TaskRow:
 async def ledger_counts(engine: AsyncEngine, task_id: int) -> dict[str, int]:
     async with engine.connect() as conn:
         rows = await conn.execute(
-            text("SELECT status, count(*) FROM task_items WHERE task_id = :t GROUP BY status"),
+            text("SELECT status, count(*) FROM task_ledger WHERE task_id = :t GROUP BY status"),
             {"t": task_id},
         )
         return {r[0]: int(r[1]) for r in rows}

@@ -1,7 +1,8 @@
 """The receipt workflows: bulk deletion, Gmail receipt sync, and the Schedule's sync kick.
 
-`receipt_delete` walks the selection the API staged (`task_receipt_selection`, seq 1..N) in
-keyset pages; each page deletes and records its ledger rows in one transaction.
+`receipt_delete` walks the pages the API cut at intake: seq ranges of the caller's ids
+(`task_receipt_selection`), or receipt-id ranges of a filter's matches (`receipt_delete_pages`);
+each page deletes and records its outcome in one transaction.
 
 `receipt_sync` runs in two phases, so progress has a true total:
 1. List (`before_plan`): one activity per Gmail list page (messages.list for a full sync,

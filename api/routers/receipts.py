@@ -178,9 +178,11 @@ async def bulk_delete(
         if body.receipt_ids is not None:
             return await receipt_repo.select_ids(conn, task.id, body.receipt_ids)
         assert where is not None
-        selected = await receipt_repo.select_matching(conn, task.id, business_id, where)
+        selected = await receipt_repo.plan_filter_delete(
+            conn, task.id, business_id, where, settings.receipt_delete_page_size
+        )
         if selected != task.total_items:
-            # Receipts came or went since the count: the staged selection is the truth.
+            # Receipts came or went since the count: the planned pages are the truth.
             await task_repo.set_total(conn, task.id, selected)
         return selected
 

@@ -164,6 +164,8 @@ async def list_items(
     after: tuple[int, str] | None,
     limit: int,
 ) -> list[LedgerItem]:
+    """A task's item outcomes in item order: its `task_items` rows and, for a delete by
+    filter, the receipts its pages recorded as deleted (the `task_ledger` view)."""
     conditions = ["task_id = :task_id"]
     params: dict[str, object] = {"task_id": task_id, "limit": limit}
     if status is not None:
@@ -176,7 +178,7 @@ async def list_items(
     where = " AND ".join(conditions)
     query = text(
         "SELECT item_key, seq, label, status, error_code, error_message, provider_ref,"  # noqa: S608
-        f" attempts, updated_at FROM task_items WHERE {where}"
+        f" attempts, updated_at FROM task_ledger WHERE {where}"
         " ORDER BY seq, item_key LIMIT :limit"
     )
     result = await conn.execute(query, params)

@@ -170,21 +170,6 @@ async def count_matching(conn: AsyncConnection, business_id: int, where: Receipt
     return int((await conn.execute(query, params)).scalar_one())
 
 
-async def select_matching(
-    conn: AsyncConnection, task_id: int, business_id: int, where: ReceiptFilter
-) -> int:
-    """Materialize a filter's matches now: the task deletes what matched when it was asked."""
-    params: dict[str, Any] = {"business_id": business_id, "task_id": task_id}
-    conditions = where.where(params)
-    query = text(
-        "INSERT INTO task_receipt_selection (task_id, seq, receipt_id)"  # noqa: S608
-        " SELECT :task_id, row_number() OVER (ORDER BY id), id FROM receipts"
-        f" WHERE {' AND '.join(conditions)}"
-    )
-    result = await conn.execute(query, params)
-    return int(result.rowcount or 0)
-
-
 async def selection_count(conn: AsyncConnection, task_id: int) -> int:
     result = await conn.execute(
         text("SELECT count(*) FROM task_receipt_selection WHERE task_id = :t"), {"t": task_id}
@@ -233,3 +218,165 @@ async def delete_batch(
         )
     ).one()
     return int(row[0]), int(row[1])
+
+
+# -- bulk delete by filter: receipt-id ranges cut at intake, one ledger row per page ------------
+
+
+async def plan_filter_delete(
+    conn: AsyncConnection, task_id: int, business_id: int, where: ReceiptFilter, page_size: int
+) -> int:
+    """Cut the filter's matches, as of now, into pages of `page_size` consecutive receipt ids;
+    returns how many matched. Receipts are never edited and ids only grow, so "matches and
+    lies in a page's id range" later means "matched now", unless someone deleted it meanwhile.
+    """
+    if where.vendor is not None or where.task_id is not None:
+        raise ValueError("a delete filter has only source, after and before")
+    params: dict[str, Any] = {
+        "business_id": business_id,
+        "task_id": task_id,
+        "page_size": page_size,
+        "page_source": where.source,
+        "page_after": where.after,
+        "page_before": where.before,
+    }
+    conditions = where.where(params)
+    # Only fixed condition strings are joined; every value is a bound parameter.
+    query = text(f"""
+        WITH matched AS (
+            SELECT id, (row_number() OVER (ORDER BY id) - 1) / :page_size AS page
+            FROM receipts WHERE {" AND ".join(conditions)}
+        ), pages AS (
+            SELECT page, max(id) AS up_to_id, count(*) AS expected FROM matched GROUP BY page
+        ), planned AS (
+            INSERT INTO receipt_delete_pages (task_id, page, first_seq, business_id, after_id,
+                up_to_id, source, issued_after, issued_before, expected)
+            SELECT :task_id, page, page * :page_size, :business_id,
+                   coalesce(lag(up_to_id) OVER (ORDER BY page), 0), up_to_id,
+                   :page_source, :page_after, :page_before, expected
+            FROM pages
+            RETURNING expected
+        )
+        SELECT coalesce(sum(expected), 0) FROM planned
+    """)  # noqa: S608
+    return int((await conn.execute(query, params)).scalar_one())
+
+
+@dataclass(frozen=True)
+class FilterPagePlan:
+    pages: int
+    page_size: int
+    total: int
+
+
+async def filter_delete_plan(conn: AsyncConnection, task_id: int) -> FilterPagePlan | None:
+    """The pages a delete by filter was cut into; None for a delete by ids."""
+    row = (
+        await conn.execute(
+            text(
+                "SELECT count(*), max(expected), sum(expected) FROM receipt_delete_pages"
+                " WHERE task_id = :t"
+            ),
+            {"t": task_id},
+        )
+    ).one()
+    if not row[0]:
+        return None
+    return FilterPagePlan(pages=int(row[0]), page_size=int(row[1]), total=int(row[2]))
+
+
+@dataclass(frozen=True)
+class FilterPageOutcome:
+    deleted: int
+    # Matched at intake, gone before the page ran (another delete got there first).
+    already_gone: int
+    # Committed by a transaction that was in flight at intake, so not counted then.
+    late_matches: int
+
+
+# Run in a REPEATABLE READ transaction. All parts of one statement see one snapshot, so `listed`
+# is what `gone` deletes; and under REPEATABLE READ a row of that snapshot that someone else
+# deleted or changed meanwhile fails the statement (a serialization failure, retried) instead of
+# being skipped: the recorded ids are exactly the deleted ones. Listing with a second scan costs
+# less than DELETE ... RETURNING, which writes every id into a tuplestore first.
+# The FOR UPDATE makes a second attempt of the page (a retry, a zombie) wait for the first; it
+# then fails the same way, and its retry finds the page settled and does nothing.
+_DELETE_FILTER_PAGE = text("""
+    WITH page AS (
+        SELECT * FROM receipt_delete_pages
+        WHERE task_id = :t AND page = :p AND settled_at IS NULL
+        FOR UPDATE
+    ), gone AS (
+        DELETE FROM receipts AS r USING page
+        WHERE r.business_id = page.business_id
+          AND r.id > page.after_id AND r.id <= page.up_to_id
+          AND (page.source IS NULL OR r.source = page.source)
+          AND (page.issued_after IS NULL OR r.issued_at >= page.issued_after)
+          AND (page.issued_before IS NULL OR r.issued_at < page.issued_before)
+    ), listed AS (
+        SELECT coalesce(array_agg(r.id), '{}') AS ids, count(*) AS n
+        FROM receipts AS r, page
+        WHERE r.business_id = page.business_id
+          AND r.id > page.after_id AND r.id <= page.up_to_id
+          AND (page.source IS NULL OR r.source = page.source)
+          AND (page.issued_after IS NULL OR r.issued_at >= page.issued_after)
+          AND (page.issued_before IS NULL OR r.issued_at < page.issued_before)
+    )
+    UPDATE receipt_delete_pages AS p
+    SET deleted_ids = listed.ids, deleted = listed.n,
+        started_at = statement_timestamp(), settled_at = clock_timestamp()
+    FROM page, listed
+    WHERE p.task_id = page.task_id AND p.page = page.page
+    RETURNING p.expected, p.deleted
+""")
+
+
+async def delete_filter_page(
+    conn: AsyncConnection, task_id: int, page: int
+) -> FilterPageOutcome | None:
+    """Delete one page of a delete by filter and record its receipt ids, in one statement.
+    `conn` must be in a REPEATABLE READ transaction (see above).
+
+    None when the task has no such page (a delete by ids); an outcome of zeros when the page
+    was already settled by an earlier, committed attempt.
+    """
+    row = (await conn.execute(_DELETE_FILTER_PAGE, {"t": task_id, "p": page})).first()
+    if row is None:
+        exists = await conn.execute(
+            text("SELECT 1 FROM receipt_delete_pages WHERE task_id = :t AND page = :p"),
+            {"t": task_id, "p": page},
+        )
+        return FilterPageOutcome(0, 0, 0) if exists.first() is not None else None
+    expected, deleted = int(row[0]), int(row[1])
+    return FilterPageOutcome(
+        deleted=deleted,
+        already_gone=max(expected - deleted, 0),
+        late_matches=max(deleted - expected, 0),
+    )
+
+
+@dataclass(frozen=True)
+class FilterDeleteCounts:
+    # Planned items, plus late matches found by settled pages.
+    total: int
+    # Deleted, or already gone (which also counts as skipped).
+    succeeded: int
+    skipped: int
+
+
+async def filter_delete_counts(conn: AsyncConnection, task_id: int) -> FilterDeleteCounts:
+    """A delete by filter's counters, from its committed page records."""
+    row = (
+        await conn.execute(
+            text("""
+                SELECT coalesce(sum(greatest(expected, coalesce(deleted, 0))), 0),
+                       coalesce(sum(greatest(expected, deleted))
+                                FILTER (WHERE settled_at IS NOT NULL), 0),
+                       coalesce(sum(greatest(expected - deleted, 0))
+                                FILTER (WHERE settled_at IS NOT NULL), 0)
+                FROM receipt_delete_pages WHERE task_id = :t
+            """),
+            {"t": task_id},
+        )
+    ).one()
+    return FilterDeleteCounts(total=int(row[0]), succeeded=int(row[1]), skipped=int(row[2]))

@@ -224,6 +224,32 @@ async def set_total(conn: AsyncConnection, task_id: int, total_items: int) -> Ta
     )
 
 
+async def raise_counts(
+    conn: AsyncConnection, task_id: int, *, total: int, succeeded: int, skipped: int
+) -> TaskRow | None:
+    """Counters recomputed from a task's own settled records (never from a delta): each only
+    ever rises, so an older recompute that commits after a newer one changes nothing, and a
+    retried recompute counts nothing twice. For tasks without failed items."""
+    new_values = {
+        "total_items": func.greatest(tasks.c.total_items, total),
+        "success_count": func.greatest(tasks.c.success_count, succeeded),
+        "skipped_count": func.greatest(tasks.c.skipped_count, skipped),
+        "processed_items": func.greatest(tasks.c.processed_items, succeeded),
+    }
+    return await _changed(
+        conn,
+        update(tasks)
+        .where(
+            tasks.c.id == task_id,
+            tasks.c.failed_count == 0,
+            (tasks.c.total_items < total)
+            | (tasks.c.success_count < succeeded)
+            | (tasks.c.skipped_count < skipped),
+        )
+        .values(**new_values, **_bump()),
+    )
+
+
 async def set_status_reason(
     conn: AsyncConnection, task_id: int, reason: str | None
 ) -> TaskRow | None:

@@ -21,6 +21,7 @@ from tests.faults.conftest import (
 from tests.receipts.helpers import (
     connect_directly,
     create_delete_task,
+    create_filter_delete_task,
     create_sync_task,
     expected_outcomes,
     gmail_sandbox,
@@ -112,7 +113,9 @@ async def test_sigkill_mid_sync_resumes_without_duplicates(
     )
 
 
+@pytest.mark.parametrize("selection", ["ids", "filter"])
 async def test_sigkill_mid_delete_deletes_each_receipt_once(
+    selection: str,
     stack: Stack,
     new_business: Callable[[], Awaitable[int]],
     workers: WorkerFactory,
@@ -131,7 +134,13 @@ async def test_sigkill_mid_delete_deletes_each_receipt_once(
             {"b": business_id, "n": total},
         )
         ids = sorted(int(r[0]) for r in rows)
-    task_id = await create_delete_task(stack.engine, business_id, ids)
+    if selection == "ids":
+        task_id = await create_delete_task(stack.engine, business_id, ids)
+    else:
+        # A filter's pages are cut at intake: 200 pages of 100 receipt ids.
+        task_id, _ = await create_filter_delete_task(
+            stack.engine, business_id, 100, source="manual"
+        )
     env = {"RECEIPT_DELETE_PAGE_SIZE": "100", "PAGE_WINDOW": "2"}
     await start_task(
         stack.client, worker_env["TEMPORAL_TASK_QUEUE"], business_id, task_id, "receipt_delete"
@@ -151,7 +160,7 @@ async def test_sigkill_mid_delete_deletes_each_receipt_once(
     assert await receipt_count(stack.engine, business_id) == 0
     fault_report.add(
         FaultRow(
-            "bulk receipt delete, worker SIGKILL",
+            f"bulk receipt delete by {selection}, worker SIGKILL",
             "SIGKILL at first batch, 4,000 and 12,000 deleted",
             3,
             total,

@@ -96,6 +96,21 @@ async def create_delete_task(engine: AsyncEngine, business_id: int, receipt_ids:
     return task.id
 
 
+async def create_filter_delete_task(
+    engine: AsyncEngine, business_id: int, page_size: int, **where: Any
+) -> tuple[int, int]:
+    """A delete by filter as `POST /api/receipts/bulk_delete` plans it; (task id, selected)."""
+    async with engine.begin() as conn:
+        task = await task_repo.create_task(
+            conn, business_id=business_id, task_type="receipt_delete", total_items=0
+        )
+        selected = await receipt_repo.plan_filter_delete(
+            conn, task.id, business_id, ReceiptFilter(**where), page_size
+        )
+        await task_repo.set_total(conn, task.id, selected)
+    return task.id, selected
+
+
 async def start_task(
     client: Client, queue: str, business_id: int, task_id: int, task_type: str
 ) -> WorkflowHandle[Any, Any]:
