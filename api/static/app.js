@@ -511,7 +511,7 @@ function onTaskStarted(task) {
 
 function streamCount() {
   let n = 0;
-  for (const w of session.watchers.values()) if (w.mode === 'stream') n++;
+  for (const w of session.watchers.values()) if (w.mode === 'stream' || w.mode === 'connecting') n++;
   return n;
 }
 
@@ -596,7 +596,8 @@ function renderLiveStatus() {
   const mode = session.businessFeed?.mode ?? 'stopped';
   const box = $('live-status');
   box.dataset.mode = mode;
-  box.textContent = t(mode === 'stream' ? 'list.liveStream' : mode === 'polling' ? 'list.livePolling' : 'list.liveOff');
+  const key = { stream: 'list.liveStream', connecting: 'list.liveConnecting', polling: 'list.livePolling' }[mode];
+  box.textContent = t(key ?? 'list.liveOff');
 }
 
 boot();

@@ -72,7 +72,8 @@ export class LiveFeed {
       if (this.es === es) this.#setMode('stream');
     });
     es.addEventListener('error', () => this.#onStreamError(es));
-    this.#setMode('stream');
+    // Not 'stream' until the server answers: the page must not claim to be live while it is not.
+    this.#setMode('connecting');
   }
 
   #closeStream() {
@@ -104,7 +105,10 @@ export class LiveFeed {
     if (es.readyState === EventSource.CLOSED || this.errors.length >= ERROR_BURST) {
       this.#closeStream();
       this.#startPolling();
+      return;
     }
+    // The browser is reconnecting by itself; 'open' sets 'stream' again once it has.
+    this.#setMode('connecting');
   }
 
   #startPolling() {

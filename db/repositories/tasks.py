@@ -58,8 +58,8 @@ class TaskRow:
     def progress_pct(self) -> float:
         if self.total_items <= 0:
             return 100.0 if self.is_terminal else 0.0
-        done = self.processed_items + (self.cancelled_count if self.is_terminal else 0)
-        return round(min(100.0, 100.0 * done / self.total_items), 1)
+        # Items cancelled unprocessed are not progress: a task cancelled at 30% stays at 30%.
+        return round(min(100.0, 100.0 * self.processed_items / self.total_items), 1)
 
     @classmethod
     def from_mapping(cls, row: Mapping[str, Any] | RowMapping) -> TaskRow:

@@ -483,3 +483,36 @@ async def test_the_list_recovers_when_its_first_load_failed(
     the_card = card(page, task_id)
     await expect(the_card).to_have_attribute("data-status", "completed", timeout=15_000)
     await expect(page.locator("#task-list-error")).to_be_hidden()
+
+
+# ---- 8. the live indicator tells the truth while the stream reconnects ----------------------
+
+
+async def test_the_live_indicator_says_connecting_while_the_stream_reconnects(
+    stack: Stack, new_business: NewBusiness, open_page: OpenPage, context: BrowserContext
+) -> None:
+    """An EventSource that errors is reconnecting by itself (a proxy cut the stream, the API
+    restarted): the page must not keep saying "live" until the stream is open again."""
+    # Keep a handle on the page's real EventSource objects, to deliver the error event the
+    # browser fires when a stream drops.
+    await context.add_init_script(
+        "(() => { const Real = window.EventSource; window.__streams = [];"
+        " window.EventSource = class extends Real {"
+        " constructor(...args) { super(...args); window.__streams.push(this); } }; })();"
+    )
+    business_id = await new_business()
+    page, _ = await open_page(business_id, "viewer")
+    status = page.locator("#live-status")
+    await expect(status).to_have_attribute("data-mode", "stream")
+    await expect(status).to_have_text("עדכונים חיים")
+
+    await page.evaluate("window.__streams.at(-1).dispatchEvent(new Event('error'))")
+    await expect(status).to_have_attribute("data-mode", "connecting")
+    await expect(status).to_have_text("מתחבר לעדכונים חיים…")
+
+    await page.evaluate("window.__streams.at(-1).dispatchEvent(new Event('open'))")
+    await expect(status).to_have_attribute("data-mode", "stream")
+    # Three errors within ten seconds: the stream is given up for polling.
+    for _ in range(3):
+        await page.evaluate("window.__streams.at(-1).dispatchEvent(new Event('error'))")
+    await expect(status).to_have_attribute("data-mode", "polling")

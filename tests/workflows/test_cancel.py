@@ -34,6 +34,8 @@ async def _assert_cancelled_exactly(
     assert success + failed + cancelled == total
     assert 0 < success < total
     assert cancelled > 0
+    # The bar stays where the work stopped; cancelled items are not progress.
+    assert task["progress_pct"] == round(100 * (success + failed) / total, 1) < 100
     # Nothing is left claimed-but-unsettled, and the provider saw exactly the successes.
     ledger = await ledger_counts(stack.engine, int(str(task["id"])))
     assert "sending" not in ledger
