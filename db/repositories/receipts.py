@@ -247,12 +247,15 @@ async def plan_filter_delete(
             SELECT id, (row_number() OVER (ORDER BY id) - 1) / :page_size AS page
             FROM receipts WHERE {" AND ".join(conditions)}
         ), pages AS (
-            SELECT page, max(id) AS up_to_id, count(*) AS expected FROM matched GROUP BY page
+            SELECT page, min(id) AS first_id, max(id) AS up_to_id, count(*) AS expected
+            FROM matched GROUP BY page
         ), planned AS (
+            -- Ranges are contiguous from the first match on (not from id 0: the first page
+            -- would then walk every older receipt of every business).
             INSERT INTO receipt_delete_pages (task_id, page, first_seq, business_id, after_id,
                 up_to_id, source, issued_after, issued_before, expected)
             SELECT :task_id, page, page * :page_size, :business_id,
-                   coalesce(lag(up_to_id) OVER (ORDER BY page), 0), up_to_id,
+                   coalesce(lag(up_to_id) OVER (ORDER BY page), first_id - 1), up_to_id,
                    :page_source, :page_after, :page_before, expected
             FROM pages
             RETURNING expected

@@ -127,6 +127,21 @@ async def test_a_second_attempt_of_a_page_deletes_and_counts_nothing(
     business_id = await new_business()
     ids = await seed_receipts(stack.engine, business_id, 12)
     task_id, _ = await create_filter_delete_task(stack.engine, business_id, 5, source="manual")
+    async with stack.engine.connect() as conn:
+        ranges = await conn.execute(
+            text(
+                "SELECT after_id, up_to_id, expected FROM receipt_delete_pages"
+                " WHERE task_id = :t ORDER BY page"
+            ),
+            {"t": task_id},
+        )
+        # Contiguous ranges starting at the first match: page 0 must not walk every older
+        # receipt of every other business.
+        assert [tuple(r) for r in ranges] == [
+            (ids[0] - 1, ids[4], 5),
+            (ids[4], ids[9], 5),
+            (ids[9], ids[11], 2),
+        ]
     async with repeatable_read(stack) as first, repeatable_read(stack) as second:
         await first.begin()
         outcome = await receipt_repo.delete_filter_page(first, task_id, 1)
