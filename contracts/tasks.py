@@ -39,6 +39,17 @@ class LoopState:
 
 
 @dataclass
+class ListingCursor:
+    """Where a listing phase stands (work a task does before it knows its total, e.g. listing
+    a mailbox); carried across continue-as-new when the listing alone makes a long history."""
+
+    mode: str
+    page: int
+    page_token: str | None
+    heartbeat_timeout_s: float
+
+
+@dataclass
 class TaskInput:
     """The one input of every task workflow: ids, and the loop state after continue-as-new."""
 
@@ -47,6 +58,8 @@ class TaskInput:
     # Delayed start: epoch seconds (UTC) before which no work happens.
     start_at_epoch: float | None = None
     state: LoopState | None = None
+    # Set when a run continued as new in the middle of its listing phase.
+    listing: ListingCursor | None = None
 
 
 @dataclass

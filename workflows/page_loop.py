@@ -136,12 +136,14 @@ class PagedTaskWorkflow:
     async def run_task(self, input: TaskInput) -> TaskOutcome:
         state = self._state
         if state is None:
-            if input.start_at_epoch is not None and not await self._wait_for_start(input):
-                return await self._finish(input, "cancelled")
-            started = await self._short("tasks.mark_running", input.task_id, result_type=bool)
-            if not started:
-                # Ended before it began (cancelled while scheduled and already finished).
-                return TaskOutcome(input.task_id, "cancelled", 0, 0, 0, 0)
+            # A run that continued as new mid-listing has started already: it only resumes.
+            if input.listing is None:
+                if input.start_at_epoch is not None and not await self._wait_for_start(input):
+                    return await self._finish(input, "cancelled")
+                started = await self._short("tasks.mark_running", input.task_id, result_type=bool)
+                if not started:
+                    # Ended before it began (cancelled while scheduled and already finished).
+                    return TaskOutcome(input.task_id, "cancelled", 0, 0, 0, 0)
             # Work some task types do before they know their total (e.g. listing a mailbox);
             # nothing for others, so their command sequence (and stored histories) is unchanged.
             await self.before_plan(input)

@@ -37,9 +37,13 @@ with workflow.unsafe.imports_passed_through():
         ListResult,
         SyncStart,
     )
-    from contracts.tasks import TaskInput, TaskOutcome
+    from contracts.tasks import ListingCursor, TaskInput, TaskOutcome
 
 from workflows.page_loop import PAGE_RETRY, PagedTaskWorkflow
+
+# Older histories listed in one run whatever its length; this marks runs that may continue as
+# new mid-listing.
+LISTING_CONTINUE_AS_NEW_PATCH = "listing-continue-as-new"
 
 # A kick that cannot start its sync for ten minutes gives up: the next interval tries again.
 KICK_RETRY = RetryPolicy(maximum_interval=timedelta(seconds=60), maximum_attempts=15)
@@ -67,19 +71,29 @@ class ReceiptSyncWorkflow(PagedTaskWorkflow):
         return await self.run_task(input)
 
     async def before_plan(self, input: TaskInput) -> None:
-        try:
-            start = await self._short("receipt_sync.start", input.task_id, result_type=SyncStart)
-        except ActivityError as err:
-            # E.g. a revoked grant: the task fails with the reason instead of hanging `running`.
-            self._failure = f"starting the sync failed: {err.cause or err}"
-            return
-        mode = start.mode
-        page_token: str | None = None
-        page = 0
+        if input.listing is not None:
+            # Continued as new mid-listing: pick up at the page the last run had reached.
+            cursor = input.listing
+        else:
+            try:
+                start = await self._short(
+                    "receipt_sync.start", input.task_id, result_type=SyncStart
+                )
+            except ActivityError as err:
+                # E.g. a revoked grant: the task fails with the reason, not hanging `running`.
+                self._failure = f"starting the sync failed: {err.cause or err}"
+                return
+            cursor = ListingCursor(start.mode, 0, None, start.heartbeat_timeout_s)
+        mode, page, page_token = cursor.mode, cursor.page, cursor.page_token
+        listed_this_run = 0
         while True:
             await self._record_cancel_if_needed(input.task_id)
             if self._cancel_requested:
                 return
+            if listed_this_run and workflow.patched(LISTING_CONTINUE_AS_NEW_PATCH):
+                self._continue_listing_as_new_if_suggested(
+                    input, ListingCursor(mode, page, page_token, cursor.heartbeat_timeout_s)
+                )
             try:
                 listed = await self._uninterrupted(
                     workflow.execute_activity(
@@ -89,7 +103,7 @@ class ReceiptSyncWorkflow(PagedTaskWorkflow):
                         ),
                         result_type=ListResult,
                         start_to_close_timeout=timedelta(minutes=10),
-                        heartbeat_timeout=timedelta(seconds=start.heartbeat_timeout_s),
+                        heartbeat_timeout=timedelta(seconds=cursor.heartbeat_timeout_s),
                         retry_policy=PAGE_RETRY,
                         summary=f"list {mode} page {page + 1}",
                     )
@@ -98,6 +112,7 @@ class ReceiptSyncWorkflow(PagedTaskWorkflow):
                 cause = err.cause if err.cause is not None else err
                 self._failure = f"listing messages failed: {cause}"
                 return
+            listed_this_run += 1
             if listed.history_too_old:
                 mode, page_token, page = FULL, None, 0
                 continue
@@ -109,6 +124,17 @@ class ReceiptSyncWorkflow(PagedTaskWorkflow):
             page_token = listed.next_page_token
             if page_token is None:
                 return
+
+    def _continue_listing_as_new_if_suggested(self, input: TaskInput, at: ListingCursor) -> None:
+        """A mailbox of ~a million messages lists 2,000 pages: too long a history for one run.
+        The listing's cursor (Gmail's page token) is all the next run needs; the staged ids
+        are in Postgres. A pending cancel is in Postgres too: the next run's first check sees
+        it there."""
+        if not workflow.info().is_continue_as_new_suggested():
+            return
+        workflow.continue_as_new(
+            TaskInput(task_id=input.task_id, business_id=input.business_id, listing=at)
+        )
 
     async def before_complete(self, input: TaskInput) -> None:
         await self._short("receipt_sync.complete", input.task_id)
