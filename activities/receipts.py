@@ -1,8 +1,8 @@
 """Bulk receipt deletion, page by page.
 
 A delete has no external side effect, so a page needs no claim -> act -> settle split: the
-delete, its ledger record and the counter increment commit in one transaction, and a retried
-(or a zombie) attempt of a page that already committed changes nothing and counts nothing.
+delete and its ledger record commit in one transaction, and a retried (or a zombie) attempt of
+a page that already committed changes nothing and counts nothing.
 
 Two kinds of selection, cut at intake by the API:
 - by ids: the caller's ids numbered 1..N (`task_receipt_selection`); every id gets its own
@@ -51,9 +51,11 @@ class ReceiptDeleteActivities:
             if task is None:
                 raise ApplicationError("the task is gone", type="NotFound", non_retryable=True)
             if task.cancel_requested:
+                # Cancel stops between pages: this one is not started.
                 return PageResult(stopped_by_cancel=True)
             # One statement: select the batch, delete this business's receipts, write every
-            # item's ledger row. A retried batch finds its rows and counts nothing twice.
+            # item's ledger row; the counters move in the same transaction. A retried batch
+            # finds its rows and counts nothing twice.
             deleted, not_found = await receipt_repo.delete_batch(
                 conn,
                 request.task_id,
