@@ -128,8 +128,9 @@ class ReceiptSyncWorkflow(PagedTaskWorkflow):
     def _continue_listing_as_new_if_suggested(self, input: TaskInput, at: ListingCursor) -> None:
         """A mailbox of ~a million messages lists 2,000 pages: too long a history for one run.
         The listing's cursor (Gmail's page token) is all the next run needs; the staged ids
-        are in Postgres. A pending cancel is in Postgres too: the next run's first check sees
-        it there."""
+        are in Postgres. Cancel is checked just before this, and a cancel signal that arrives
+        while the run hands over either holds the handover back (the server refuses to
+        continue as new past an unhandled signal) or reaches the next run."""
         if not workflow.info().is_continue_as_new_suggested():
             return
         workflow.continue_as_new(
