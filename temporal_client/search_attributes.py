@@ -23,6 +23,13 @@ DEV_SERVER_MATCHING_FLAGS = [
     "matching.useNewMatcher=true",
     "--dynamic-config-value",
     "matching.enableFairness=true",
+    # Priority and fairness order tasks within one partition of a task queue; with the default
+    # four, a poller can be handed a low-priority page from one partition while a high-priority
+    # page waits in another. A single-node dev server gains nothing from more than one.
+    "--dynamic-config-value",
+    "matching.numTaskqueueReadPartitions=1",
+    "--dynamic-config-value",
+    "matching.numTaskqueueWritePartitions=1",
 ]
 
 

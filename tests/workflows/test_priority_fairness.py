@@ -55,7 +55,7 @@ async def test_high_priority_pages_jump_the_queue_of_a_saturated_worker(
         stack.engine, low_business, israeli_numbers(1200, start=130_000)
     )
     high_task = await create_broadcast_task(
-        stack.engine, high_business, israeli_numbers(150, start=140_000)
+        stack.engine, high_business, israeli_numbers(300, start=140_000)
     )
     queue = f"saturated-{uuid.uuid4().hex[:8]}"
     settings = settings_for_tests(
