@@ -43,31 +43,9 @@ class ReceiptDeleteActivities:
 
     @activity.defn(name="receipt_delete.delete_page")
     async def delete_page(self, request: PageRequest) -> PageResult:
-        by_filter = await self._delete_filter_page(request)
-        if by_filter is not None:
-            return by_filter
-        async with self._engine.begin() as conn:
-            task = await task_repo.get_task(conn, request.task_id)
-            if task is None:
-                raise ApplicationError("the task is gone", type="NotFound", non_retryable=True)
-            if task.cancel_requested:
-                # Cancel stops between pages: this one is not started.
-                return PageResult(stopped_by_cancel=True)
-            # One statement: select the batch, delete this business's receipts, write every
-            # item's ledger row; the counters move in the same transaction. A retried batch
-            # finds its rows and counts nothing twice.
-            deleted, not_found = await receipt_repo.delete_batch(
-                conn,
-                request.task_id,
-                task.business_id,
-                after_seq=request.after_seq,
-                up_to_seq=request.up_to_seq,
-            )
-            await task_repo.add_counts(conn, request.task_id, succeeded=deleted, failed=not_found)
-        return PageResult(succeeded=deleted, failed=not_found)
-
-    async def _delete_filter_page(self, request: PageRequest) -> PageResult | None:
-        """A page of a delete by filter; None when the task deletes by ids."""
+        # A delete by filter's page runs in this REPEATABLE READ transaction (see
+        # `receipt_repo.delete_filter_page`); the task is read, and cancel checked, once here
+        # for both kinds.
         async with self._engine.connect() as conn:
             await conn.execution_options(isolation_level="REPEATABLE READ")
             try:
@@ -81,7 +59,7 @@ class ReceiptDeleteActivities:
                         # Cancel stops between pages: this one is not started, its receipts
                         # count as cancelled when the task finishes.
                         return PageResult(stopped_by_cancel=True)
-                    outcome = await receipt_repo.delete_filter_page(
+                    by_filter = await receipt_repo.delete_filter_page(
                         conn, request.task_id, request.page
                     )
             except DBAPIError as err:
@@ -93,8 +71,8 @@ class ReceiptDeleteActivities:
                     " is retried",
                     type="PageRaced",
                 ) from err
-        if outcome is None:
-            return None
+        if by_filter is None:
+            return await self._delete_id_batch(request, task.business_id)
         # The counters are recomputed from the committed page records rather than incremented
         # in the page's transaction: under REPEATABLE READ, pages running side by side would
         # fail each other on the task row. A recompute is idempotent and only ever raises them.
@@ -107,5 +85,20 @@ class ReceiptDeleteActivities:
                 succeeded=counts.succeeded,
                 skipped=counts.skipped,
             )
-        gone = outcome.already_gone
-        return PageResult(succeeded=outcome.deleted + gone, skipped=gone)
+        gone = by_filter.already_gone
+        return PageResult(succeeded=by_filter.deleted + gone, skipped=gone)
+
+    async def _delete_id_batch(self, request: PageRequest, business_id: int) -> PageResult:
+        """A page of a delete by ids. One statement: select the batch, delete this business's
+        receipts, write every item's ledger row; the counters move in the same transaction.
+        A retried batch finds its rows and counts nothing twice."""
+        async with self._engine.begin() as conn:
+            deleted, not_found = await receipt_repo.delete_batch(
+                conn,
+                request.task_id,
+                business_id,
+                after_seq=request.after_seq,
+                up_to_seq=request.up_to_seq,
+            )
+            await task_repo.add_counts(conn, request.task_id, succeeded=deleted, failed=not_found)
+        return PageResult(succeeded=deleted, failed=not_found)

@@ -154,6 +154,17 @@ class Stack:
             self.settings.jwt_secret, business_id=business_id, role=Role(role), ttl_s=ttl_s
         )
 
+    def own_queue(self, prefix: str, **overrides: Any) -> tuple[str, Settings]:
+        """A fresh task queue, and test settings for a worker of its own on it."""
+        queue = f"{prefix}-{uuid.uuid4().hex[:8]}"
+        settings = settings_for_tests(
+            self.settings.database_url or "",
+            self.sandbox_url,
+            temporal_task_queue=queue,
+            **overrides,
+        )
+        return queue, settings
+
     def http(self, business_id: int | None = None, role: str = "admin") -> httpx.AsyncClient:
         headers = {}
         if business_id is not None:

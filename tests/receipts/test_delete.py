@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import datetime as dt
-import uuid
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -13,7 +12,6 @@ from tests.conftest import (
     ledger_counts,
     record_history,
     running_worker,
-    settings_for_tests,
     wait_for_status,
     wait_until,
 )
@@ -109,14 +107,7 @@ async def test_cancel_stops_between_batches(
     ids = await seed_receipts(stack.engine, business_id, total)
     task_id = await create_delete_task(stack.engine, business_id, ids)
     # One small batch at a time, so there are many gaps between batches to cancel in.
-    queue = f"delete-{uuid.uuid4().hex[:8]}"
-    settings = settings_for_tests(
-        stack.settings.database_url or "",
-        stack.sandbox_url,
-        temporal_task_queue=queue,
-        receipt_delete_page_size=10,
-        page_window=1,
-    )
+    queue, settings = stack.own_queue("delete", receipt_delete_page_size=10, page_window=1)
     async with running_worker(stack.client, settings, stack.engine, queue):
         await start_task(stack.client, queue, business_id, task_id, "receipt_delete")
 

@@ -6,7 +6,6 @@ set low, so the workflow is told to continue as new after a few pages.
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 
 import pytest
@@ -24,7 +23,6 @@ from tests.conftest import (
     record_history,
     running_worker,
     sender_report,
-    settings_for_tests,
     start_direct,
 )
 from tests.receipts.helpers import (
@@ -63,14 +61,7 @@ async def test_continue_as_new_keeps_counts_exact(
     task_id = await create_broadcast_task(
         engine, business_id, [*israeli_numbers(1200, start=110_000), "nope"]
     )
-    queue = f"can-{uuid.uuid4().hex[:8]}"
-    settings = settings_for_tests(
-        stack.settings.database_url or "",
-        stack.sandbox_url,
-        temporal_task_queue=queue,
-        broadcast_page_size=50,
-        page_window=2,
-    )
+    queue, settings = stack.own_queue("can", broadcast_page_size=50, page_window=2)
     async with running_worker(eager_env.client, settings, engine, queue):
         handle = await start_direct(eager_env.client, queue, business_id, task_id)
         outcome = await handle.result()
@@ -102,14 +93,7 @@ async def test_a_long_mailbox_listing_continues_as_new_and_lists_each_message_on
     business_id = await new_business()
     email = await connect_directly(engine, stack.settings, business_id)
     task_id = await create_sync_task(engine, business_id)
-    queue = f"can-list-{uuid.uuid4().hex[:8]}"
-    settings = settings_for_tests(
-        stack.settings.database_url or "",
-        stack.sandbox_url,
-        temporal_task_queue=queue,
-        gmail_list_page_size=20,
-        page_window=2,
-    )
+    queue, settings = stack.own_queue("can-list", gmail_list_page_size=20, page_window=2)
     async with running_worker(eager_env.client, settings, engine, queue):
         handle = await start_task(eager_env.client, queue, business_id, task_id, "receipt_sync")
         outcome = await handle.result()

@@ -8,7 +8,6 @@ of one business finishes while another business's big task is still running.
 from __future__ import annotations
 
 import statistics
-import uuid
 from collections.abc import Awaitable, Callable
 
 from temporalio.client import Client
@@ -20,7 +19,6 @@ from tests.conftest import (
     get_task_row,
     israeli_numbers,
     running_worker,
-    settings_for_tests,
     start_direct,
     wait_until,
 )
@@ -57,11 +55,8 @@ async def test_high_priority_pages_jump_the_queue_of_a_saturated_worker(
     high_task = await create_broadcast_task(
         stack.engine, high_business, israeli_numbers(300, start=140_000)
     )
-    queue = f"saturated-{uuid.uuid4().hex[:8]}"
-    settings = settings_for_tests(
-        stack.settings.database_url or "",
-        stack.sandbox_url,
-        temporal_task_queue=queue,
+    queue, settings = stack.own_queue(
+        "saturated",
         broadcast_page_size=50,
         max_concurrent_activities=1,
         send_concurrency=50,
