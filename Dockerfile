@@ -2,8 +2,8 @@
 FROM python:3.11-slim
 ENV PYTHONDONTWRITEBYTECODE=1 PYTHONUNBUFFERED=1
 WORKDIR /app
-COPY requirements.lock pyproject.toml README.md ./
-RUN pip install --no-cache-dir -r requirements.lock
+COPY requirements.runtime.lock pyproject.toml README.md ./
+RUN pip install --no-cache-dir -r requirements.runtime.lock
 COPY . .
 RUN pip install --no-cache-dir --no-deps . && useradd --system longtasks
 USER longtasks

@@ -35,11 +35,14 @@ typecheck: $(STAMP)
 	$(BIN)/mypy .
 
 bench: $(STAMP)
-	$(BIN)/python -m bench
+	$(BIN)/python -m devtools.bench
 
-# Regenerate the lock file after changing dependencies in pyproject.toml.
+# Regenerate the lock files after changing dependencies in pyproject.toml: the development one
+# (make dev, make test) and the runtime one (the image), pinned to the same versions.
 lock: $(BIN)/python
 	$(BIN)/uv pip compile --python-version 3.11 --extra dev pyproject.toml -o requirements.lock
+	$(BIN)/uv pip compile --python-version 3.11 pyproject.toml -c requirements.lock \
+		-o requirements.runtime.lock
 
 clean:
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache

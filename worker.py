@@ -25,17 +25,16 @@ from activities.pages import PageTuning
 from activities.receipt_sync import ReceiptSyncActivities, SyncTuning
 from activities.receipts import ReceiptDeleteActivities
 from activities.tasks import TaskActivities
-from db.embedded import resolve_database_url
-from db.engine import create_engine
-from db.repositories.gmail import TokenCipher
-from observability.logs import configure_logging
-from observability.metrics import ProviderMetrics, worker_runtime
-from observability.tracing import setup_tracing
-from providers.gmail import GmailApi, GmailHttpClient
-from providers.whatsapp import WhatsAppCloudClient, WhatsAppSender, error_kind
-from settings import Settings
-from temporal_client.cleanup_schedule import ensure_cleanup_schedule
-from temporal_client.client import connect
+from longtasks.db.engine import create_engine
+from longtasks.db.repositories.gmail import TokenCipher
+from longtasks.observability.logs import configure_logging
+from longtasks.observability.metrics import ProviderMetrics, worker_runtime
+from longtasks.observability.tracing import setup_tracing
+from longtasks.providers.gmail import GmailApi, GmailHttpClient
+from longtasks.providers.whatsapp import WhatsAppCloudClient, WhatsAppSender, error_kind
+from longtasks.settings import Settings
+from longtasks.temporal.cleanup_schedule import ensure_cleanup_schedule
+from longtasks.temporal.client import connect
 from workflows.broadcast import BroadcastWorkflow
 from workflows.cleanup import CleanupWorkflow
 from workflows.receipts import (
@@ -178,7 +177,7 @@ async def run_worker(settings: Settings) -> None:
 async def serve_worker(settings: Settings, stop: asyncio.Event) -> None:
     """The worker process's body until `stop` is set (tests run it with their own event)."""
     async with AsyncExitStack() as stack:
-        engine = create_engine(resolve_database_url(settings), pool_size=settings.db_pool_size)
+        engine = create_engine(settings.require_database_url(), pool_size=settings.db_pool_size)
         stack.push_async_callback(engine.dispose)
         session = whatsapp_session(settings)
         stack.push_async_callback(session.close)

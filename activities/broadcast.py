@@ -12,13 +12,13 @@ from temporalio.exceptions import ApplicationError
 
 from activities.pacing import SenderPacer
 from activities.pages import ItemNotConfirmed, PageItem, PageRun, PageTuning, StopTask
-from contracts.tasks import PageRequest, PageResult, TaskPlan
-from db.models import ItemStatus
-from db.repositories import broadcasts as broadcast_repo
-from db.repositories.broadcasts import MessageSpec, RecipientRow
-from db.repositories.ledger import Claim, Outcome
-from db.repositories.pacing import reserve_daily_budget
-from providers.whatsapp import (
+from longtasks.contracts.tasks import PageRequest, PageResult, TaskPlan
+from longtasks.db.repositories import broadcasts as broadcast_repo
+from longtasks.db.repositories.broadcasts import MessageSpec, RecipientRow
+from longtasks.db.repositories.ledger import Claim, Outcome
+from longtasks.db.repositories.pacing import reserve_daily_budget
+from longtasks.domain import ItemStatus
+from longtasks.providers.whatsapp import (
     Message,
     TemplateMessage,
     TextMessage,

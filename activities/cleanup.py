@@ -7,9 +7,9 @@ import datetime as dt
 from sqlalchemy.ext.asyncio import AsyncEngine
 from temporalio import activity
 
-from contracts.ops import CleanupBatch, CleanupBatchResult
-from db.repositories import ops as ops_repo
-from observability import metrics
+from longtasks.contracts.ops import CleanupBatch, CleanupBatchResult
+from longtasks.db.repositories import ops as ops_repo
+from longtasks.observability import metrics
 
 
 class CleanupActivities:

@@ -16,15 +16,15 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
-from contracts.ops import NotifyRequest, NotifyResult
-from db.repositories import notifications as notification_repo
-from db.repositories import tasks as task_repo
-from db.repositories.notifications import NotificationConfig
-from db.repositories.tasks import TaskRow
-from notifications import email, payload, secrets, webhook
-from observability import metrics
-from observability.logs import bind
-from settings import Settings
+from longtasks.contracts.ops import NotifyRequest, NotifyResult
+from longtasks.db.repositories import notifications as notification_repo
+from longtasks.db.repositories import tasks as task_repo
+from longtasks.db.repositories.notifications import NotificationConfig
+from longtasks.db.repositories.tasks import TaskRow
+from longtasks.notifications import email, payload, secrets, webhook
+from longtasks.observability import metrics
+from longtasks.observability.logs import bind
+from longtasks.settings import Settings
 
 
 class NotifyActivities:

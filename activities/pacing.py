@@ -13,7 +13,7 @@ from collections import deque
 
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from db.repositories.pacing import reserve_slots
+from longtasks.db.repositories.pacing import reserve_slots
 
 
 class SenderPacer:

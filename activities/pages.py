@@ -26,11 +26,11 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
-from contracts.tasks import PageResult, TaskPlan
-from db.repositories import ledger
-from db.repositories import tasks as task_repo
-from db.repositories.ledger import Claim, ClaimRequest, Outcome
-from observability import metrics
+from longtasks.contracts.tasks import PageResult, TaskPlan
+from longtasks.db.repositories import ledger
+from longtasks.db.repositories import tasks as task_repo
+from longtasks.db.repositories.ledger import Claim, ClaimRequest, Outcome
+from longtasks.observability import metrics
 
 ItemT = TypeVar("ItemT")
 

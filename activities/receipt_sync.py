@@ -24,7 +24,7 @@ from temporalio.client import Client
 from temporalio.exceptions import ApplicationError, WorkflowAlreadyStartedError
 
 from activities.pages import ItemNotConfirmed, PageItem, PageRun, PageTuning, StopTask
-from contracts.receipts import (
+from longtasks.contracts.receipts import (
     FULL,
     INCREMENTAL,
     KickRequest,
@@ -33,15 +33,15 @@ from contracts.receipts import (
     ListResult,
     SyncStart,
 )
-from contracts.tasks import PageRequest, PageResult, TaskPlan
-from db.models import ItemStatus, TaskType
-from db.repositories import gmail as gmail_repo
-from db.repositories import receipts as receipt_repo
-from db.repositories import tasks as task_repo
-from db.repositories.gmail import ConnectionRow, SyncRunRow, TokenCipher
-from db.repositories.ledger import Claim, Outcome
-from db.repositories.receipts import NewReceipt
-from providers.gmail import (
+from longtasks.contracts.tasks import PageRequest, PageResult, TaskPlan
+from longtasks.db.repositories import gmail as gmail_repo
+from longtasks.db.repositories import receipts as receipt_repo
+from longtasks.db.repositories import tasks as task_repo
+from longtasks.db.repositories.gmail import ConnectionRow, SyncRunRow, TokenCipher
+from longtasks.db.repositories.ledger import Claim, Outcome
+from longtasks.db.repositories.receipts import NewReceipt
+from longtasks.domain import ItemStatus, TaskType
+from longtasks.providers.gmail import (
     GmailApi,
     GmailAuthRevoked,
     GmailCredentials,
@@ -49,8 +49,8 @@ from providers.gmail import (
     GmailHistoryTooOld,
     GmailNotFound,
 )
-from receipt_parsing import MalformedReceipt, NotAReceipt, parse_receipt
-from temporal_client.tasks import start_task_workflow
+from longtasks.receipt_parsing import MalformedReceipt, NotAReceipt, parse_receipt
+from longtasks.temporal.tasks import start_task_workflow
 
 T = TypeVar("T")
 

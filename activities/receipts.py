@@ -20,9 +20,9 @@ from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
 from activities.pages import PageTuning
-from contracts.tasks import PageRequest, PageResult, TaskPlan
-from db.repositories import receipts as receipt_repo
-from db.repositories import tasks as task_repo
+from longtasks.contracts.tasks import PageRequest, PageResult, TaskPlan
+from longtasks.db.repositories import receipts as receipt_repo
+from longtasks.db.repositories import tasks as task_repo
 
 
 class ReceiptDeleteActivities:

@@ -5,10 +5,10 @@ from __future__ import annotations
 from sqlalchemy.ext.asyncio import AsyncEngine
 from temporalio import activity
 
-from contracts.tasks import CancelRequest, FinishRequest, StatusReasonRequest
-from db.models import TaskStatus
-from db.repositories import tasks as task_repo
-from observability import metrics
+from longtasks.contracts.tasks import CancelRequest, FinishRequest, StatusReasonRequest
+from longtasks.db.repositories import tasks as task_repo
+from longtasks.domain import TaskStatus
+from longtasks.observability import metrics
 
 
 class TaskActivities:

@@ -24,11 +24,10 @@ from api.metrics import ApiMetrics, RequestMetrics
 from api.middleware import BodySizeLimit, RateLimit
 from api.routers import broadcasts, bulk, events, health, metrics, notifications, receipts, tasks
 from api.schemas import ERROR_RESPONSES
-from db.embedded import resolve_database_url
-from db.engine import create_engine
-from observability.logs import RequestLogContext
-from observability.tracing import RequestSpans
-from settings import Settings
+from longtasks.db.engine import create_engine
+from longtasks.observability.logs import RequestLogContext
+from longtasks.observability.tracing import RequestSpans
+from longtasks.settings import Settings
 
 STATIC_DIR = Path(__file__).resolve().parent / "static"
 log = logging.getLogger("longtasks.api")
@@ -79,7 +78,7 @@ def create_app(settings: Settings, resources: Resources | None = None) -> FastAP
             app.state.resources = resources
             yield
             return
-        engine = create_engine(resolve_database_url(settings), pool_size=settings.db_pool_size)
+        engine = create_engine(settings.require_database_url(), pool_size=settings.db_pool_size)
         app.state.resources = Resources(settings=settings, engine=engine)
         try:
             yield

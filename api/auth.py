@@ -8,7 +8,7 @@ from dataclasses import dataclass
 import jwt
 
 from api.errors import Unauthorized
-from db.models import Role
+from longtasks.domain import Role
 
 ALGORITHM = "HS256"
 

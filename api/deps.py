@@ -13,9 +13,9 @@ from temporalio.client import Client
 from api.auth import Principal, verify_token
 from api.errors import Forbidden, Unauthorized, Unavailable
 from api.events import TaskEventHub
-from db.models import Role
-from settings import Settings
-from temporal_client.client import connect
+from longtasks.domain import Role
+from longtasks.settings import Settings
+from longtasks.temporal.client import connect
 
 
 @dataclass

@@ -17,8 +17,8 @@ from dataclasses import dataclass, field
 
 import psycopg
 
-from db.engine import libpq_url
-from db.repositories.tasks import TASK_CHANNEL
+from longtasks.db.engine import libpq_url
+from longtasks.db.repositories.tasks import TASK_CHANNEL
 
 log = logging.getLogger("longtasks.events")
 

@@ -9,8 +9,8 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from api.errors import AppError
-from db.repositories.ledger import LedgerItem
-from db.repositories.tasks import TaskRow
+from longtasks.db.repositories.ledger import LedgerItem
+from longtasks.db.repositories.tasks import TaskRow
 
 TaskTypeName = Literal["broadcast", "receipt_delete", "receipt_sync"]
 TaskStatusName = Literal["scheduled", "running", "completed", "cancelled", "failed"]

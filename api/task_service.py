@@ -17,12 +17,12 @@ from temporalio.service import RPCError, RPCStatusCode
 
 from api.deps import Resources
 from api.errors import Unavailable
-from contracts.tasks import CancelSignal
-from db.models import TaskStatus
-from db.repositories import businesses
-from db.repositories import tasks as task_repo
-from db.repositories.tasks import TaskRow
-from temporal_client.tasks import signal_cancel, start_task_workflow
+from longtasks.contracts.tasks import CancelSignal
+from longtasks.db.repositories import businesses
+from longtasks.db.repositories import tasks as task_repo
+from longtasks.db.repositories.tasks import TaskRow
+from longtasks.domain import TaskStatus
+from longtasks.temporal.tasks import signal_cancel, start_task_workflow
 
 log = logging.getLogger("longtasks.api")
 

@@ -12,21 +12,21 @@ from typing import NoReturn
 
 from pydantic import ValidationError
 
-from settings import Settings
+from cli.checkout import dev_tool, with_database
+from longtasks.settings import Settings
 
 
 def _migrate(settings: Settings, args: argparse.Namespace) -> int:
-    from db.embedded import resolve_database_url
     from migrations.runner import upgrade
 
-    upgrade(resolve_database_url(settings))
+    upgrade(with_database(settings, "migrate").require_database_url())
     print("migrations applied")
     return 0
 
 
 def _token(settings: Settings, args: argparse.Namespace) -> int:
     from api.auth import issue_token
-    from db.models import Role
+    from longtasks.domain import Role
 
     token = issue_token(
         settings.jwt_secret,
@@ -43,9 +43,10 @@ def _api(settings: Settings, args: argparse.Namespace) -> int:
     import uvicorn
 
     from api.app import create_app
-    from observability.logs import configure_logging
-    from observability.tracing import setup_tracing
+    from longtasks.observability.logs import configure_logging
+    from longtasks.observability.tracing import setup_tracing
 
+    settings = with_database(settings, "api")
     configure_logging(settings)
     setup_tracing(settings)
     uvicorn.run(
@@ -60,8 +61,8 @@ def _api(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def _schedules(settings: Settings, args: argparse.Namespace) -> int:
-    from temporal_client.client import connect
-    from temporal_client.schedule_list import format_rows, list_schedules, workflow_names
+    from longtasks.temporal.client import connect
+    from longtasks.temporal.schedule_list import format_rows, list_schedules, workflow_names
     from worker import WORKFLOWS
 
     async def show() -> None:
@@ -75,47 +76,24 @@ def _schedules(settings: Settings, args: argparse.Namespace) -> int:
 def _worker(settings: Settings, args: argparse.Namespace) -> int:
     from worker import run_worker
 
-    asyncio.run(run_worker(settings))
+    asyncio.run(run_worker(with_database(settings, "worker")))
     return 0
 
 
 def _sandbox(settings: Settings, args: argparse.Namespace) -> int:
-    from sandbox.app import build_sandbox, start_sandbox
-
-    async def serve() -> None:
-        server = build_sandbox(
-            latency_ms=settings.sandbox_whatsapp_latency_ms,
-            failure_rate=settings.sandbox_whatsapp_failure_rate,
-            rate_limit_per_s=settings.sandbox_whatsapp_rate_limit,
-            gmail_mailbox_size=settings.sandbox_gmail_mailbox_size,
-            gmail_quota_units_per_s=settings.sandbox_gmail_quota_units_per_s,
-        )
-        runner, port = await start_sandbox(server, settings.sandbox_host, settings.sandbox_port)
-        print(f"sandbox providers on http://{settings.sandbox_host}:{port}", flush=True)
-        stop = asyncio.Event()
-        loop = asyncio.get_running_loop()
-        import signal
-
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            loop.add_signal_handler(sig, stop.set)
-        await stop.wait()
-        await runner.cleanup()
-
-    asyncio.run(serve())
+    asyncio.run(dev_tool("devtools.sandbox.app", "sandbox").serve_until_stopped(settings))
     return 0
 
 
 def _temporal(settings: Settings, args: argparse.Namespace) -> NoReturn:
-    from cli.processes import temporal_dev_command
-
-    cmd = temporal_dev_command(settings, list(args.extra))
+    processes = dev_tool("devtools.dev.processes", "temporal")
+    cmd: list[str] = processes.temporal_dev_command(settings, list(args.extra))
     os.execv(cmd[0], cmd)  # noqa: S606 - replaces this process with the Temporal dev server
 
 
 def _dev(settings: Settings, args: argparse.Namespace) -> int:
-    from cli.dev import run_dev
-
-    return run_dev(settings)
+    code: int = dev_tool("devtools.dev.run", "dev").run_dev(settings)
+    return code
 
 
 def _broadcast(settings: Settings, args: argparse.Namespace) -> int:

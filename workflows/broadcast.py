@@ -9,7 +9,7 @@ from __future__ import annotations
 from temporalio import workflow
 
 with workflow.unsafe.imports_passed_through():
-    from contracts.tasks import TaskInput, TaskOutcome
+    from longtasks.contracts.tasks import TaskInput, TaskOutcome
 
 from workflows.page_loop import PagedTaskWorkflow
 

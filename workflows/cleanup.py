@@ -15,7 +15,12 @@ from temporalio import workflow
 from temporalio.common import RetryPolicy
 
 with workflow.unsafe.imports_passed_through():
-    from contracts.ops import CleanupBatch, CleanupBatchResult, CleanupInput, CleanupOutcome
+    from longtasks.contracts.ops import (
+        CleanupBatch,
+        CleanupBatchResult,
+        CleanupInput,
+        CleanupOutcome,
+    )
 
 
 @workflow.defn(name="cleanup")

@@ -28,7 +28,7 @@ from temporalio.common import RetryPolicy
 from temporalio.exceptions import ActivityError, ApplicationError
 
 with workflow.unsafe.imports_passed_through():
-    from contracts.tasks import (
+    from longtasks.contracts.tasks import (
         CancelRequest,
         CancelSignal,
         FinishRequest,
@@ -40,10 +40,10 @@ with workflow.unsafe.imports_passed_through():
         TaskOutcome,
         TaskPlan,
     )
-    from temporal_client import search_attributes as sa
+    from longtasks.temporal import search_attributes as sa
 
 with workflow.unsafe.imports_passed_through():
-    from contracts.ops import NotifyRequest
+    from longtasks.contracts.ops import NotifyRequest
 
 T = TypeVar("T")
 

@@ -28,7 +28,7 @@ from temporalio.common import RetryPolicy
 from temporalio.exceptions import ActivityError
 
 with workflow.unsafe.imports_passed_through():
-    from contracts.receipts import (
+    from longtasks.contracts.receipts import (
         FULL,
         KickInput,
         KickRequest,
@@ -37,7 +37,7 @@ with workflow.unsafe.imports_passed_through():
         ListResult,
         SyncStart,
     )
-    from contracts.tasks import ListingCursor, TaskInput, TaskOutcome
+    from longtasks.contracts.tasks import ListingCursor, TaskInput, TaskOutcome
 
 from workflows.page_loop import PAGE_RETRY, PagedTaskWorkflow
 

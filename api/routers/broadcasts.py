@@ -9,10 +9,10 @@ from api.deps import Operator, ResourcesDep
 from api.errors import AppError
 from api.schemas import BroadcastIn, BroadcastStarted, TaskOut
 from api.task_service import start_task
-from db.repositories import broadcasts as broadcast_repo
-from db.repositories.broadcasts import MessageSpec, RecipientInput
-from db.repositories.tasks import TaskRow
-from phones import normalize_recipients
+from longtasks.db.repositories import broadcasts as broadcast_repo
+from longtasks.db.repositories.broadcasts import MessageSpec, RecipientInput
+from longtasks.db.repositories.tasks import TaskRow
+from longtasks.phones import normalize_recipients
 
 router = APIRouter(prefix="/api/broadcasts", tags=["broadcasts"])
 

@@ -17,8 +17,8 @@ from api.deps import Operator, ResourcesDep
 from api.errors import AppError
 from api.schemas import TaskTypeName
 from api.task_service import cancel_task
-from db.repositories import ops as ops_repo
-from db.repositories.tasks import TaskRow
+from longtasks.db.repositories import ops as ops_repo
+from longtasks.db.repositories.tasks import TaskRow
 
 router = APIRouter(prefix="/api/long_tasks", tags=["long_tasks"])
 

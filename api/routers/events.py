@@ -20,8 +20,8 @@ from api.deps import Resources, ResourcesDep, Viewer
 from api.events import TaskEventHub
 from api.routers.tasks import load_task
 from api.schemas import TaskOut
-from db.repositories import tasks as task_repo
-from db.repositories.tasks import TaskRow
+from longtasks.db.repositories import tasks as task_repo
+from longtasks.db.repositories.tasks import TaskRow
 
 router = APIRouter(prefix="/api/long_tasks", tags=["events"])
 

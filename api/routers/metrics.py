@@ -14,7 +14,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from api.deps import ResourcesDep
 from api.errors import Unauthorized
 from api.metrics import ApiMetrics
-from db.repositories import tasks as task_repo
+from longtasks.db.repositories import tasks as task_repo
 
 router = APIRouter(tags=["ops"])
 

@@ -17,11 +17,11 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 
 from api.deps import Admin, ResourcesDep, Viewer
 from api.errors import AppError
-from db.repositories import businesses
-from db.repositories import notifications as notification_repo
-from db.repositories.notifications import NotificationConfig
-from notifications import secrets
-from settings import Environment
+from longtasks.db.repositories import businesses
+from longtasks.db.repositories import notifications as notification_repo
+from longtasks.db.repositories.notifications import NotificationConfig
+from longtasks.notifications import secrets
+from longtasks.settings import Environment
 
 router = APIRouter(prefix="/api/notifications", tags=["notifications"])
 

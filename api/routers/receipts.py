@@ -20,15 +20,15 @@ from api.schemas import (
     encode_cursor,
 )
 from api.task_service import start_task
-from db.models import TaskType
-from db.repositories import businesses
-from db.repositories import gmail as gmail_repo
-from db.repositories import receipts as receipt_repo
-from db.repositories import tasks as task_repo
-from db.repositories.gmail import TokenCipher
-from db.repositories.receipts import ReceiptFilter, ReceiptRow
-from db.repositories.tasks import TaskRow
-from temporal_client.gmail_schedule import ensure_gmail_sync_schedule
+from longtasks.db.repositories import businesses
+from longtasks.db.repositories import gmail as gmail_repo
+from longtasks.db.repositories import receipts as receipt_repo
+from longtasks.db.repositories import tasks as task_repo
+from longtasks.db.repositories.gmail import TokenCipher
+from longtasks.db.repositories.receipts import ReceiptFilter, ReceiptRow
+from longtasks.db.repositories.tasks import TaskRow
+from longtasks.domain import TaskType
+from longtasks.temporal.gmail_schedule import ensure_gmail_sync_schedule
 
 router = APIRouter(prefix="/api/receipts", tags=["receipts"])
 

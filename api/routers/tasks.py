@@ -28,9 +28,9 @@ from api.schemas import (
     encode_cursor,
 )
 from api.task_service import cancel_task
-from db.repositories import ledger
-from db.repositories import tasks as task_repo
-from db.repositories.tasks import TaskRow
+from longtasks.db.repositories import ledger
+from longtasks.db.repositories import tasks as task_repo
+from longtasks.db.repositories.tasks import TaskRow
 
 router = APIRouter(prefix="/api/long_tasks", tags=["long_tasks"])
 

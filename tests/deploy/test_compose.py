@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 import yaml
 
-from settings import Settings
+from longtasks.settings import Settings
 
 COMPOSE = Path(__file__).resolve().parents[2] / "docker-compose.yml"
 APP_SERVICES = ("api", "worker")

@@ -14,9 +14,9 @@ import httpx
 import pytest
 from temporalio.client import Client
 
-from cli.processes import temporal_dev_command, wait_for_port
-from settings import Settings
-from temporal_client.client import connect_address
+from devtools.dev.processes import temporal_dev_command, wait_for_port
+from longtasks.settings import Settings
+from longtasks.temporal.client import connect_address
 from tests.conftest import (
     EMBEDDED_PGDATA,
     Stack,

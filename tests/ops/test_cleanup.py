@@ -7,9 +7,9 @@ from collections.abc import Awaitable, Callable
 
 from sqlalchemy import text
 
-from contracts.ops import CleanupInput, CleanupOutcome
-from db.models import TaskStatus
-from db.repositories import tasks as task_repo
+from longtasks.contracts.ops import CleanupInput, CleanupOutcome
+from longtasks.db.repositories import tasks as task_repo
+from longtasks.domain import TaskStatus
 from tests.conftest import Stack, create_broadcast_task, israeli_numbers
 
 

@@ -20,7 +20,7 @@ from aiohttp import web
 from aiosmtpd.controller import Controller
 from sqlalchemy import text
 
-from notifications.webhook import SIGNATURE_HEADER, TIMESTAMP_HEADER, verify
+from longtasks.notifications.webhook import SIGNATURE_HEADER, TIMESTAMP_HEADER, verify
 from tests.conftest import (
     Stack,
     _free_port,

@@ -11,9 +11,9 @@ from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
-from observability.logs import JsonFormatter, RequestLogContext, bind
-from observability.tracing import RequestSpans, temporal_interceptors
-from settings import Environment, Settings
+from longtasks.observability.logs import JsonFormatter, RequestLogContext, bind
+from longtasks.observability.tracing import RequestSpans, temporal_interceptors
+from longtasks.settings import Environment, Settings
 
 
 def _record(**extra: object) -> logging.LogRecord:

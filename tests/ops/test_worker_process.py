@@ -13,9 +13,9 @@ import pytest
 from temporalio.client import Client
 from temporalio.service import RPCError
 
-from settings import Settings
-from temporal_client.cleanup_schedule import cleanup_schedule_id, ensure_cleanup_schedule
-from temporal_client.schedule_list import format_rows, list_schedules, workflow_names
+from longtasks.settings import Settings
+from longtasks.temporal.cleanup_schedule import cleanup_schedule_id, ensure_cleanup_schedule
+from longtasks.temporal.schedule_list import format_rows, list_schedules, workflow_names
 from tests.conftest import (
     Stack,
     _free_port,

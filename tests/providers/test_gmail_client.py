@@ -13,7 +13,8 @@ import aiohttp
 import pytest
 from aiohttp import web
 
-from providers.gmail import (
+from devtools.sandbox.gmail import GmailSandbox
+from longtasks.providers.gmail import (
     GmailAuthRevoked,
     GmailCredentials,
     GmailHistoryTooOld,
@@ -23,8 +24,7 @@ from providers.gmail import (
     GmailTransientError,
     TokenBucketPacer,
 )
-from receipt_parsing import MalformedReceipt, ParsedReceipt, parse_receipt
-from sandbox.gmail import GmailSandbox
+from longtasks.receipt_parsing import MalformedReceipt, ParsedReceipt, parse_receipt
 
 EMAIL = "dana@example.com"
 

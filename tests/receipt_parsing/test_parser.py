@@ -10,8 +10,8 @@ from typing import Any
 
 import pytest
 
-from receipt_parsing import MalformedReceipt, NotAReceipt, ParsedReceipt, parse_receipt
-from receipt_parsing._money import parse_number
+from longtasks.receipt_parsing import MalformedReceipt, NotAReceipt, ParsedReceipt, parse_receipt
+from longtasks.receipt_parsing._money import parse_number
 
 D = datetime.date
 

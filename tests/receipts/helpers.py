@@ -10,14 +10,14 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 from temporalio.client import Client, WorkflowHandle
 
-from db.repositories import gmail as gmail_repo
-from db.repositories import receipts as receipt_repo
-from db.repositories import tasks as task_repo
-from db.repositories.gmail import TokenCipher
-from db.repositories.receipts import NewReceipt, ReceiptFilter
-from sandbox.gmail import GmailSandbox
-from settings import Settings
-from temporal_client.tasks import start_task_workflow
+from devtools.sandbox.gmail import GmailSandbox
+from longtasks.db.repositories import gmail as gmail_repo
+from longtasks.db.repositories import receipts as receipt_repo
+from longtasks.db.repositories import tasks as task_repo
+from longtasks.db.repositories.gmail import TokenCipher
+from longtasks.db.repositories.receipts import NewReceipt, ReceiptFilter
+from longtasks.settings import Settings
+from longtasks.temporal.tasks import start_task_workflow
 
 
 def gmail_sandbox(stack: Any) -> GmailSandbox:

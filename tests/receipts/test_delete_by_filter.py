@@ -21,7 +21,7 @@ from sqlalchemy import text
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from db.repositories import receipts as receipt_repo
+from longtasks.db.repositories import receipts as receipt_repo
 from tests.conftest import Stack, ledger_counts, record_history, wait_for_status
 from tests.receipts.helpers import (
     create_filter_delete_task,

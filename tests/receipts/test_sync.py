@@ -10,9 +10,9 @@ import pytest
 from sqlalchemy import text
 from temporalio.service import RPCError
 
-from db.repositories import gmail as gmail_repo
-from db.repositories.gmail import TokenCipher
-from temporal_client.gmail_schedule import gmail_schedule_id
+from longtasks.db.repositories import gmail as gmail_repo
+from longtasks.db.repositories.gmail import TokenCipher
+from longtasks.temporal.gmail_schedule import gmail_schedule_id
 from tests.conftest import Stack, ledger_counts, record_history, wait_for_status, wait_until
 from tests.receipts.helpers import (
     expected_outcomes,

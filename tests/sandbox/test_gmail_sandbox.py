@@ -13,8 +13,8 @@ from typing import Any
 from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
 
-from receipt_parsing import MalformedReceipt, NotAReceipt, ParsedReceipt, parse_receipt
-from sandbox.gmail import GmailSandbox
+from devtools.sandbox.gmail import GmailSandbox
+from longtasks.receipt_parsing import MalformedReceipt, NotAReceipt, ParsedReceipt, parse_receipt
 
 Client = TestClient[web.Request, web.Application]
 EMAIL = "dana@example.com"

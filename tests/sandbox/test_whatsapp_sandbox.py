@@ -11,7 +11,7 @@ from collections.abc import AsyncIterator
 from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
 
-from sandbox.whatsapp import WhatsAppSandbox, WhatsAppSandboxConfig
+from devtools.sandbox.whatsapp import WhatsAppSandbox, WhatsAppSandboxConfig
 
 Client = TestClient[web.Request, web.Application]
 SEND = "/v21.0/15550001111/messages"

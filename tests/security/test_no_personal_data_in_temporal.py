@@ -203,7 +203,7 @@ async def test_no_personal_data_in_receipt_histories(
     from google.protobuf.json_format import MessageToJson
     from temporalio.service import RPCError
 
-    from temporal_client.gmail_schedule import gmail_schedule_id
+    from longtasks.temporal.gmail_schedule import gmail_schedule_id
     from tests.receipts.helpers import gmail_sandbox, mailbox_for, staged_ids
 
     business_id = await new_business()

@@ -13,8 +13,12 @@ from typing import Any
 import pytest
 from pydantic import ValidationError
 
-from settings import Environment, Settings
-from settings.config import PLACEHOLDER_ENCRYPTION_KEY, PLACEHOLDER_JWT_SECRET
+from longtasks.settings import (
+    PLACEHOLDER_ENCRYPTION_KEY,
+    PLACEHOLDER_JWT_SECRET,
+    Environment,
+    Settings,
+)
 from tests.conftest import FaultReport, HostileRow, _free_port
 
 ROOT = Path(__file__).resolve().parents[2]

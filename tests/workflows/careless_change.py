@@ -10,7 +10,7 @@ from datetime import timedelta
 from temporalio import workflow
 
 with workflow.unsafe.imports_passed_through():
-    from contracts.tasks import TaskInput, TaskOutcome
+    from longtasks.contracts.tasks import TaskInput, TaskOutcome
 
 from workflows.page_loop import PagedTaskWorkflow
 

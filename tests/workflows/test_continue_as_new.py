@@ -12,8 +12,8 @@ import pytest
 from sqlalchemy.ext.asyncio import AsyncEngine
 from temporalio.testing import WorkflowEnvironment
 
-from db.repositories import tasks as task_repo
-from temporal_client.search_attributes import ALL_KEYS
+from longtasks.db.repositories import tasks as task_repo
+from longtasks.temporal.search_attributes import ALL_KEYS
 from tests.conftest import (
     TEMPORAL_BIN,
     Stack,

@@ -1,0 +1,138 @@
+"""Run every benchmark scenario against the real stack and write bench/results/latest.json
+and latest.md. `BENCH_QUICK=1` uses smaller sizes (under 5 minutes on 2 cores);
+`BENCH_HUGE=1` adds a 1,000,000-recipient scale point. `BENCH_ONLY=receipt_delete,cancel` runs
+just those scenarios and prints them without touching the committed results."""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import json
+import os
+import platform
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import psutil
+
+from devtools.bench.report import markdown
+from devtools.bench.scenarios import ReceiptBench
+from devtools.bench.stack import start_stack
+from longtasks.db.engine import create_engine
+
+RESULTS = Path(__file__).resolve().parent / "results"
+
+
+def commit() -> str:
+    try:
+        return subprocess.run(
+            ["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, check=True
+        ).stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        return "unknown"
+
+
+def machine() -> str:
+    return (
+        f"{platform.machine()}, {psutil.cpu_count()} cores,"
+        f" {psutil.virtual_memory().total / 2**30:.0f} GiB, Python {platform.python_version()}"
+    )
+
+
+async def run(quick: bool, huge: bool, only: set[str]) -> dict[str, Any]:
+    concurrency = 64
+    mailbox = 2000 if quick else 10_000
+    gmail_quota = 1500.0
+    stack = await start_stack(
+        SEND_CONCURRENCY=str(concurrency),
+        BROADCAST_PAGE_SIZE="500",
+        PAGE_WINDOW="4",
+        WORKER_METRICS_PORT="0",
+        SANDBOX_GMAIL_MAILBOX_SIZE=str(mailbox),
+        SANDBOX_GMAIL_QUOTA_UNITS_PER_S=str(gmail_quota),
+        GMAIL_QUOTA_UNITS_PER_S=str(gmail_quota),
+    )
+    engine = create_engine(stack.database_url, pool_size=5)
+    results: dict[str, Any] = {
+        "commit": commit(),
+        "quick": quick,
+        "machine": machine(),
+        "measured_at": dt.datetime.now(dt.UTC).isoformat(),
+    }
+    # Under uvicorn's 5 s keep-alive, so a pooled connection is never one the API just closed.
+    connector = aiohttp.TCPConnector(limit=400, keepalive_timeout=3)
+    try:
+        async with aiohttp.ClientSession(connector=connector) as session:
+            bench = ReceiptBench(stack, engine, session, concurrency)
+            stack.start_worker()
+            await asyncio.sleep(3)
+
+            async def scenario(name: str, coro: Any) -> None:
+                if only and name not in only:
+                    coro.close()
+                    return
+                started = time.perf_counter()
+                print(f"[bench] {name}...", flush=True)
+                results[name] = await coro
+                print(
+                    f"[bench] {name}: {json.dumps(results[name])}"
+                    f" ({time.perf_counter() - started:.0f}s)",
+                    flush=True,
+                )
+
+            await scenario(
+                "broadcast",
+                bench.broadcast(
+                    recipients=3000 if quick else 10_000,
+                    seed_sample=200 if quick else 500,
+                    latency_ms=20,
+                ),
+            )
+            await scenario("cancel", bench.cancel(runs=5, recipients=5000, latency_ms=20))
+            await scenario(
+                "progress_lag",
+                bench.progress_lag(recipients=3000 if quick else 10_000, latency_ms=20),
+            )
+            sizes = [1000, 10_000] if quick else [1000, 10_000, 100_000]
+            if huge:
+                sizes.append(1_000_000)
+            await scenario("scale", bench.scale(sizes, latency_ms=20))
+            await scenario(
+                "api",
+                bench.api_load(
+                    clients=50, seconds=5 if quick else 10, recipients=20_000, latency_ms=20
+                ),
+            )
+            await scenario(
+                "rate_limit",
+                bench.rate_limit(limit=80, recipients=600 if quick else 1600, workers=2),
+            )
+            await scenario("receipt_delete", bench.receipt_delete(100_000))
+            await scenario("receipt_sync", bench.receipt_sync(mailbox, gmail_quota))
+    finally:
+        await engine.dispose()
+        stack.close()
+    return results
+
+
+def main() -> int:
+    quick = os.environ.get("BENCH_QUICK") == "1"
+    huge = os.environ.get("BENCH_HUGE") == "1"
+    only = {name for name in os.environ.get("BENCH_ONLY", "").split(",") if name}
+    results = asyncio.run(run(quick, huge, only))
+    if only:
+        print(markdown(results))
+        return 0
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    (RESULTS / "latest.json").write_text(json.dumps(results, indent=2) + "\n")
+    (RESULTS / "latest.md").write_text(markdown(results))
+    print(markdown(results))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,348 @@
+"""SQLAlchemy models. The schema itself is owned by Alembic (`migrations/`), never `create_all`."""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    CheckConstraint,
+    Date,
+    DateTime,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    Numeric,
+    String,
+    Text,
+    UniqueConstraint,
+    func,
+    text,
+)
+from sqlalchemy.dialects.postgresql import ARRAY, JSONB
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+from longtasks.domain import TaskStatus
+
+# Stable constraint names so Alembic autogenerate and hand-written migrations agree.
+NAMING_CONVENTION = {
+    "ix": "ix_%(column_0_label)s",
+    "uq": "uq_%(table_name)s_%(column_0_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+
+class Base(DeclarativeBase):
+    metadata = MetaData(naming_convention=NAMING_CONVENTION)
+
+
+class Business(Base):
+    __tablename__ = "businesses"
+
+    id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    name: Mapped[str] = mapped_column(String(200))
+    # The WhatsApp sender: a phone number id of the Cloud API. Sends are paced per sender.
+    whatsapp_phone_number_id: Mapped[str | None] = mapped_column(String(64))
+    # WhatsApp's per-number throughput (messages/s); None means the worker's default.
+    whatsapp_messages_per_s: Mapped[float | None] = mapped_column(Float)
+    # WhatsApp's messaging tier: unique recipients per rolling 24 h (None: unlimited).
+    whatsapp_daily_limit: Mapped[int | None] = mapped_column(Integer)
+    created_at: Mapped[dt.datetime] = mapped_column(
+        DateTime(timezone=True), server_default=func.now()
+    )
+
+
+class LongRunningTask(Base):
+    __tablename__ = "long_running_tasks"
+    __table_args__ = (
+        CheckConstraint(
+            "task_type IN ('broadcast', 'receipt_delete', 'receipt_sync')", name="task_type"
+        ),
+        CheckConstraint(
+            "status IN ('scheduled', 'running', 'completed', 'cancelled', 'failed')", name="status"
+        ),
+        CheckConstraint("processed_items = success_count + failed_count", name="processed_sum"),
+        Index("ix_long_running_tasks_business_newest", "business_id", text("id DESC")),
+        Index("ix_long_running_tasks_business_status", "business_id", "status", text("id DESC")),
+        Index("ix_long_running_tasks_business_type", "business_id", "task_type", text("id DESC")),
+        Index("ix_long_running_tasks_status", "status"),
+    )
+
+    id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    business_id: Mapped[int] = mapped_column(ForeignKey("businesses.id"))
+    task_type: Mapped[str] = mapped_column(String(50))
+    status: Mapped[str] = mapped_column(String(20), server_default=TaskStatus.running.value)
+    total_items: Mapped[int] = mapped_column(Integer, server_default="0")
+    processed_items: Mapped[int] = mapped_column(Integer, server_default="0")
+    success_count: Mapped[int] = mapped_column(Integer, server_default="0")
+    failed_count: Mapped[int] = mapped_column(Integer, server_default="0")
+    # Items looked at and deliberately not acted on (e.g. a mail that is not a receipt).
+    skipped_count: Mapped[int] = mapped_column(Integer, server_default="0")
+    cancelled_count: Mapped[int] = mapped_column(Integer, server_default="0")
+    cancel_requested: Mapped[bool] = mapped_column(Boolean, server_default=text("false"))
+    cancel_reason: Mapped[str | None] = mapped_column(Text)
+    error_message: Mapped[str | None] = mapped_column(Text)
+    # Why a running task is not moving (waiting for a provider quota window, ...).
+    status_reason: Mapped[str | None] = mapped_column(Text)
+    workflow_id: Mapped[str | None] = mapped_column(String(200))
+    priority: Mapped[str] = mapped_column(String(10), server_default="normal")
+    start_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
+    # Bumped on every change; the SSE event id, so a reconnecting client resumes after it.
+    version: Mapped[int] = mapped_column(BigInteger, server_default="1")
+    created_at: Mapped[dt.datetime] = mapped_column(
+        DateTime(timezone=True), server_default=func.now()
+    )
+    updated_at: Mapped[dt.datetime] = mapped_column(
+        DateTime(timezone=True), server_default=func.now()
+    )
+    started_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
+    completed_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
+
+
+class Broadcast(Base):
+    __tablename__ = "broadcasts"
+
+    id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    business_id: Mapped[int] = mapped_column(ForeignKey("businesses.id"), index=True)
+    task_id: Mapped[int | None] = mapped_column(
+        ForeignKey("long_running_tasks.id", ondelete="SET NULL"), index=True
+    )
+    name: Mapped[str] = mapped_column(String(200))
+    message_text: Mapped[str | None] = mapped_column(Text)
+    template_name: Mapped[str | None] = mapped_column(String(512))
+    template_language: Mapped[str | None] = mapped_column(String(20))
+    template_params: Mapped[list[Any] | None] = mapped_column(JSONB)
+    recipient_count: Mapped[int] = mapped_column(Integer)
+    created_at: Mapped[dt.datetime] = mapped_column(
+        DateTime(timezone=True), server_default=func.now()
+    )
+
+
+class SenderPacing(Base):
+    """The next free send slot of a sender, shared by all workers."""
+
+    __tablename__ = "sender_pacing"
+
+    sender_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    next_slot_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True))
+
+
+class SenderContact(Base):
+    """When a sender last messaged a recipient: the rolling 24-hour window of its tier."""
+
+    __tablename__ = "sender_contacts"
+    __table_args__ = (Index("ix_sender_contacts_sender_last_sent", "sender_id", "last_sent_at"),)
+
+    sender_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    phone: Mapped[str] = mapped_column(String(64), primary_key=True)
+    last_sent_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True))
+
+
+class BroadcastRecipient(Base):
+    """One recipient; `seq` numbers them 1..N so pages are plain keyset ranges."""
+
+    __tablename__ = "broadcast_recipients"
+    __table_args__ = (UniqueConstraint("broadcast_id", "seq", name="uq_broadcast_recipients_seq"),)
+
+    id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    broadcast_id: Mapped[int] = mapped_column(ForeignKey("broadcasts.id", ondelete="CASCADE"))
+    seq: Mapped[int] = mapped_column(Integer)
+    # E.164 when valid; the raw input (truncated) when not, with the reason.
+    phone: Mapped[str] = mapped_column(String(64))
+    invalid_reason: Mapped[str | None] = mapped_column(String(200))
+
+
+class TaskItem(Base):
+    """The per-item ledger: one row per item a task has claimed or settled."""
+
+    __tablename__ = "task_items"
+    __table_args__ = (
+        Index("ix_task_items_task_status_seq", "task_id", "status", "seq"),
+        Index("ix_task_items_task_seq", "task_id", "seq"),
+    )
+
+    task_id: Mapped[int] = mapped_column(
+        ForeignKey("long_running_tasks.id", ondelete="CASCADE"), primary_key=True
+    )
+    item_key: Mapped[str] = mapped_column(String(200), primary_key=True)
+    seq: Mapped[int] = mapped_column(Integer)
+    label: Mapped[str | None] = mapped_column(String(200))
+    status: Mapped[str] = mapped_column(String(20))
+    error_code: Mapped[str | None] = mapped_column(String(100))
+    error_message: Mapped[str | None] = mapped_column(Text)
+    provider_ref: Mapped[str | None] = mapped_column(String(200))
+    attempts: Mapped[int] = mapped_column(Integer, server_default="1")
+    created_at: Mapped[dt.datetime] = mapped_column(
+        DateTime(timezone=True), server_default=func.now()
+    )
+    updated_at: Mapped[dt.datetime] = mapped_column(
+        DateTime(timezone=True), server_default=func.now()
+    )
+
+
+class NotificationSettings(Base):
+    """Where a business hears that a task ended: a signed webhook and/or an email (0003_ops)."""
+
+    __tablename__ = "notification_settings"
+
+    business_id: Mapped[int] = mapped_column(
+        ForeignKey("businesses.id", ondelete="CASCADE"), primary_key=True
+    )
+    webhook_url: Mapped[str | None] = mapped_column(String(2000))
+    # Encrypted at rest with ENCRYPTION_KEY (notifications.secrets); never returned by the API.
+    webhook_secret_encrypted: Mapped[str | None] = mapped_column(Text)
+    email_to: Mapped[str | None] = mapped_column(String(320))
+    updated_at: Mapped[dt.datetime] = mapped_column(
+        DateTime(timezone=True), server_default=func.now()
+    )
+
+
+class NotificationDelivery(Base):
+    """One row per channel delivered for a finished task: a retried activity skips these."""
+
+    __tablename__ = "notification_deliveries"
+
+    task_id: Mapped[int] = mapped_column(
+        ForeignKey("long_running_tasks.id", ondelete="CASCADE"), primary_key=True
+    )
+    channel: Mapped[str] = mapped_column(String(20), primary_key=True)
+    # delivered, or rejected (a permanent refusal: retrying cannot help, so do not).
+    outcome: Mapped[str] = mapped_column(String(20))
+    detail: Mapped[str | None] = mapped_column(Text)
+    delivered_at: Mapped[dt.datetime] = mapped_column(
+        DateTime(timezone=True), server_default=func.now()
+    )
+
+
+class Receipt(Base):
+    """A receipt: synced from Gmail (`gmail_message_id` unique per business) or added by hand."""
+
+    __tablename__ = "receipts"
+    __table_args__ = (
+        CheckConstraint("source IN ('gmail', 'manual', 'upload', 'email')", name="source"),
+        CheckConstraint(
+            "source <> 'gmail' OR gmail_message_id IS NOT NULL", name="gmail_has_message_id"
+        ),
+        UniqueConstraint(
+            "business_id", "gmail_message_id", name="uq_receipts_business_gmail_message"
+        ),
+        Index("ix_receipts_business_newest", "business_id", text("id DESC")),
+        Index("ix_receipts_business_issued", "business_id", "issued_at"),
+    )
+
+    id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    business_id: Mapped[int] = mapped_column(ForeignKey("businesses.id"))
+    source: Mapped[str] = mapped_column(String(20))
+    gmail_message_id: Mapped[str | None] = mapped_column(String(64))
+    task_id: Mapped[int | None] = mapped_column(
+        ForeignKey("long_running_tasks.id", ondelete="SET NULL"), index=True
+    )
+    vendor: Mapped[str] = mapped_column(String(200))
+    # Money is Numeric, never float.
+    amount: Mapped[Any] = mapped_column(Numeric(14, 2))
+    currency: Mapped[str] = mapped_column(String(3))
+    issued_at: Mapped[dt.date] = mapped_column(Date)
+    subject: Mapped[str] = mapped_column(Text, server_default="")
+    attachments: Mapped[list[Any]] = mapped_column(JSONB, server_default=text("'[]'::jsonb"))
+    created_at: Mapped[dt.datetime] = mapped_column(
+        DateTime(timezone=True), server_default=func.now()
+    )
+
+
+class GmailConnection(Base):
+    """A business's connected mailbox; OAuth tokens are Fernet-encrypted at rest."""
+
+    __tablename__ = "gmail_connections"
+
+    business_id: Mapped[int] = mapped_column(ForeignKey("businesses.id"), primary_key=True)
+    email: Mapped[str] = mapped_column(String(320))
+    access_token_enc: Mapped[str] = mapped_column(Text)
+    refresh_token_enc: Mapped[str] = mapped_column(Text)
+    history_id: Mapped[int | None] = mapped_column(BigInteger)
+    last_synced_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
+    created_at: Mapped[dt.datetime] = mapped_column(
+        DateTime(timezone=True), server_default=func.now()
+    )
+    updated_at: Mapped[dt.datetime] = mapped_column(
+        DateTime(timezone=True), server_default=func.now()
+    )
+
+
+class ReceiptSyncRun(Base):
+    """What one `receipt_sync` task was asked for and what its begin activity decided."""
+
+    __tablename__ = "receipt_sync_runs"
+
+    task_id: Mapped[int] = mapped_column(
+        ForeignKey("long_running_tasks.id", ondelete="CASCADE"), primary_key=True
+    )
+    business_id: Mapped[int] = mapped_column(ForeignKey("businesses.id"))
+    query: Mapped[str | None] = mapped_column(Text)
+    since: Mapped[dt.date | None] = mapped_column(Date)
+    mode: Mapped[str | None] = mapped_column(String(20))
+    start_history_id: Mapped[int | None] = mapped_column(BigInteger)
+    new_history_id: Mapped[int | None] = mapped_column(BigInteger)
+    schedule_key: Mapped[str | None] = mapped_column(String(200), unique=True)
+    created_at: Mapped[dt.datetime] = mapped_column(
+        DateTime(timezone=True), server_default=func.now()
+    )
+
+
+class GmailSyncMessage(Base):
+    """Staging for a sync: the listed message ids numbered 1..N, so the total is exact."""
+
+    __tablename__ = "gmail_sync_messages"
+    __table_args__ = (
+        UniqueConstraint("task_id", "message_id", name="uq_gmail_sync_messages_message"),
+    )
+
+    task_id: Mapped[int] = mapped_column(
+        ForeignKey("long_running_tasks.id", ondelete="CASCADE"), primary_key=True
+    )
+    seq: Mapped[int] = mapped_column(Integer, primary_key=True)
+    message_id: Mapped[str] = mapped_column(String(64))
+
+
+class TaskReceiptSelection(Base):
+    """Staging for a bulk delete: the selected ids numbered 1..N (raw: maybe not ours)."""
+
+    __tablename__ = "task_receipt_selection"
+
+    task_id: Mapped[int] = mapped_column(
+        ForeignKey("long_running_tasks.id", ondelete="CASCADE"), primary_key=True
+    )
+    seq: Mapped[int] = mapped_column(Integer, primary_key=True)
+    receipt_id: Mapped[int] = mapped_column(BigInteger)
+
+
+class ReceiptDeletePage(Base):
+    """One page of a delete by filter: a receipt-id range cut at intake, then what it deleted.
+
+    The page's receipts are recorded as one array, not a ledger row each; the `task_ledger`
+    view lists them as the task's succeeded items.
+    """
+
+    __tablename__ = "receipt_delete_pages"
+
+    task_id: Mapped[int] = mapped_column(
+        ForeignKey("long_running_tasks.id", ondelete="CASCADE"), primary_key=True
+    )
+    page: Mapped[int] = mapped_column(Integer, primary_key=True)
+    first_seq: Mapped[int] = mapped_column(Integer)
+    business_id: Mapped[int] = mapped_column(BigInteger)
+    after_id: Mapped[int] = mapped_column(BigInteger)
+    up_to_id: Mapped[int] = mapped_column(BigInteger)
+    source: Mapped[str | None] = mapped_column(String(20))
+    issued_after: Mapped[dt.date | None] = mapped_column(Date)
+    issued_before: Mapped[dt.date | None] = mapped_column(Date)
+    expected: Mapped[int] = mapped_column(Integer)
+    deleted: Mapped[int | None] = mapped_column(Integer)
+    deleted_ids: Mapped[list[int] | None] = mapped_column(ARRAY(BigInteger))
+    started_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
+    settled_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))

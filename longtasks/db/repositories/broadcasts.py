@@ -1,0 +1,151 @@
+"""Broadcasts and their recipients."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any, cast
+
+from sqlalchemy import Table, insert, select, text
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from longtasks.db.models import Broadcast, BroadcastRecipient, Business
+
+broadcasts = cast(Table, Broadcast.__table__)
+recipients = cast(Table, BroadcastRecipient.__table__)
+businesses = cast(Table, Business.__table__)
+
+
+@dataclass(frozen=True)
+class RecipientInput:
+    phone: str
+    invalid_reason: str | None = None
+
+
+@dataclass(frozen=True)
+class MessageSpec:
+    text: str | None
+    template_name: str | None
+    template_language: str | None
+    template_params: list[Any] | None
+
+
+@dataclass(frozen=True)
+class BroadcastForSend:
+    broadcast_id: int
+    business_id: int
+    sender_id: str | None
+    messages_per_s: float | None
+    daily_limit: int | None
+    message: MessageSpec
+
+
+@dataclass(frozen=True)
+class RecipientRow:
+    id: int
+    seq: int
+    phone: str
+    invalid_reason: str | None
+
+
+_INSERT_RECIPIENTS = text("""
+    INSERT INTO broadcast_recipients (broadcast_id, seq, phone, invalid_reason)
+    SELECT :broadcast_id, ord, p, r
+    FROM unnest(CAST(:phones AS text[]), CAST(:reasons AS text[])) WITH ORDINALITY AS t(p, r, ord)
+""")
+
+
+async def create_broadcast(
+    conn: AsyncConnection,
+    *,
+    business_id: int,
+    task_id: int,
+    name: str,
+    message: MessageSpec,
+    recipient_list: Sequence[RecipientInput],
+) -> int:
+    result = await conn.execute(
+        insert(broadcasts)
+        .values(
+            business_id=business_id,
+            task_id=task_id,
+            name=name,
+            message_text=message.text,
+            template_name=message.template_name,
+            template_language=message.template_language,
+            template_params=message.template_params,
+            recipient_count=len(recipient_list),
+        )
+        .returning(broadcasts.c.id)
+    )
+    broadcast_id = int(result.scalar_one())
+    # One statement for the whole list: seq = position, so pages are keyset ranges of seq.
+    await conn.execute(
+        _INSERT_RECIPIENTS,
+        {
+            "broadcast_id": broadcast_id,
+            "phones": [r.phone for r in recipient_list],
+            "reasons": [r.invalid_reason for r in recipient_list],
+        },
+    )
+    return broadcast_id
+
+
+async def get_for_task(conn: AsyncConnection, task_id: int) -> BroadcastForSend | None:
+    result = await conn.execute(
+        select(
+            broadcasts.c.id,
+            broadcasts.c.business_id,
+            businesses.c.whatsapp_phone_number_id,
+            businesses.c.whatsapp_messages_per_s,
+            businesses.c.whatsapp_daily_limit,
+            broadcasts.c.message_text,
+            broadcasts.c.template_name,
+            broadcasts.c.template_language,
+            broadcasts.c.template_params,
+        )
+        .join(businesses, businesses.c.id == broadcasts.c.business_id)
+        .where(broadcasts.c.task_id == task_id)
+    )
+    row = result.first()
+    if row is None:
+        return None
+    return BroadcastForSend(
+        broadcast_id=row[0],
+        business_id=row[1],
+        sender_id=row[2],
+        messages_per_s=row[3],
+        daily_limit=row[4],
+        message=MessageSpec(
+            text=row[5], template_name=row[6], template_language=row[7], template_params=row[8]
+        ),
+    )
+
+
+async def recipient_count(conn: AsyncConnection, broadcast_id: int) -> int:
+    result = await conn.execute(
+        select(broadcasts.c.recipient_count).where(broadcasts.c.id == broadcast_id)
+    )
+    return int(result.scalar_one())
+
+
+async def recipients_page(
+    conn: AsyncConnection, broadcast_id: int, *, after_seq: int, up_to_seq: int
+) -> list[RecipientRow]:
+    """Recipients with after_seq < seq <= up_to_seq: a keyset range on the unique index."""
+    result = await conn.execute(
+        select(recipients.c.id, recipients.c.seq, recipients.c.phone, recipients.c.invalid_reason)
+        .where(
+            recipients.c.broadcast_id == broadcast_id,
+            recipients.c.seq > after_seq,
+            recipients.c.seq <= up_to_seq,
+        )
+        .order_by(recipients.c.seq)
+    )
+    return [RecipientRow(id=r[0], seq=r[1], phone=r[2], invalid_reason=r[3]) for r in result]
+
+
+async def broadcast_id_for_task(conn: AsyncConnection, task_id: int) -> int | None:
+    result = await conn.execute(select(broadcasts.c.id).where(broadcasts.c.task_id == task_id))
+    value = result.scalar()
+    return int(value) if value is not None else None

@@ -1,0 +1,88 @@
+"""Operations over many tasks: the cleanup's batched delete and bulk cancel's selection."""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import cast
+
+from sqlalchemy import ColumnElement, Table, and_, delete, func, select
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from longtasks.db.models import LongRunningTask
+from longtasks.db.repositories.tasks import TaskRow
+from longtasks.domain import TERMINAL_STATUSES
+
+tasks = cast(Table, LongRunningTask.__table__)
+_TERMINAL = [s.value for s in TERMINAL_STATUSES]
+_COLUMNS = [tasks.c[name] for name in TaskRow.__dataclass_fields__]
+# The same expression as the partial index ix_long_running_tasks_terminal_age (0003_ops).
+_AGE = func.coalesce(tasks.c.completed_at, tasks.c.created_at)
+
+
+async def delete_terminal_before(conn: AsyncConnection, cutoff: dt.datetime, limit: int) -> int:
+    """Delete up to `limit` terminal tasks that ended before `cutoff`, oldest first.
+
+    Their ledger rows go with them (`task_items` cascades); `broadcasts.task_id` is set NULL.
+    SKIP LOCKED: a task row some request holds right now is left for the next run.
+    """
+    ids = (
+        await conn.execute(
+            select(tasks.c.id)
+            .where(tasks.c.status.in_(_TERMINAL), _AGE < cutoff)  # noqa: SIM300 - a column, not a constant
+            .order_by(_AGE)
+            .limit(limit)
+            .with_for_update(skip_locked=True)
+        )
+    ).scalars()
+    batch = list(ids)
+    if not batch:
+        return 0
+    result = await conn.execute(delete(tasks).where(tasks.c.id.in_(batch)))
+    return int(result.rowcount or 0)
+
+
+def _filter(
+    business_id: int, task_type: str | None, created_before: dt.datetime | None
+) -> list[ColumnElement[bool]]:
+    conditions: list[ColumnElement[bool]] = [tasks.c.business_id == business_id]
+    if task_type is not None:
+        conditions.append(tasks.c.task_type == task_type)
+    if created_before is not None:
+        conditions.append(tasks.c.created_at < created_before)
+    return conditions
+
+
+async def list_unfinished(
+    conn: AsyncConnection,
+    business_id: int,
+    *,
+    task_type: str | None,
+    created_before: dt.datetime | None,
+    limit: int,
+) -> list[TaskRow]:
+    result = await conn.execute(
+        select(*_COLUMNS)
+        .where(
+            and_(*_filter(business_id, task_type, created_before)),
+            tasks.c.status.not_in(_TERMINAL),
+        )
+        .order_by(tasks.c.id)
+        .limit(limit)
+    )
+    return [TaskRow.from_mapping(r) for r in result.mappings()]
+
+
+async def count_terminal(
+    conn: AsyncConnection,
+    business_id: int,
+    *,
+    task_type: str | None,
+    created_before: dt.datetime | None,
+) -> int:
+    result = await conn.execute(
+        select(func.count()).where(
+            and_(*_filter(business_id, task_type, created_before)),
+            tasks.c.status.in_(_TERMINAL),
+        )
+    )
+    return int(result.scalar_one())

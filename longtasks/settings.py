@@ -1,0 +1,163 @@
+from __future__ import annotations
+
+import enum
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+# Values shipped for development only; outside `ENVIRONMENT=development` the service refuses them.
+PLACEHOLDER_JWT_SECRET = "dev-only-jwt-secret-change-me-0123456789abcdef"  # noqa: S105
+# A valid Fernet key (url-safe base64 of 32 bytes), so dev mode can encrypt OAuth tokens.
+PLACEHOLDER_ENCRYPTION_KEY = "ZGV2LW9ubHktZW5jcnlwdGlvbi1rZXktY2hhbmdlISE="
+
+
+class Environment(enum.StrEnum):
+    development = "development"
+    test = "test"
+    production = "production"
+
+
+class Settings(BaseSettings):
+    """Every knob, read from the environment (names are the field names in upper case)."""
+
+    # hide_input_in_errors: a validation error must not print the other values (secrets, URLs).
+    model_config = SettingsConfigDict(
+        env_file=None, extra="ignore", frozen=True, hide_input_in_errors=True
+    )
+
+    environment: Environment = Environment.development
+    data_dir: Path = Path(".data")
+
+    # Postgres. Required in production; in development the `longtasks` command starts an
+    # embedded server (a development tool) under DATA_DIR/pgdata when it is unset.
+    database_url: str | None = None
+    db_pool_size: int = 10
+
+    # Temporal
+    temporal_address: str = "127.0.0.1:7233"
+    temporal_namespace: str = "default"
+    temporal_task_queue: str = "longtasks"
+    temporal_ui_port: int = 8233
+
+    # API
+    api_host: str = "127.0.0.1"
+    api_port: int = 8000
+    public_base_url: str = "http://127.0.0.1:8000"
+    jwt_secret: str = PLACEHOLDER_JWT_SECRET
+    jwt_ttl_s: int = 7 * 24 * 3600
+    encryption_key: str = PLACEHOLDER_ENCRYPTION_KEY
+    cors_origins: list[str] = Field(default_factory=list)
+    max_body_bytes: int = 8 * 1024 * 1024
+    max_recipients_per_broadcast: int = 100_000
+    api_rate_limit_per_s: float = 50.0
+    api_rate_limit_burst: int = 200
+    stall_after_s: int = 30
+    sse_keepalive_s: float = 15.0
+    sse_coalesce_s: float = 0.25
+    default_phone_region: str = "IL"
+
+    # WhatsApp Cloud API (the sandbox by default)
+    whatsapp_api_base: str = "http://127.0.0.1:8090"
+    whatsapp_api_version: str = "v21.0"
+    whatsapp_access_token: str = "sandbox-token"  # noqa: S105
+    whatsapp_request_timeout_s: float = 10.0
+    # Messages/s per sender number when the business sets none; 0 sends as fast as allowed.
+    whatsapp_default_messages_per_s: float = 0.0
+
+    # Worker tuning: a page is one activity; `window` pages run at once per task.
+    broadcast_page_size: int = 500
+    page_window: int = 4
+    send_concurrency: int = 64
+    max_concurrent_activities: int = 32
+    cancel_poll_interval_s: float = 0.2
+    heartbeat_timeout_s: float = 20.0
+    # Pages a workflow run may schedule before it continues-as-new even if the server has not
+    # suggested it yet (keeps each run's history small and bounded).
+    pages_per_run: int = 400
+
+    # Gmail API (the sandbox by default; https://gmail.googleapis.com for the real service)
+    gmail_api_base: str = "http://127.0.0.1:8090"
+    # The OAuth token endpoint; unset: `{gmail_api_base}/oauth2/token` (the sandbox's).
+    # Real service: https://oauth2.googleapis.com/token
+    gmail_token_url: str | None = None
+    gmail_client_id: str = "sandbox-client"
+    gmail_client_secret: str = "sandbox-secret"  # noqa: S105
+    gmail_request_timeout_s: float = 30.0
+    # Gmail's per-user quota is 250 units/s; each worker paces every mailbox below it.
+    gmail_quota_units_per_s: float = 200.0
+    gmail_fetch_concurrency: int = 16
+    # Ids per users.messages.list / history.list page (Gmail allows up to 500).
+    gmail_list_page_size: int = 500
+    # Messages fetched and parsed per page activity.
+    gmail_fetch_page_size: int = 100
+    # The per-business Temporal Schedule's interval between incremental syncs.
+    gmail_sync_interval_s: int = 3600
+    # A page is one DELETE statement: ~20 ms for 50,000 receipts here. Much smaller pages spend
+    # more on the ~50 ms an activity costs, and on pages starting a few ms apart, than on
+    # deleting; cancel still takes effect between pages within a fraction of a second.
+    receipt_delete_page_size: int = 50_000
+    max_receipt_ids_per_delete: int = 100_000
+
+    # Sandbox providers (`longtasks sandbox`)
+    sandbox_host: str = "127.0.0.1"
+    sandbox_port: int = 8090
+    sandbox_whatsapp_latency_ms: float = 0.0
+    sandbox_whatsapp_failure_rate: float = 0.0
+    sandbox_whatsapp_rate_limit: float = 0.0  # messages/s per phone number id; 0 = unlimited
+    sandbox_gmail_mailbox_size: int = 2000  # messages per sandbox mailbox
+    sandbox_gmail_quota_units_per_s: float = 250.0  # Gmail's per-user quota, in the sandbox
+
+    # Ops: cleanup schedule, notifications, metrics, logs, tracing (README "Operations")
+    cleanup_retention_days: int = 30
+    cleanup_batch_size: int = 1000
+    cleanup_cron: str = "17 3 * * *"  # daily, UTC
+    smtp_host: str = "127.0.0.1"
+    smtp_port: int = 25
+    smtp_from: str = "longtasks@localhost"
+    smtp_starttls: bool = False
+    smtp_username: str | None = None
+    smtp_password: str | None = None
+    webhook_timeout_s: float = 10.0
+    worker_metrics_host: str = "127.0.0.1"
+    worker_metrics_port: int = 9464  # Temporal SDK + longtasks_ metrics; 0 = off
+    metrics_token: str | None = None  # when set, the API's /metrics wants this bearer token
+    log_format: Literal["json", "text"] | None = None  # default: json unless development
+    log_level: str = "INFO"
+    otel_exporter_otlp_endpoint: str | None = None  # tracing is on when set
+    otel_service_name: str = "longtasks"
+
+    @property
+    def effective_log_format(self) -> str:
+        if self.log_format is not None:
+            return self.log_format
+        return "text" if self.environment is Environment.development else "json"
+
+    @property
+    def gmail_token_endpoint(self) -> str:
+        return self.gmail_token_url or f"{self.gmail_api_base.rstrip('/')}/oauth2/token"
+
+    @model_validator(mode="after")
+    def _refuse_placeholders_outside_development(self) -> Settings:
+        if self.environment is Environment.production:
+            if self.jwt_secret == PLACEHOLDER_JWT_SECRET or len(self.jwt_secret) < 32:
+                raise ValueError(
+                    "JWT_SECRET must be set to a secret of 32+ characters in production"
+                )
+            if self.encryption_key == PLACEHOLDER_ENCRYPTION_KEY:
+                raise ValueError("ENCRYPTION_KEY must be set in production")
+            if not self.database_url:
+                # Never an embedded database of its own: a fleet would write to N of them.
+                raise ValueError("DATABASE_URL must be set in production")
+        return self
+
+    def require_database_url(self) -> str:
+        """The Postgres URL of a service process (the API, the worker), which never starts a
+        database itself: the CLI resolves one first (`cli.database`)."""
+        if not self.database_url:
+            raise RuntimeError(
+                "DATABASE_URL is not set; `longtasks api|worker|migrate` start an embedded"
+                " Postgres in development, a service built directly needs the URL"
+            )
+        return self.database_url

@@ -1,6 +1,0 @@
-"""Reading receipts out of Gmail messages: a pure parser, no I/O."""
-
-from receipt_parsing.parser import parse_receipt
-from receipt_parsing.results import MalformedReceipt, NotAReceipt, ParsedReceipt
-
-__all__ = ["MalformedReceipt", "NotAReceipt", "ParsedReceipt", "parse_receipt"]
