@@ -44,20 +44,30 @@ def _production(**values: Any) -> Settings:
             {"jwt_secret": GOOD_SECRET, "encryption_key": PLACEHOLDER_ENCRYPTION_KEY},
             "ENCRYPTION_KEY",
         ),
+        # Never an embedded database of its own in production: N workers, N databases.
+        (
+            {"jwt_secret": GOOD_SECRET, "encryption_key": GOOD_KEY, "database_url": None},
+            "DATABASE_URL",
+        ),
     ],
 )
 def test_production_refuses_placeholder_and_weak_secrets(
-    values: dict[str, str], message: str
+    values: dict[str, str | None], message: str
 ) -> None:
+    values = {"database_url": f"postgresql://u:{DB_PASSWORD}@db/x", **values}
     with pytest.raises(ValidationError, match=message) as raised:
-        _production(**values, database_url=f"postgresql://u:{DB_PASSWORD}@db/x")
+        _production(**values)
     # The error names the setting but never echoes the values (secrets, URLs with passwords).
     for secret in (DB_PASSWORD, GOOD_SECRET, GOOD_KEY):
         assert secret not in str(raised.value)
 
 
 def test_production_accepts_real_secrets_and_development_keeps_placeholders() -> None:
-    settings = _production(jwt_secret=GOOD_SECRET, encryption_key=GOOD_KEY)
+    settings = _production(
+        jwt_secret=GOOD_SECRET,
+        encryption_key=GOOD_KEY,
+        database_url=f"postgresql://u:{DB_PASSWORD}@db/x",
+    )
     assert settings.jwt_secret == GOOD_SECRET
     dev = Settings(environment=Environment.development)
     assert dev.jwt_secret == PLACEHOLDER_JWT_SECRET
@@ -90,7 +100,14 @@ CASES = {
         "JWT_SECRET": GOOD_SECRET,
         "ENCRYPTION_KEY": PLACEHOLDER_ENCRYPTION_KEY,
     },
+    "no database": {
+        "ENVIRONMENT": "production",
+        "JWT_SECRET": GOOD_SECRET,
+        "ENCRYPTION_KEY": GOOD_KEY,
+        "DATABASE_URL": "",
+    },
 }
+EXPECTED_NAME = {"placeholder key": "ENCRYPTION_KEY", "no database": "DATABASE_URL"}
 
 
 async def test_api_process_refuses_to_start_in_production_with_placeholders(
@@ -109,7 +126,7 @@ async def test_api_process_refuses_to_start_in_production_with_placeholders(
         )
         output = result.stdout + result.stderr
         assert result.returncode != 0, (label, output)
-        expected = "ENCRYPTION_KEY" if label == "placeholder key" else "JWT_SECRET"
+        expected = EXPECTED_NAME.get(label, "JWT_SECRET")
         assert expected in output, (label, output)
         assert "must be set" in output, (label, output)
         assert output.startswith("longtasks: invalid settings:"), output  # no traceback
