@@ -1,6 +1,9 @@
-"""The worker: the composition root. settings -> engine -> adapters -> activity objects -> Worker.
+"""The worker: the composition root. settings -> engine -> adapters -> registry -> Worker.
 
-`longtasks worker` runs it; tests call `build_worker` with their own task queue.
+What the worker runs is the task-type registry's (`task_types/`): every task type's workflow and
+activities, and the components beside them (task rows, cleanup, the Gmail Schedule's kick).
+`longtasks worker` runs the built-in registry; tests call `build_worker` with their own task
+queue, and may pass a registry of their own.
 """
 
 from __future__ import annotations
@@ -9,65 +12,27 @@ import asyncio
 import logging
 import signal
 from contextlib import AsyncExitStack
-from dataclasses import dataclass
 from datetime import timedelta
 
 import aiohttp
-from sqlalchemy.ext.asyncio import AsyncEngine
 from temporalio.client import Client
 from temporalio.worker import Worker
 
-from activities.broadcast import BroadcastActivities, BroadcastTuning
-from activities.cleanup import CleanupActivities
-from activities.notify import NotifyActivities
-from activities.pacing import SenderPacer
-from activities.pages import PageTuning
-from activities.receipt_sync import ReceiptSyncActivities, SyncTuning
-from activities.receipts import ReceiptDeleteActivities
-from activities.tasks import TaskActivities
 from longtasks.db.engine import create_engine
-from longtasks.db.repositories.gmail import TokenCipher
 from longtasks.observability.logs import configure_logging
 from longtasks.observability.metrics import ProviderMetrics, worker_runtime
 from longtasks.observability.tracing import setup_tracing
-from longtasks.providers.gmail import GmailApi, GmailHttpClient
-from longtasks.providers.whatsapp import WhatsAppCloudClient, WhatsAppSender, error_kind
+from longtasks.providers.gmail import GmailHttpClient
+from longtasks.providers.whatsapp import WhatsAppCloudClient, error_kind
 from longtasks.settings import Settings
-from longtasks.temporal.cleanup_schedule import ensure_cleanup_schedule
 from longtasks.temporal.client import connect
-from workflows.broadcast import BroadcastWorkflow
-from workflows.cleanup import CleanupWorkflow
-from workflows.receipts import (
-    ReceiptDeleteWorkflow,
-    ReceiptSyncKickWorkflow,
-    ReceiptSyncWorkflow,
-)
+from task_types import BUILTIN
+from task_types.registry import Registry, WorkerContext, WorkerDeps
 
 # SIGTERM: pages in flight get this long to finish and settle what they sent.
 GRACEFUL_SHUTDOWN_S = 30
 
 log = logging.getLogger("longtasks.worker")
-
-WORKFLOWS = [BroadcastWorkflow, CleanupWorkflow]
-WORKFLOWS += [ReceiptDeleteWorkflow, ReceiptSyncWorkflow, ReceiptSyncKickWorkflow]
-
-
-@dataclass
-class WorkerDeps:
-    engine: AsyncEngine
-    whatsapp: WhatsAppSender
-    # None: receipt syncs on this worker fail with a clear error (no Gmail client configured).
-    gmail: GmailApi | None = None
-
-
-def page_tuning(settings: Settings) -> PageTuning:
-    return PageTuning(
-        page_size=settings.broadcast_page_size,
-        window=settings.page_window,
-        pages_per_run=settings.pages_per_run,
-        heartbeat_timeout_s=settings.heartbeat_timeout_s,
-        cancel_poll_interval_s=settings.cancel_poll_interval_s,
-    )
 
 
 def build_worker(
@@ -76,59 +41,16 @@ def build_worker(
     deps: WorkerDeps,
     *,
     task_queue: str | None = None,
+    registry: Registry = BUILTIN,
 ) -> Worker:
-    tasks = TaskActivities(deps.engine)
-    broadcast = BroadcastActivities(
-        deps.engine,
-        deps.whatsapp,
-        BroadcastTuning(
-            pages=page_tuning(settings),
-            send_concurrency=settings.send_concurrency,
-            default_messages_per_s=settings.whatsapp_default_messages_per_s,
-        ),
-        SenderPacer(deps.engine),
-    )
-    notify = NotifyActivities(deps.engine, settings)
-    cleanup = CleanupActivities(deps.engine)
+    """A Worker running every workflow and activity the registry names."""
     queue = task_queue or settings.temporal_task_queue
-    receipt_delete = ReceiptDeleteActivities(
-        deps.engine, page_tuning(settings), settings.receipt_delete_page_size
-    )
-    receipt_sync = ReceiptSyncActivities(
-        deps.engine,
-        deps.gmail,
-        TokenCipher(settings.encryption_key),
-        SyncTuning(
-            pages=page_tuning(settings),
-            fetch_page_size=settings.gmail_fetch_page_size,
-            list_page_size=settings.gmail_list_page_size,
-            fetch_concurrency=settings.gmail_fetch_concurrency,
-        ),
-        client=client,
-        task_queue=queue,
-    )
+    context = WorkerContext(deps=deps, settings=settings, client=client, task_queue=queue)
     return Worker(
         client,
-        task_queue=task_queue or settings.temporal_task_queue,
-        workflows=WORKFLOWS,
-        activities=[
-            tasks.mark_running,
-            tasks.request_cancel,
-            tasks.set_status_reason,
-            tasks.finish,
-            broadcast.begin,
-            broadcast.send_page,
-            notify.notify_finished,
-            cleanup.delete_batch,
-            receipt_delete.begin,
-            receipt_delete.delete_page,
-            receipt_sync.start,
-            receipt_sync.list_page,
-            receipt_sync.begin,
-            receipt_sync.fetch_page,
-            receipt_sync.complete,
-            receipt_sync.start_scheduled,
-        ],
+        task_queue=queue,
+        workflows=registry.workflows(),
+        activities=registry.activities(context),
         max_concurrent_activities=settings.max_concurrent_activities,
         # SIGTERM: let pages in flight settle what they sent before the process exits.
         graceful_shutdown_timeout=timedelta(seconds=GRACEFUL_SHUTDOWN_S),
@@ -164,17 +86,19 @@ def whatsapp_client(settings: Settings, session: aiohttp.ClientSession) -> Whats
     )
 
 
-async def run_worker(settings: Settings) -> None:
+async def run_worker(settings: Settings, registry: Registry = BUILTIN) -> None:
     configure_logging(settings)
     setup_tracing(settings)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
-    await serve_worker(settings, stop)
+    await serve_worker(settings, stop, registry)
 
 
-async def serve_worker(settings: Settings, stop: asyncio.Event) -> None:
+async def serve_worker(
+    settings: Settings, stop: asyncio.Event, registry: Registry = BUILTIN
+) -> None:
     """The worker process's body until `stop` is set (tests run it with their own event)."""
     async with AsyncExitStack() as stack:
         engine = create_engine(settings.require_database_url(), pool_size=settings.db_pool_size)
@@ -183,8 +107,7 @@ async def serve_worker(settings: Settings, stop: asyncio.Event) -> None:
         stack.push_async_callback(session.close)
         # Temporal's SDK metrics and our longtasks_* on WORKER_METRICS_PORT (0 = off).
         client = await connect(settings, runtime=worker_runtime(settings))
-        schedule_id = await ensure_cleanup_schedule(client, settings)
-        log.info("cleanup schedule %s is in place", schedule_id)
+        await registry.on_worker_start(client, settings)
         worker = build_worker(
             client,
             settings,
@@ -193,6 +116,7 @@ async def serve_worker(settings: Settings, stop: asyncio.Event) -> None:
                 whatsapp=whatsapp_client(settings, session),
                 gmail=gmail_client(settings, session),
             ),
+            registry=registry,
         )
         log.info("worker polling task queue %s", settings.temporal_task_queue)
         async with worker:

@@ -12,6 +12,7 @@ from temporalio.exceptions import ApplicationError
 
 from activities.pacing import SenderPacer
 from activities.pages import ItemNotConfirmed, PageItem, PageRun, PageTuning, StopTask
+from longtasks.contracts import activities as act
 from longtasks.contracts.tasks import PageRequest, PageResult, TaskPlan
 from longtasks.db.repositories import broadcasts as broadcast_repo
 from longtasks.db.repositories.broadcasts import MessageSpec, RecipientRow
@@ -74,7 +75,7 @@ class BroadcastActivities:
         # One bound for the whole worker: pages of many tasks share the provider connections.
         self._concurrency = asyncio.Semaphore(tuning.send_concurrency)
 
-    @activity.defn(name="broadcast.begin")
+    @activity.defn(name=act.BROADCAST_BEGIN.name)
     async def begin(self, task_id: int) -> TaskPlan:
         async with self._engine.connect() as conn:
             broadcast = await broadcast_repo.get_for_task(conn, task_id)
@@ -91,7 +92,7 @@ class BroadcastActivities:
             total = await broadcast_repo.recipient_count(conn, broadcast.broadcast_id)
         return self._tuning.pages.plan(total)
 
-    @activity.defn(name="broadcast.send_page")
+    @activity.defn(name=act.BROADCAST_SEND_PAGE.name)
     async def send_page(self, request: PageRequest) -> PageResult:
         async with self._engine.connect() as conn:
             broadcast = await broadcast_repo.get_for_task(conn, request.task_id)

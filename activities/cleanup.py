@@ -7,6 +7,7 @@ import datetime as dt
 from sqlalchemy.ext.asyncio import AsyncEngine
 from temporalio import activity
 
+from longtasks.contracts import activities as act
 from longtasks.contracts.ops import CleanupBatch, CleanupBatchResult
 from longtasks.db.repositories import ops as ops_repo
 from longtasks.observability import metrics
@@ -16,7 +17,7 @@ class CleanupActivities:
     def __init__(self, engine: AsyncEngine) -> None:
         self._engine = engine
 
-    @activity.defn(name="cleanup.delete_batch")
+    @activity.defn(name=act.CLEANUP_DELETE_BATCH.name)
     async def delete_batch(self, request: CleanupBatch) -> CleanupBatchResult:
         """Delete up to `batch_size` tasks (and their ledgers) in one short transaction."""
         cutoff = dt.datetime.fromtimestamp(request.cutoff_epoch, dt.UTC)

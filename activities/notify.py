@@ -16,6 +16,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
+from longtasks.contracts import activities as act
 from longtasks.contracts.ops import NotifyRequest, NotifyResult
 from longtasks.db.repositories import notifications as notification_repo
 from longtasks.db.repositories import tasks as task_repo
@@ -32,7 +33,7 @@ class NotifyActivities:
         self._engine = engine
         self._settings = settings
 
-    @activity.defn(name="tasks.notify_finished")
+    @activity.defn(name=act.NOTIFY_FINISHED.name)
     async def notify_finished(self, request: NotifyRequest) -> NotifyResult:
         async with self._engine.connect() as conn:
             task = await task_repo.get_task(conn, request.task_id)

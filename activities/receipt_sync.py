@@ -20,15 +20,13 @@ from typing import TypeVar
 
 from sqlalchemy.ext.asyncio import AsyncEngine
 from temporalio import activity
-from temporalio.client import Client
-from temporalio.exceptions import ApplicationError, WorkflowAlreadyStartedError
+from temporalio.exceptions import ApplicationError
 
 from activities.pages import ItemNotConfirmed, PageItem, PageRun, PageTuning, StopTask
+from longtasks.contracts import activities as act
 from longtasks.contracts.receipts import (
     FULL,
     INCREMENTAL,
-    KickRequest,
-    KickResult,
     ListRequest,
     ListResult,
     SyncStart,
@@ -40,7 +38,7 @@ from longtasks.db.repositories import tasks as task_repo
 from longtasks.db.repositories.gmail import ConnectionRow, SyncRunRow, TokenCipher
 from longtasks.db.repositories.ledger import Claim, Outcome
 from longtasks.db.repositories.receipts import NewReceipt
-from longtasks.domain import ItemStatus, TaskType
+from longtasks.domain import ItemStatus
 from longtasks.providers.gmail import (
     GmailApi,
     GmailAuthRevoked,
@@ -50,15 +48,14 @@ from longtasks.providers.gmail import (
     GmailNotFound,
 )
 from longtasks.receipt_parsing import MalformedReceipt, NotAReceipt, parse_receipt
-from longtasks.temporal.tasks import start_task_workflow
 
 T = TypeVar("T")
 
 
 @dataclass(frozen=True)
 class SyncTuning:
+    # Fetch pages: `page_size` is GMAIL_FETCH_PAGE_SIZE (the task type's page setting).
     pages: PageTuning
-    fetch_page_size: int = 100
     list_page_size: int = 500
     fetch_concurrency: int = 16
 
@@ -87,16 +84,11 @@ class ReceiptSyncActivities:
         gmail: GmailApi | None,
         cipher: TokenCipher,
         tuning: SyncTuning,
-        *,
-        client: Client,
-        task_queue: str,
     ) -> None:
         self._engine = engine
         self._gmail = gmail
         self._cipher = cipher
         self._tuning = tuning
-        self._client = client
-        self._task_queue = task_queue
         # One credentials object per mailbox in this worker: concurrent pages that meet an
         # expired access token share one refresh instead of each spending one.
         self._credentials: dict[int, GmailCredentials] = {}
@@ -171,7 +163,7 @@ class ReceiptSyncActivities:
 
     # -- phase 0: mode -------------------------------------------------------------------------
 
-    @activity.defn(name="receipt_sync.start")
+    @activity.defn(name=act.RECEIPT_SYNC_START.name)
     async def start(self, task_id: int) -> SyncStart:
         """Incremental from the stored history id unless the request narrows the mail (query,
         since) or there is none yet; a full sync notes the mailbox's history id first, so mail
@@ -200,7 +192,7 @@ class ReceiptSyncActivities:
 
     # -- phase 1: list ids into staging --------------------------------------------------------
 
-    @activity.defn(name="receipt_sync.list_page")
+    @activity.defn(name=act.RECEIPT_SYNC_LIST_PAGE.name)
     async def list_page(self, request: ListRequest) -> ListResult:
         run, connection, credentials = await self._load(request.task_id)
         gmail = self.gmail
@@ -257,17 +249,17 @@ class ReceiptSyncActivities:
             listed=len(ids), staged_new=new, staged_total=total, next_page_token=next_token
         )
 
-    @activity.defn(name="receipt_sync.begin")
+    @activity.defn(name=act.RECEIPT_SYNC_BEGIN.name)
     async def begin(self, task_id: int) -> TaskPlan:
         async with self._engine.begin() as conn:
             total = await gmail_repo.staged_count(conn, task_id)
             await task_repo.set_total(conn, task_id, total)
             await task_repo.set_status_reason(conn, task_id, None)
-        return self._tuning.pages.plan(total, page_size=self._tuning.fetch_page_size)
+        return self._tuning.pages.plan(total)
 
     # -- phase 2: fetch, parse, store ----------------------------------------------------------
 
-    @activity.defn(name="receipt_sync.fetch_page")
+    @activity.defn(name=act.RECEIPT_SYNC_FETCH_PAGE.name)
     async def fetch_page(self, request: PageRequest) -> PageResult:
         run, connection, credentials = await self._load(request.task_id)
         gmail = self.gmail
@@ -331,7 +323,7 @@ class ReceiptSyncActivities:
         finally:
             await self._keep_token(connection, credentials)
 
-    @activity.defn(name="receipt_sync.complete")
+    @activity.defn(name=act.RECEIPT_SYNC_COMPLETE.name)
     async def complete(self, task_id: int) -> None:
         """Every page settled: later syncs are incremental from the history id noted for this
         one (the mailbox's, taken before a full listing or reported by the last history page)."""
@@ -345,47 +337,3 @@ class ReceiptSyncActivities:
             await gmail_repo.store_history_id(
                 conn, run.business_id, email=connection.email, history_id=run.new_history_id
             )
-
-    # -- the Schedule's kick -------------------------------------------------------------------
-
-    @activity.defn(name="receipt_sync.start_scheduled")
-    async def start_scheduled(self, request: KickRequest) -> KickResult:
-        """Create a `receipt_sync` task and start its workflow, as the REST API would; skipped
-        while a sync of this business still runs. Idempotent per kick (`schedule_key`)."""
-        async with self._engine.begin() as conn:
-            task_id = await gmail_repo.task_for_schedule_key(conn, request.schedule_key)
-            if task_id is None:
-                if await gmail_repo.get_connection(conn, self._cipher, request.business_id) is None:
-                    return KickResult(None, "no Gmail connection")
-                running = await gmail_repo.running_sync_task(conn, request.business_id)
-                if running is not None:
-                    return KickResult(None, f"sync task {running} is still running")
-                task = await task_repo.create_task(
-                    conn,
-                    business_id=request.business_id,
-                    task_type=TaskType.receipt_sync.value,
-                    total_items=0,
-                    priority="low",
-                )
-                task_id = task.id
-                await gmail_repo.create_sync_run(
-                    conn,
-                    task_id=task_id,
-                    business_id=request.business_id,
-                    query=None,
-                    since=None,
-                    schedule_key=request.schedule_key,
-                )
-        with contextlib.suppress(WorkflowAlreadyStartedError):
-            # Already started by an earlier attempt of this kick: nothing more to do.
-            await start_task_workflow(
-                self._client,
-                workflow_name=TaskType.receipt_sync.value,
-                task_queue=self._task_queue,
-                task_id=task_id,
-                business_id=request.business_id,
-                task_type=TaskType.receipt_sync.value,
-                summary=f"scheduled Gmail sync of business {request.business_id}",
-                priority="low",
-            )
-        return KickResult(task_id)

@@ -20,18 +20,18 @@ from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
 from activities.pages import PageTuning
+from longtasks.contracts import activities as act
 from longtasks.contracts.tasks import PageRequest, PageResult, TaskPlan
 from longtasks.db.repositories import receipts as receipt_repo
 from longtasks.db.repositories import tasks as task_repo
 
 
 class ReceiptDeleteActivities:
-    def __init__(self, engine: AsyncEngine, tuning: PageTuning, page_size: int) -> None:
+    def __init__(self, engine: AsyncEngine, tuning: PageTuning) -> None:
         self._engine = engine
         self._tuning = tuning
-        self._page_size = page_size
 
-    @activity.defn(name="receipt_delete.begin")
+    @activity.defn(name=act.RECEIPT_DELETE_BEGIN.name)
     async def begin(self, task_id: int) -> TaskPlan:
         async with self._engine.connect() as conn:
             by_filter = await receipt_repo.filter_delete_plan(conn, task_id)
@@ -39,9 +39,9 @@ class ReceiptDeleteActivities:
                 # The pages were cut at intake: keep their size, whatever this worker's setting.
                 return self._tuning.plan(by_filter.total, page_size=by_filter.page_size)
             total = await receipt_repo.selection_count(conn, task_id)
-        return self._tuning.plan(total, page_size=self._page_size)
+        return self._tuning.plan(total)
 
-    @activity.defn(name="receipt_delete.delete_page")
+    @activity.defn(name=act.RECEIPT_DELETE_PAGE.name)
     async def delete_page(self, request: PageRequest) -> PageResult:
         # A delete by filter's page runs in this REPEATABLE READ transaction (see
         # `receipt_repo.delete_filter_page`); the task is read, and cancel checked, once here

@@ -5,6 +5,7 @@ from __future__ import annotations
 from sqlalchemy.ext.asyncio import AsyncEngine
 from temporalio import activity
 
+from longtasks.contracts import activities as act
 from longtasks.contracts.tasks import CancelRequest, FinishRequest, StatusReasonRequest
 from longtasks.db.repositories import tasks as task_repo
 from longtasks.domain import TaskStatus
@@ -15,24 +16,24 @@ class TaskActivities:
     def __init__(self, engine: AsyncEngine) -> None:
         self._engine = engine
 
-    @activity.defn(name="tasks.mark_running")
+    @activity.defn(name=act.MARK_RUNNING.name)
     async def mark_running(self, task_id: int) -> bool:
         """Running from now on; False if the task already ended (e.g. cancelled while scheduled)."""
         async with self._engine.begin() as conn:
             return await task_repo.mark_running(conn, task_id) is not None
 
-    @activity.defn(name="tasks.request_cancel")
+    @activity.defn(name=act.REQUEST_CANCEL.name)
     async def request_cancel(self, request: CancelRequest) -> None:
         """Raise the cancel flag (for cancels that did not come through the REST API)."""
         async with self._engine.begin() as conn:
             await task_repo.request_cancel(conn, request.task_id, request.reason)
 
-    @activity.defn(name="tasks.set_status_reason")
+    @activity.defn(name=act.SET_STATUS_REASON.name)
     async def set_status_reason(self, request: StatusReasonRequest) -> None:
         async with self._engine.begin() as conn:
             await task_repo.set_status_reason(conn, request.task_id, request.reason)
 
-    @activity.defn(name="tasks.finish")
+    @activity.defn(name=act.FINISH.name)
     async def finish(self, request: FinishRequest) -> None:
         """Terminal status, once; items never processed are counted as cancelled."""
         async with self._engine.begin() as conn:

@@ -22,12 +22,13 @@ from api.deps import Resources
 from api.errors import AppError, app_error_handler
 from api.metrics import ApiMetrics, RequestMetrics
 from api.middleware import BodySizeLimit, RateLimit
-from api.routers import broadcasts, bulk, events, health, metrics, notifications, receipts, tasks
+from api.routers import bulk, events, health, metrics, notifications, receipts, tasks
 from api.schemas import ERROR_RESPONSES
 from longtasks.db.engine import create_engine
 from longtasks.observability.logs import RequestLogContext
 from longtasks.observability.tracing import RequestSpans
 from longtasks.settings import Settings
+from task_types import BUILTIN, Registry
 
 STATIC_DIR = Path(__file__).resolve().parent / "static"
 log = logging.getLogger("longtasks.api")
@@ -71,7 +72,12 @@ async def validation_failed(request: Request, exc: Exception) -> JSONResponse:
     return JSONResponse({"detail": detail}, status_code=422)
 
 
-def create_app(settings: Settings, resources: Resources | None = None) -> FastAPI:
+def create_app(
+    settings: Settings, resources: Resources | None = None, *, registry: Registry = BUILTIN
+) -> FastAPI:
+    """The API serving the registry's task types: the shared task routes, and each type's own
+    intake routes."""
+
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         if resources is not None:
@@ -109,8 +115,10 @@ def create_app(settings: Settings, resources: Resources | None = None) -> FastAP
     app.include_router(notifications.router)
     app.include_router(metrics.router)
     app.state.metrics = ApiMetrics()
-    app.include_router(broadcasts.router)
     app.include_router(receipts.router)
+    for router in registry.routers():
+        app.include_router(router)
+    app.state.registry = registry
 
     index_html = (STATIC_DIR / "index.html") if (STATIC_DIR / "index.html").exists() else None
 

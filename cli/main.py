@@ -63,11 +63,11 @@ def _api(settings: Settings, args: argparse.Namespace) -> int:
 def _schedules(settings: Settings, args: argparse.Namespace) -> int:
     from longtasks.temporal.client import connect
     from longtasks.temporal.schedule_list import format_rows, list_schedules, workflow_names
-    from worker import WORKFLOWS
+    from task_types import BUILTIN
 
     async def show() -> None:
         client = await connect(settings)
-        print(format_rows(await list_schedules(client, workflow_names(WORKFLOWS))))
+        print(format_rows(await list_schedules(client, workflow_names(BUILTIN.workflows()))))
 
     asyncio.run(show())
     return 0

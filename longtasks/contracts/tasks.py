@@ -6,6 +6,11 @@ from dataclasses import dataclass
 
 WORKFLOW_ID_PREFIX = "longtask-"
 
+# Signals every paged task workflow takes (names never change: histories carry them).
+CANCEL_SIGNAL = "cancel"
+# Ops: the provider quota changed (e.g. a higher WhatsApp tier); a waiting task tries again.
+RECHECK_QUOTA_SIGNAL = "recheck_quota"
+
 
 def workflow_id_for(task_id: int) -> str:
     """The one workflow id of a task: ops find `longtask-42` in the Temporal UI."""

@@ -12,13 +12,11 @@ from temporalio.common import (
     WorkflowIDReusePolicy,
 )
 
-from longtasks.contracts.tasks import CancelSignal, TaskInput, workflow_id_for
+from longtasks.contracts.tasks import CANCEL_SIGNAL, CancelSignal, TaskInput, workflow_id_for
 from longtasks.temporal import search_attributes as sa
 
 # Temporal priority keys: smaller runs sooner; the server's default range is 1..5.
 PRIORITY_KEYS = {"high": 1, "normal": 3, "low": 5}
-
-CANCEL_SIGNAL = "cancel"
 
 
 async def start_task_workflow(

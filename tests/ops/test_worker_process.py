@@ -16,6 +16,7 @@ from temporalio.service import RPCError
 from longtasks.settings import Settings
 from longtasks.temporal.cleanup_schedule import cleanup_schedule_id, ensure_cleanup_schedule
 from longtasks.temporal.schedule_list import format_rows, list_schedules, workflow_names
+from task_types import BUILTIN
 from tests.conftest import (
     Stack,
     _free_port,
@@ -25,7 +26,7 @@ from tests.conftest import (
     start_direct,
     wait_until,
 )
-from worker import WORKFLOWS, serve_worker
+from worker import serve_worker
 
 
 @contextlib.asynccontextmanager
@@ -82,7 +83,7 @@ async def test_worker_creates_the_cleanup_schedule_and_serves_metrics(
         assert description.schedule.state.paused
         assert description.schedule.state.note == "paused by ops"
 
-        rows = await list_schedules(stack.client, workflow_names(WORKFLOWS))
+        rows = await list_schedules(stack.client, workflow_names(BUILTIN.workflows()))
         ours = [r for r in rows if r.id == schedule_id]
         assert ours and ours[0].workflow == "cleanup" and ours[0].paused
         assert schedule_id in format_rows(rows)

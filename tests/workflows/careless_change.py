@@ -10,6 +10,7 @@ from datetime import timedelta
 from temporalio import workflow
 
 with workflow.unsafe.imports_passed_through():
+    from longtasks.contracts import activities as act
     from longtasks.contracts.tasks import TaskInput, TaskOutcome
 
 from workflows.page_loop import PagedTaskWorkflow
@@ -19,14 +20,13 @@ from workflows.page_loop import PagedTaskWorkflow
 class BroadcastWithAnExtraStep(PagedTaskWorkflow):
     """A new activity before the first one: runs already in flight cannot replay this."""
 
-    task_type = "broadcast"
-    begin_activity = "broadcast.begin"
-    page_activity = "broadcast.send_page"
+    begin_activity = act.BROADCAST_BEGIN
+    page_activity = act.BROADCAST_SEND_PAGE
 
     @workflow.run
     async def run(self, input: TaskInput) -> TaskOutcome:
         await workflow.execute_activity(
-            "tasks.set_status_reason", None, start_to_close_timeout=timedelta(seconds=5)
+            act.SET_STATUS_REASON.name, None, start_to_close_timeout=timedelta(seconds=5)
         )
         return await self.run_task(input)
 

@@ -16,7 +16,7 @@ import pytest
 from temporalio.client import WorkflowHistory
 from temporalio.worker import Replayer
 
-from worker import WORKFLOWS
+from task_types import BUILTIN
 from workflows.page_loop import NOTIFY_PATCH
 
 HISTORIES = Path(__file__).resolve().parent.parent / "histories"
@@ -54,7 +54,7 @@ def _load(path: Path) -> WorkflowHistory:
 async def test_histories_from_before_the_patch_replay_without_it(path: Path) -> None:
     assert NOTIFY_PATCH not in _patch_ids(path)
     assert "tasks.notify_finished" not in _activities(path)
-    result = await Replayer(workflows=WORKFLOWS).replay_workflow(
+    result = await Replayer(workflows=BUILTIN.workflows()).replay_workflow(
         _load(path), raise_on_replay_failure=False
     )
     assert result.replay_failure is None, f"{path.name}: {result.replay_failure}"
@@ -67,7 +67,7 @@ async def test_a_history_after_the_patch_has_its_marker_and_replays() -> None:
     assert NOTIFY_PATCH in _patch_ids(PATCHED)
     activities = _activities(PATCHED)
     assert activities[-2:] == ["tasks.finish", "tasks.notify_finished"]
-    result = await Replayer(workflows=WORKFLOWS).replay_workflow(
+    result = await Replayer(workflows=BUILTIN.workflows()).replay_workflow(
         _load(PATCHED), raise_on_replay_failure=False
     )
     assert result.replay_failure is None, str(result.replay_failure)

@@ -13,8 +13,8 @@ from temporalio.client import WorkflowHistory
 from temporalio.worker import Replayer
 from temporalio.workflow import NondeterminismError
 
+from task_types import BUILTIN
 from tests.workflows.careless_change import BroadcastWithAnExtraStep
-from worker import WORKFLOWS
 
 HISTORIES = sorted((Path(__file__).resolve().parent.parent / "histories").glob("*.json"))
 
@@ -37,7 +37,7 @@ def test_histories_are_stored() -> None:
 
 @pytest.mark.parametrize("path", HISTORIES, ids=[p.stem for p in HISTORIES])
 async def test_stored_history_replays_deterministically(path: Path) -> None:
-    replayer = Replayer(workflows=WORKFLOWS)
+    replayer = Replayer(workflows=BUILTIN.workflows())
     result = await replayer.replay_workflow(load(path), raise_on_replay_failure=False)
     assert result.replay_failure is None, f"{path.name}: {result.replay_failure}"
 
