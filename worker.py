@@ -107,6 +107,9 @@ async def serve_worker(
         stack.push_async_callback(session.close)
         # Temporal's SDK metrics and our longtasks_* on WORKER_METRICS_PORT (0 = off).
         client = await connect(settings, runtime=worker_runtime(settings))
+        added = await registry.ensure_in_database(engine)
+        if added:
+            log.info("task types registered in the database: %s", ", ".join(added))
         await registry.on_worker_start(client, settings)
         worker = build_worker(
             client,

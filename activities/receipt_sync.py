@@ -38,7 +38,7 @@ from longtasks.db.repositories import tasks as task_repo
 from longtasks.db.repositories.gmail import ConnectionRow, SyncRunRow, TokenCipher
 from longtasks.db.repositories.ledger import Claim, Outcome
 from longtasks.db.repositories.receipts import NewReceipt
-from longtasks.domain import ItemStatus
+from longtasks.domain import ItemStatus, ReceiptSource
 from longtasks.providers.gmail import (
     GmailApi,
     GmailAuthRevoked,
@@ -290,7 +290,7 @@ class ReceiptSyncActivities:
             if isinstance(parsed, NotAReceipt):
                 return Outcome(item.key, ItemStatus.skipped, "not_a_receipt", parsed.reason)
             receipt = NewReceipt(
-                source="gmail",
+                source=ReceiptSource.gmail,
                 gmail_message_id=message_id,
                 vendor=parsed.vendor,
                 amount=parsed.amount,

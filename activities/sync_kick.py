@@ -1,26 +1,28 @@
 """`receipt_sync.start_scheduled`: what the per-business Gmail Schedule's kick runs.
 
-It creates an ordinary `receipt_sync` task and starts its workflow, as the REST API would, so
-scheduled syncs are listed, cancellable and counted like any other; skipped while a sync of the
-business still runs. Idempotent per kick (`schedule_key`): a retried attempt finds its task.
+It starts an ordinary `receipt_sync` task through the task service (`longtasks.tasks`), like
+`POST /api/receipts/sync`, so scheduled syncs are listed, cancellable and counted like any
+other; skipped while a sync of the business still runs. Idempotent per kick (`schedule_key`):
+a retried attempt finds the task its earlier attempt made, and starts its workflow unless that
+attempt did.
 """
 
 from __future__ import annotations
 
-import contextlib
+from collections.abc import Awaitable, Callable
 
-from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from temporalio import activity
 from temporalio.client import Client
-from temporalio.exceptions import WorkflowAlreadyStartedError
 
 from longtasks.contracts import activities as act
 from longtasks.contracts.receipts import KickRequest, KickResult
 from longtasks.db.repositories import gmail as gmail_repo
 from longtasks.db.repositories import tasks as task_repo
 from longtasks.db.repositories.gmail import TokenCipher
-from longtasks.domain import TaskType
-from longtasks.temporal.tasks import start_task_workflow
+from longtasks.db.repositories.tasks import TaskRow
+from longtasks.domain import Priority, TaskType
+from longtasks.tasks import NewTask, TaskNotStarted, launch, start_task
 
 
 class SyncKickActivities:
@@ -34,42 +36,55 @@ class SyncKickActivities:
 
     @activity.defn(name=act.RECEIPT_SYNC_START_SCHEDULED.name)
     async def start_scheduled(self, request: KickRequest) -> KickResult:
-        """Create a `receipt_sync` task and start its workflow, as the REST API would; skipped
-        while a sync of this business still runs. Idempotent per kick (`schedule_key`)."""
-        async with self._engine.begin() as conn:
-            task_id = await gmail_repo.task_for_schedule_key(conn, request.schedule_key)
-            if task_id is None:
-                if await gmail_repo.get_connection(conn, self._cipher, request.business_id) is None:
+        business_id = request.business_id
+        summary = f"scheduled Gmail sync of business {business_id}"
+        async with self._engine.connect() as conn:
+            earlier = await gmail_repo.task_for_schedule_key(conn, request.schedule_key)
+            task = await task_repo.get_task(conn, earlier) if earlier is not None else None
+            if task is None:
+                if await gmail_repo.get_connection(conn, self._cipher, business_id) is None:
                     return KickResult(None, "no Gmail connection")
-                running = await gmail_repo.running_sync_task(conn, request.business_id)
+                running = await gmail_repo.running_sync_task(conn, business_id)
                 if running is not None:
                     return KickResult(None, f"sync task {running} is still running")
-                task = await task_repo.create_task(
-                    conn,
-                    business_id=request.business_id,
-                    task_type=TaskType.receipt_sync.value,
-                    total_items=0,
-                    priority="low",
+        try:
+            if task is None:
+                task, _ = await start_task(
+                    self._engine,
+                    self._client,
+                    NewTask(
+                        business_id, TaskType.receipt_sync, total_items=0, priority=Priority.low
+                    ),
+                    task_queue=self._task_queue,
+                    create_domain_rows=self._sync_run(request),
+                    summary=lambda task, _: summary,
                 )
-                task_id = task.id
-                await gmail_repo.create_sync_run(
-                    conn,
-                    task_id=task_id,
-                    business_id=request.business_id,
-                    query=None,
-                    since=None,
-                    schedule_key=request.schedule_key,
+            elif not task.is_terminal:
+                # This kick's earlier attempt committed the task, and may have died before
+                # starting its workflow.
+                await launch(
+                    self._engine,
+                    self._client,
+                    task,
+                    task_queue=self._task_queue,
+                    summary=summary,
+                    retried=True,
                 )
-        with contextlib.suppress(WorkflowAlreadyStartedError):
-            # Already started by an earlier attempt of this kick: nothing more to do.
-            await start_task_workflow(
-                self._client,
-                workflow_name=TaskType.receipt_sync.value,
-                task_queue=self._task_queue,
-                task_id=task_id,
+        except TaskNotStarted as exc:
+            # The task is `failed` with the reason; the next interval's kick tries again.
+            return KickResult(exc.task_id, exc.reason)
+        return KickResult(task.id)
+
+    @staticmethod
+    def _sync_run(request: KickRequest) -> Callable[[AsyncConnection, TaskRow], Awaitable[None]]:
+        async def create(conn: AsyncConnection, task: TaskRow) -> None:
+            await gmail_repo.create_sync_run(
+                conn,
+                task_id=task.id,
                 business_id=request.business_id,
-                task_type=TaskType.receipt_sync.value,
-                summary=f"scheduled Gmail sync of business {request.business_id}",
-                priority="low",
+                query=None,
+                since=None,
+                schedule_key=request.schedule_key,
             )
-        return KickResult(task_id)
+
+        return create

@@ -19,15 +19,16 @@ from sqlalchemy.exc import DataError, DBAPIError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 
 from api.deps import Resources
-from api.errors import AppError, app_error_handler
+from api.errors import AppError, app_error_handler, task_service_error_handler
 from api.metrics import ApiMetrics, RequestMetrics
 from api.middleware import BodySizeLimit, RateLimit
 from api.routers import bulk, events, health, metrics, notifications, receipts, tasks
-from api.schemas import ERROR_RESPONSES
+from api.schemas import ERROR_RESPONSES, TASK_TYPE_SCHEMA
 from longtasks.db.engine import create_engine
 from longtasks.observability.logs import RequestLogContext
 from longtasks.observability.tracing import RequestSpans
 from longtasks.settings import Settings
+from longtasks.tasks import CancelNotDelivered, TaskNotStarted
 from task_types import BUILTIN, Registry
 
 STATIC_DIR = Path(__file__).resolve().parent / "static"
@@ -72,6 +73,38 @@ async def validation_failed(request: Request, exc: Exception) -> JSONResponse:
     return JSONResponse({"detail": detail}, status_code=422)
 
 
+def openapi_with_task_types(app: FastAPI, registry: Registry) -> dict[str, Any]:
+    """FastAPI's spec, every task-type field referring to one `TaskType` schema that lists the
+    task types of this app's registry (they are registered, not a fixed list)."""
+    if app.openapi_schema is None:
+        spec = FastAPI.openapi(app)
+        schemas = spec.setdefault("components", {}).setdefault("schemas", {})
+        schemas[TASK_TYPE_SCHEMA] = {
+            "type": "string",
+            "enum": registry.type_names,
+            "title": TASK_TYPE_SCHEMA,
+            "description": "a task type this API serves",
+        }
+        _refer_to_task_type(spec["paths"])
+        for name, schema in schemas.items():
+            if name != TASK_TYPE_SCHEMA:
+                _refer_to_task_type(schema)
+    return app.openapi_schema or {}
+
+
+def _refer_to_task_type(node: Any) -> Any:
+    """Replace each inlined copy of the built-in `TaskType` enum (pydantic inlines the schema
+    of `api.schemas.TaskTypeName`) with a reference to the registry's."""
+    if isinstance(node, dict):
+        if node.get("title") == TASK_TYPE_SCHEMA and "enum" in node:
+            return {"$ref": f"#/components/schemas/{TASK_TYPE_SCHEMA}"}
+        for key, value in node.items():
+            node[key] = _refer_to_task_type(value)
+    elif isinstance(node, list):
+        node[:] = [_refer_to_task_type(value) for value in node]
+    return node
+
+
 def create_app(
     settings: Settings, resources: Resources | None = None, *, registry: Registry = BUILTIN
 ) -> FastAPI:
@@ -81,10 +114,12 @@ def create_app(
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         if resources is not None:
+            await registry.ensure_in_database(resources.engine)
             app.state.resources = resources
             yield
             return
         engine = create_engine(settings.require_database_url(), pool_size=settings.db_pool_size)
+        await registry.ensure_in_database(engine)
         app.state.resources = Resources(settings=settings, engine=engine)
         try:
             yield
@@ -102,6 +137,8 @@ def create_app(
         responses=ERROR_RESPONSES,
     )
     app.add_exception_handler(AppError, app_error_handler)
+    for refusal in (TaskNotStarted, CancelNotDelivered):
+        app.add_exception_handler(refusal, task_service_error_handler)
     for exc_type in (OperationalError, DBAPIError, PoolTimeout, OSError):
         app.add_exception_handler(exc_type, database_unavailable)
     app.add_exception_handler(DataError, invalid_value)
@@ -118,7 +155,8 @@ def create_app(
     app.include_router(receipts.router)
     for router in registry.routers():
         app.include_router(router)
-    app.state.registry = registry
+    app.state.task_types = frozenset(registry.type_names)
+    app.openapi = lambda: openapi_with_task_types(app, registry)  # type: ignore[method-assign]
 
     index_html = (STATIC_DIR / "index.html") if (STATIC_DIR / "index.html").exists() else None
 

@@ -6,13 +6,15 @@ import asyncio
 from dataclasses import dataclass, field
 from typing import Annotated
 
-from fastapi import Depends, Request
+from fastapi import Depends, Query, Request
+from fastapi.exceptions import RequestValidationError
 from sqlalchemy.ext.asyncio import AsyncEngine
 from temporalio.client import Client
 
 from api.auth import Principal, verify_token
 from api.errors import Forbidden, Unauthorized, Unavailable
 from api.events import TaskEventHub
+from api.schemas import TaskTypeName
 from longtasks.domain import Role
 from longtasks.settings import Settings
 from longtasks.temporal.client import connect
@@ -48,6 +50,34 @@ def get_resources(request: Request) -> Resources:
 
 
 ResourcesDep = Annotated[Resources, Depends(get_resources)]
+
+
+def require_registered_task_type(request: Request, task_type: str, loc: tuple[str, ...]) -> str:
+    """422, like any value outside a schema's enum, unless the app's registry has the type."""
+    served: frozenset[str] = request.app.state.task_types
+    if task_type not in served:
+        raise RequestValidationError(
+            [
+                {
+                    "type": "enum",
+                    "loc": loc,
+                    "msg": f"Input should be one of: {', '.join(sorted(served))}",
+                    "input": task_type,
+                }
+            ]
+        )
+    return task_type
+
+
+def task_type_filter(
+    request: Request, task_type: Annotated[TaskTypeName | None, Query()] = None
+) -> str | None:
+    if task_type is None:
+        return None
+    return require_registered_task_type(request, task_type, ("query", "task_type"))
+
+
+TaskTypeFilter = Annotated[str | None, Depends(task_type_filter)]
 
 
 def bearer_token(request: Request) -> str:

@@ -5,6 +5,8 @@ from __future__ import annotations
 from fastapi import Request
 from fastapi.responses import JSONResponse
 
+from longtasks.tasks import CancelNotDelivered, TaskNotStarted
+
 
 class AppError(Exception):
     status_code = 400
@@ -53,3 +55,9 @@ async def app_error_handler(request: Request, exc: Exception) -> JSONResponse:
     if isinstance(exc, Unauthorized):
         headers.setdefault("WWW-Authenticate", "Bearer")
     return JSONResponse({"detail": exc.detail}, status_code=exc.status_code, headers=headers)
+
+
+async def task_service_error_handler(request: Request, exc: Exception) -> JSONResponse:
+    """The task service's refusals (`longtasks.tasks`): Temporal could not be told, so retry."""
+    assert isinstance(exc, TaskNotStarted | CancelNotDelivered)
+    return JSONResponse({"detail": exc.reason}, status_code=Unavailable.status_code)

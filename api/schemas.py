@@ -4,17 +4,43 @@ from __future__ import annotations
 
 import base64
 import datetime as dt
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    GetJsonSchemaHandler,
+    TypeAdapter,
+    field_validator,
+    model_validator,
+)
+from pydantic.json_schema import JsonSchemaValue
+from pydantic_core import CoreSchema
 
 from api.errors import AppError
 from longtasks.db.repositories.ledger import LedgerItem
 from longtasks.db.repositories.tasks import TaskRow
+from longtasks.domain import ItemStatus, Priority, TaskStatus, TaskType
 
-TaskTypeName = Literal["broadcast", "receipt_delete", "receipt_sync"]
-TaskStatusName = Literal["scheduled", "running", "completed", "cancelled", "failed"]
-Priority = Literal["high", "normal", "low"]
+# The spec's schema of task types; `create_app` sets its values to the app's registry's.
+TASK_TYPE_SCHEMA = TaskType.__name__
+
+
+class _DocumentedAsTaskType:
+    """A plain string that the spec documents as the `TaskType` enum: the built-in types'
+    enum schema, whose values `create_app` replaces with its registry's types (a deployment may
+    register more). Inputs are checked against the app's registry (`api.deps`), and the
+    database refuses a task of an unregistered type (a foreign key), so no response has one."""
+
+    @classmethod
+    def __get_pydantic_json_schema__(
+        cls, schema: CoreSchema, handler: GetJsonSchemaHandler
+    ) -> JsonSchemaValue:
+        return handler(TypeAdapter(TaskType).core_schema)
+
+
+TaskTypeName = Annotated[str, _DocumentedAsTaskType]
 Limit = Annotated[int, Field(ge=1, le=500)]
 
 
@@ -50,7 +76,7 @@ class TaskOut(BaseModel):
     id: int
     business_id: int
     task_type: TaskTypeName
-    status: TaskStatusName
+    status: TaskStatus
     total_items: int
     processed_items: int
     success_count: int
@@ -90,7 +116,7 @@ class ItemOut(BaseModel):
     item_key: str
     seq: int
     label: str | None
-    status: str
+    status: ItemStatus
     error_code: str | None
     error_message: str | None
     provider_ref: str | None
@@ -134,7 +160,7 @@ class StartOptions(BaseModel):
     start_at: dt.datetime | None = Field(
         default=None, description="delayed start (ISO 8601 with a time zone)"
     )
-    priority: Priority = "normal"
+    priority: Priority = Priority.normal
 
     @field_validator("start_at")
     @classmethod

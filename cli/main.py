@@ -13,6 +13,7 @@ from typing import NoReturn
 from pydantic import ValidationError
 
 from cli.checkout import dev_tool, with_database
+from longtasks.domain import Priority, Role, TaskStatus, TaskType
 from longtasks.settings import Settings
 
 
@@ -26,7 +27,6 @@ def _migrate(settings: Settings, args: argparse.Namespace) -> int:
 
 def _token(settings: Settings, args: argparse.Namespace) -> int:
     from api.auth import issue_token
-    from longtasks.domain import Role
 
     token = issue_token(
         settings.jwt_secret,
@@ -138,7 +138,7 @@ def build_parser() -> argparse.ArgumentParser:
     ).set_defaults(fn=_schedules)
     token = verbs.add_parser("token", help="print a bearer token")
     token.add_argument("--business-id", type=int, required=True)
-    token.add_argument("--role", choices=["viewer", "operator", "admin"], required=True)
+    token.add_argument("--role", choices=list(Role), required=True)
     token.add_argument("--ttl", type=int, default=None, help="seconds (default JWT_TTL_S)")
     token.set_defaults(fn=_token)
 
@@ -162,14 +162,12 @@ def build_parser() -> argparse.ArgumentParser:
     broadcast.add_argument(
         "--start-at", metavar="ISO", help="start later, e.g. 2026-12-01T09:00:00+02:00"
     )
-    broadcast.add_argument("--priority", choices=["high", "normal", "low"], help="default normal")
+    broadcast.add_argument("--priority", choices=list(Priority), help="default normal")
     broadcast.add_argument("--follow", action="store_true", help="then watch it to the end")
     broadcast.set_defaults(fn=_broadcast)
     tasks = verbs.add_parser("tasks", help="list the business's tasks")
-    tasks.add_argument("--type", choices=["broadcast", "receipt_delete", "receipt_sync"])
-    tasks.add_argument(
-        "--status", choices=["scheduled", "running", "completed", "cancelled", "failed"]
-    )
+    tasks.add_argument("--type", choices=list(TaskType))
+    tasks.add_argument("--status", choices=list(TaskStatus))
     tasks.add_argument("--limit", type=int, default=50, help="per page, 1-500 (default 50)")
     tasks.add_argument("--all", action="store_true", help="follow every page")
     tasks.set_defaults(fn=_tasks)

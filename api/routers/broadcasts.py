@@ -8,11 +8,12 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from api.deps import Operator, ResourcesDep
 from api.errors import AppError
 from api.schemas import BroadcastIn, BroadcastStarted, TaskOut
-from api.task_service import start_task
 from longtasks.db.repositories import broadcasts as broadcast_repo
 from longtasks.db.repositories.broadcasts import MessageSpec, RecipientInput
 from longtasks.db.repositories.tasks import TaskRow
+from longtasks.domain import TaskType
 from longtasks.phones import normalize_recipients
+from longtasks.tasks import NewTask, start_task
 
 router = APIRouter(prefix="/api/broadcasts", tags=["broadcasts"])
 
@@ -59,12 +60,16 @@ async def start_broadcast(
         )
 
     task, broadcast_id = await start_task(
-        resources,
-        business_id=principal.business_id,
-        task_type="broadcast",
-        total_items=len(recipients),
-        priority=body.priority,
-        start_at=body.start_at,
+        resources.engine,
+        await resources.temporal_client(),
+        NewTask(
+            business_id=principal.business_id,
+            task_type=TaskType.broadcast,
+            total_items=len(recipients),
+            priority=body.priority,
+            start_at=body.start_at,
+        ),
+        task_queue=settings.temporal_task_queue,
         summary=summary,
         create_domain_rows=create_rows,
     )

@@ -1,6 +1,6 @@
 """`POST /api/long_tasks/bulk_cancel`: cancel every unfinished task of the business that matches.
 
-Each task goes the ordinary cancel path (`api.task_service.cancel_task`: flag, then signal), so
+Each task goes the ordinary cancel path (`longtasks.tasks.cancel_task`: flag, then signal), so
 a bulk cancel ends each task gracefully with exact counts, like one cancel at a time. Included
 before the tasks router so `bulk_cancel` is never read as a task id.
 """
@@ -10,15 +10,15 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Request
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from api.deps import Operator, ResourcesDep
+from api.deps import Operator, ResourcesDep, require_registered_task_type
 from api.errors import AppError
 from api.schemas import TaskTypeName
-from api.task_service import cancel_task
 from longtasks.db.repositories import ops as ops_repo
 from longtasks.db.repositories.tasks import TaskRow
+from longtasks.tasks import CancelNotDelivered, cancel_task
 
 router = APIRouter(prefix="/api/long_tasks", tags=["long_tasks"])
 
@@ -53,10 +53,12 @@ class BulkCancelOut(BaseModel):
 
 @router.post("/bulk_cancel", response_model=BulkCancelOut)
 async def bulk_cancel(
-    resources: ResourcesDep, principal: Operator, body: BulkCancelIn | None = None
+    request: Request, resources: ResourcesDep, principal: Operator, body: BulkCancelIn | None = None
 ) -> BulkCancelOut:
     """Cancel every running or scheduled task of the business matching the filter."""
     body = body or BulkCancelIn()
+    if body.task_type is not None:
+        require_registered_task_type(request, body.task_type, ("body", "task_type"))
     async with resources.engine.connect() as conn:
         candidates = await ops_repo.list_unfinished(
             conn,
@@ -81,8 +83,10 @@ async def bulk_cancel(
         nonlocal already_terminal
         async with gate:
             try:
-                updated = await cancel_task(resources, task, body.reason)
-            except AppError:
+                updated = await cancel_task(
+                    resources.engine, resources.temporal_client, task, body.reason
+                )
+            except (CancelNotDelivered, AppError):  # AppError: Temporal unreachable
                 not_signalled.append(task.id)
                 cancelled.append(task.id)
                 return

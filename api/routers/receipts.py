@@ -8,7 +8,7 @@ types bring through the registry (`task_types/`): `delete_intake` (receipt_delet
 from __future__ import annotations
 
 import datetime as dt
-from typing import Annotated, Literal
+from typing import Annotated
 
 from fastapi import APIRouter, Query
 from pydantic import BaseModel, ConfigDict, Field, field_serializer, model_validator
@@ -24,7 +24,6 @@ from api.schemas import (
     decode_cursor,
     encode_cursor,
 )
-from api.task_service import start_task
 from longtasks.db.repositories import businesses
 from longtasks.db.repositories import gmail as gmail_repo
 from longtasks.db.repositories import receipts as receipt_repo
@@ -32,14 +31,13 @@ from longtasks.db.repositories import tasks as task_repo
 from longtasks.db.repositories.gmail import TokenCipher
 from longtasks.db.repositories.receipts import ReceiptFilter, ReceiptRow
 from longtasks.db.repositories.tasks import TaskRow
-from longtasks.domain import TaskType
+from longtasks.domain import ReceiptSource, TaskType
+from longtasks.tasks import NewTask, start_task
 from longtasks.temporal.gmail_schedule import ensure_gmail_sync_schedule
 
 router = APIRouter(prefix="/api/receipts", tags=["receipts"])
 delete_intake = APIRouter(prefix="/api/receipts", tags=["receipts"])
 sync_intake = APIRouter(prefix="/api/receipts", tags=["receipts"])
-
-SourceName = Literal["gmail", "manual", "upload", "email"]
 
 
 class ReceiptOut(BaseModel):
@@ -69,7 +67,7 @@ class ReceiptPage(BaseModel):
 
 class DeleteFilter(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    source: SourceName | None = None
+    source: ReceiptSource | None = None
     before: dt.date | None = Field(default=None, description="issued before this day")
     after: dt.date | None = Field(default=None, description="issued on or after this day")
 
@@ -135,7 +133,7 @@ class ConnectionOut(BaseModel):
 async def list_receipts(
     resources: ResourcesDep,
     principal: Viewer,
-    source: SourceName | None = None,
+    source: ReceiptSource | None = None,
     vendor: Annotated[str | None, Query(max_length=200)] = None,
     after: Annotated[dt.date | None, Query(description="issued on or after")] = None,
     before: Annotated[dt.date | None, Query(description="issued before")] = None,
@@ -198,12 +196,16 @@ async def bulk_delete(
         return f"receipt delete of business {business_id}: {selected:,} receipts {how}"
 
     task, selected = await start_task(
-        resources,
-        business_id=business_id,
-        task_type=TaskType.receipt_delete.value,
-        total_items=total,
-        priority=body.priority,
-        start_at=body.start_at,
+        resources.engine,
+        await resources.temporal_client(),
+        NewTask(
+            business_id=business_id,
+            task_type=TaskType.receipt_delete,
+            total_items=total,
+            priority=body.priority,
+            start_at=body.start_at,
+        ),
+        task_queue=settings.temporal_task_queue,
         summary=summary,
         create_domain_rows=create_rows,
     )
@@ -235,12 +237,16 @@ async def sync(body: SyncIn, resources: ResourcesDep, principal: Operator) -> Sy
         return f"Gmail receipt sync of business {business_id}"
 
     task, _ = await start_task(
-        resources,
-        business_id=business_id,
-        task_type=TaskType.receipt_sync.value,
-        total_items=0,
-        priority=body.priority,
-        start_at=body.start_at,
+        resources.engine,
+        await resources.temporal_client(),
+        NewTask(
+            business_id=business_id,
+            task_type=TaskType.receipt_sync,
+            total_items=0,
+            priority=body.priority,
+            start_at=body.start_at,
+        ),
+        task_queue=resources.settings.temporal_task_queue,
         summary=summary,
         create_domain_rows=create_rows,
     )

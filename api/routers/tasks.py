@@ -5,13 +5,13 @@ from __future__ import annotations
 import csv
 import io
 from collections.abc import AsyncIterator
-from typing import Annotated, Literal
+from typing import Annotated
 
 from fastapi import APIRouter, Query, Response
 from fastapi.responses import StreamingResponse
 from pydantic import BaseModel, Field
 
-from api.deps import Admin, Operator, Resources, ResourcesDep, Viewer
+from api.deps import Admin, Operator, Resources, ResourcesDep, TaskTypeFilter, Viewer
 from api.errors import AppError, Conflict, NotFound
 from api.schemas import (
     MAX_BIGINT,
@@ -21,20 +21,17 @@ from api.schemas import (
     TaskEnvelope,
     TaskOut,
     TaskPage,
-    TaskStatusName,
-    TaskTypeName,
     cursor_int,
     decode_cursor,
     encode_cursor,
 )
-from api.task_service import cancel_task
 from longtasks.db.repositories import ledger
 from longtasks.db.repositories import tasks as task_repo
 from longtasks.db.repositories.tasks import TaskRow
+from longtasks.domain import ItemStatus, TaskStatus
+from longtasks.tasks import cancel_task
 
 router = APIRouter(prefix="/api/long_tasks", tags=["long_tasks"])
-
-ItemStatusName = Literal["sending", "succeeded", "failed", "skipped", "cancelled"]
 
 
 async def load_task(resources: Resources, task_id: int, business_id: int) -> TaskRow:
@@ -52,8 +49,8 @@ async def load_task(resources: Resources, task_id: int, business_id: int) -> Tas
 async def list_tasks(
     resources: ResourcesDep,
     principal: Viewer,
-    task_type: TaskTypeName | None = None,
-    status: TaskStatusName | None = None,
+    task_type: TaskTypeFilter,
+    status: TaskStatus | None = None,
     limit: Limit = 50,
     cursor: Annotated[str | None, Query(max_length=200)] = None,
 ) -> TaskPage:
@@ -102,7 +99,7 @@ async def cancel(
         response.status_code = 200
         return TaskEnvelope(task=TaskOut.of(task))
     reason = body.reason if body is not None else "cancelled by user"
-    updated = await cancel_task(resources, task, reason)
+    updated = await cancel_task(resources.engine, resources.temporal_client, task, reason)
     if updated.is_terminal:
         response.status_code = 200
     return TaskEnvelope(task=TaskOut.of(updated))
@@ -133,7 +130,7 @@ async def list_items(
     task_id: int,
     resources: ResourcesDep,
     principal: Viewer,
-    status: ItemStatusName | None = None,
+    status: ItemStatus | None = None,
     limit: Limit = 50,
     cursor: Annotated[str | None, Query(max_length=400)] = None,
 ) -> ItemPage:
@@ -168,7 +165,7 @@ async def export_items(
     task_id: int,
     resources: ResourcesDep,
     principal: Viewer,
-    status: ItemStatusName | None = None,
+    status: ItemStatus | None = None,
 ) -> StreamingResponse:
     """The whole ledger of a task (or one status of it) as CSV, streamed in pages."""
     task = await load_task(resources, task_id, principal.business_id)

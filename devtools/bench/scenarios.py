@@ -15,7 +15,6 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from api.auth import issue_token
 from devtools.bench.stack import BenchStack, PeakRss
-from longtasks.contracts.tasks import workflow_id_for
 from longtasks.db.repositories.businesses import ensure_business
 from longtasks.domain import Role
 from longtasks.providers.whatsapp import TextMessage, WhatsAppCloudClient, WhatsAppRetryable
@@ -311,17 +310,16 @@ class Bench:
                     "items_per_s": round(rate, 1),
                     "end_to_end_items_per_s": round(end_to_end, 1),
                     "worker_peak_rss_mb": round(rss.peak_mb, 1),
-                    "max_run_history_events": await self.max_history(task["id"]),
+                    "max_run_history_events": await self.max_history(task["workflow_id"]),
                 }
             )
         return rows
 
-    async def max_history(self, task_id: int) -> int:
+    async def max_history(self, workflow_id: str) -> int:
         from temporalio.client import Client
 
         client = await Client.connect(self.stack.temporal_address)
         longest = 0
-        workflow_id = workflow_id_for(task_id)
         async for execution in client.list_workflows(f'WorkflowId="{workflow_id}"'):
             handle = client.get_workflow_handle(workflow_id, run_id=execution.run_id)
             count = 0

@@ -2,19 +2,38 @@
 
 from __future__ import annotations
 
+import re
+import uuid
 from dataclasses import dataclass
 
-WORKFLOW_ID_PREFIX = "longtask-"
+from longtasks.domain import TaskStatus
 
 # Signals every paged task workflow takes (names never change: histories carry them).
 CANCEL_SIGNAL = "cancel"
 # Ops: the provider quota changed (e.g. a higher WhatsApp tier); a waiting task tries again.
 RECHECK_QUOTA_SIGNAL = "recheck_quota"
 
+WORKFLOW_ID_PREFIX = "longtask-"
+# `longtask-{task_id}-{12 hex}`, or `longtask-{task_id}` for tasks made before the unique part.
+TASK_WORKFLOW_ID = re.compile(rf"^{re.escape(WORKFLOW_ID_PREFIX)}(\d+)(?:-[0-9a-f]{{12}})?$")
 
-def workflow_id_for(task_id: int) -> str:
-    """The one workflow id of a task: ops find `longtask-42` in the Temporal UI."""
-    return f"{WORKFLOW_ID_PREFIX}{task_id}"
+
+def new_workflow_id_suffix() -> str:
+    """The part of a new task's workflow id that no other database gives out.
+
+    Task ids restart at 1 in a fresh or restored database, and two environments may share a
+    Temporal namespace, while Temporal keeps every workflow id it has seen for the namespace's
+    retention: `longtask-42` alone would be refused as "already started". 48 random bits per
+    task make a clash of the same task id across databases vanishingly unlikely (a random
+    part per task, not per database: a restored backup repeats a database's ids too).
+    """
+    return f"-{uuid.uuid4().hex[:12]}"
+
+
+def workflow_id_for(task_id: int, suffix: str) -> str:
+    """A task's workflow id. Read it from the task's row instead where there is one: older
+    tasks keep `longtask-{id}` there. Ops find a task's runs by `TaskId=42` in the Temporal UI."""
+    return f"{WORKFLOW_ID_PREFIX}{task_id}{suffix}"
 
 
 @dataclass
@@ -70,7 +89,7 @@ class TaskInput:
 @dataclass
 class TaskOutcome:
     task_id: int
-    status: str
+    status: TaskStatus
     succeeded: int
     failed: int
     skipped: int
@@ -121,7 +140,7 @@ class CancelRequest:
 @dataclass
 class FinishRequest:
     task_id: int
-    status: str
+    status: TaskStatus
     error_message: str | None = None
 
 

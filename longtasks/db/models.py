@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import enum
 from typing import Any
 
 from sqlalchemy import (
@@ -26,7 +27,7 @@ from sqlalchemy import (
 from sqlalchemy.dialects.postgresql import ARRAY, JSONB
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
-from longtasks.domain import TaskStatus
+from longtasks.domain import ItemStatus, Priority, ReceiptSource, TaskStatus
 
 # Stable constraint names so Alembic autogenerate and hand-written migrations agree.
 NAMING_CONVENTION = {
@@ -40,6 +41,16 @@ NAMING_CONVENTION = {
 
 class Base(DeclarativeBase):
     metadata = MetaData(naming_convention=NAMING_CONVENTION)
+
+
+def one_of(column: str, values: type[enum.StrEnum], *, name: str | None = None) -> CheckConstraint:
+    """`column IN (...)` with an enum's values (`longtasks.domain`). The migrations write each
+    list out as of their day; tests/db/test_enums_match_database.py holds the migrated database
+    to the enums through the `enum` this records, so a value added without a migration fails."""
+    listed = ", ".join(f"'{member.value}'" for member in values)
+    return CheckConstraint(
+        f"{column} IN ({listed})", name=name or column, info={"enum": values, "column": column}
+    )
 
 
 class Business(Base):
@@ -58,15 +69,23 @@ class Business(Base):
     )
 
 
+class TaskTypeName(Base):
+    """The task types tasks may have: the built-in ones (written by migration 0005) and those
+    a registry adds when a worker or API starts (`task_types/`)."""
+
+    __tablename__ = "task_types"
+
+    name: Mapped[str] = mapped_column(String(50), primary_key=True)
+    created_at: Mapped[dt.datetime] = mapped_column(
+        DateTime(timezone=True), server_default=func.now()
+    )
+
+
 class LongRunningTask(Base):
     __tablename__ = "long_running_tasks"
     __table_args__ = (
-        CheckConstraint(
-            "task_type IN ('broadcast', 'receipt_delete', 'receipt_sync')", name="task_type"
-        ),
-        CheckConstraint(
-            "status IN ('scheduled', 'running', 'completed', 'cancelled', 'failed')", name="status"
-        ),
+        one_of("status", TaskStatus),
+        one_of("priority", Priority),
         CheckConstraint("processed_items = success_count + failed_count", name="processed_sum"),
         Index("ix_long_running_tasks_business_newest", "business_id", text("id DESC")),
         Index("ix_long_running_tasks_business_status", "business_id", "status", text("id DESC")),
@@ -76,7 +95,7 @@ class LongRunningTask(Base):
 
     id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
     business_id: Mapped[int] = mapped_column(ForeignKey("businesses.id"))
-    task_type: Mapped[str] = mapped_column(String(50))
+    task_type: Mapped[str] = mapped_column(ForeignKey("task_types.name"))
     status: Mapped[str] = mapped_column(String(20), server_default=TaskStatus.running.value)
     total_items: Mapped[int] = mapped_column(Integer, server_default="0")
     processed_items: Mapped[int] = mapped_column(Integer, server_default="0")
@@ -163,6 +182,7 @@ class TaskItem(Base):
 
     __tablename__ = "task_items"
     __table_args__ = (
+        one_of("status", ItemStatus),
         Index("ix_task_items_task_status_seq", "task_id", "status", "seq"),
         Index("ix_task_items_task_seq", "task_id", "seq"),
     )
@@ -225,7 +245,7 @@ class Receipt(Base):
 
     __tablename__ = "receipts"
     __table_args__ = (
-        CheckConstraint("source IN ('gmail', 'manual', 'upload', 'email')", name="source"),
+        one_of("source", ReceiptSource),
         CheckConstraint(
             "source <> 'gmail' OR gmail_message_id IS NOT NULL", name="gmail_has_message_id"
         ),

@@ -3,8 +3,8 @@
 Where the ids come from, most specific first:
 - `extra={...}` on the call (`log.info("...", extra={"task_id": 7})`);
 - Temporal's own context: `activity.logger` and `workflow.logger` attach the run's details
-  (`temporal_activity` / `temporal_workflow` in `extra`), whose workflow id `longtask-{id}` names
-  the task;
+  (`temporal_activity` / `temporal_workflow` in `extra`), whose workflow id
+  (`longtask-{id}-...`) names the task;
 - `bind(...)`: a context variable an edge (a request, an activity) sets for its own work.
 """
 
@@ -22,7 +22,7 @@ from typing import Any
 
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from longtasks.contracts.tasks import WORKFLOW_ID_PREFIX
+from longtasks.contracts.tasks import TASK_WORKFLOW_ID
 from longtasks.settings import Settings
 
 _context: contextvars.ContextVar[Mapping[str, Any] | None] = contextvars.ContextVar(
@@ -32,7 +32,6 @@ _context: contextvars.ContextVar[Mapping[str, Any] | None] = contextvars.Context
 _request_state: contextvars.ContextVar[dict[str, Any] | None] = contextvars.ContextVar(
     "longtasks_request_state", default=None
 )
-_TASK_WORKFLOW_ID = re.compile(rf"^{re.escape(WORKFLOW_ID_PREFIX)}(\d+)$")
 # ASCII digits, bigint-sized: int() of an 8000-digit path segment raises (a 500 before routing).
 _TASK_PATH = re.compile(r"^/api/long_tasks/([0-9]{1,19})(?:/|\.|$)")
 # Attributes every LogRecord has; anything else on a record came in through `extra`.
@@ -70,7 +69,7 @@ def context_fields(record: logging.LogRecord) -> dict[str, Any]:
             fields["business_id"] = business_id
     workflow_id = fields.get("workflow_id")
     if "task_id" not in fields and isinstance(workflow_id, str):
-        match = _TASK_WORKFLOW_ID.match(workflow_id)
+        match = TASK_WORKFLOW_ID.match(workflow_id)
         if match:
             fields["task_id"] = int(match.group(1))
     return fields

@@ -1,27 +1,31 @@
-"""Starting and signalling task workflows: the one place that knows workflow ids and names."""
+"""Starting and signalling task workflows by their stored workflow ids (the task row's
+`workflow_id`: `longtask-{id}` for tasks made before ids carried a unique part, see
+`longtasks.contracts.tasks.new_workflow_id_suffix`)."""
 
 from __future__ import annotations
 
 import datetime as dt
 
 from temporalio.client import Client, WorkflowHandle
+from temporalio.common import Priority as TemporalPriority
 from temporalio.common import (
-    Priority,
     SearchAttributePair,
     TypedSearchAttributes,
     WorkflowIDReusePolicy,
 )
 
-from longtasks.contracts.tasks import CANCEL_SIGNAL, CancelSignal, TaskInput, workflow_id_for
+from longtasks.contracts.tasks import CANCEL_SIGNAL, CancelSignal, TaskInput
+from longtasks.domain import Priority, TaskStatus
 from longtasks.temporal import search_attributes as sa
 
 # Temporal priority keys: smaller runs sooner; the server's default range is 1..5.
-PRIORITY_KEYS = {"high": 1, "normal": 3, "low": 5}
+PRIORITY_KEYS = {Priority.high: 1, Priority.normal: 3, Priority.low: 5}
 
 
 async def start_task_workflow(
     client: Client,
     *,
+    workflow_id: str,
     workflow_name: str,
     task_queue: str,
     task_id: int,
@@ -38,7 +42,7 @@ async def start_task_workflow(
             business_id=business_id,
             start_at_epoch=start_at.timestamp() if start_at is not None else None,
         ),
-        id=workflow_id_for(task_id),
+        id=workflow_id,
         task_queue=task_queue,
         # A task id is used once: a second start of the same task must fail, not run it again.
         id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
@@ -47,15 +51,19 @@ async def start_task_workflow(
                 SearchAttributePair(sa.BUSINESS_ID, business_id),
                 SearchAttributePair(sa.TASK_ID, task_id),
                 SearchAttributePair(sa.TASK_TYPE, task_type),
-                SearchAttributePair(sa.TASK_STATUS, "scheduled" if start_at else "running"),
+                SearchAttributePair(
+                    sa.TASK_STATUS, TaskStatus.scheduled if start_at else TaskStatus.running
+                ),
             ]
         ),
         static_summary=summary,
         # The business id as fairness key: one tenant's huge task cannot starve another's.
-        priority=Priority(priority_key=PRIORITY_KEYS[priority], fairness_key=str(business_id)),
+        priority=TemporalPriority(
+            priority_key=PRIORITY_KEYS[Priority(priority)], fairness_key=str(business_id)
+        ),
     )
 
 
-async def signal_cancel(client: Client, task_id: int, signal: CancelSignal) -> None:
-    handle = client.get_workflow_handle(workflow_id_for(task_id))
+async def signal_cancel(client: Client, workflow_id: str, signal: CancelSignal) -> None:
+    handle = client.get_workflow_handle(workflow_id)
     await handle.signal(CANCEL_SIGNAL, signal)

@@ -76,7 +76,7 @@ async def test_sigkill_at_several_points_loses_and_doubles_nothing(
 ) -> None:
     business_id, task_id = await _new_broadcast(stack, new_business, 200_000)
     queue = worker_env["TEMPORAL_TASK_QUEUE"]
-    await start_direct(stack.client, queue, business_id, task_id)
+    await start_direct(stack.client, stack.engine, queue, business_id, task_id)
     replayed_before = stack.sandbox.whatsapp.stats.replayed
 
     # 1. Before the first send: the worker dies while claiming its first pages.
@@ -116,7 +116,9 @@ async def test_sigterm_mid_page_is_a_graceful_shutdown(
     fault_report: FaultReport,
 ) -> None:
     business_id, task_id = await _new_broadcast(stack, new_business, 210_000)
-    await start_direct(stack.client, worker_env["TEMPORAL_TASK_QUEUE"], business_id, task_id)
+    await start_direct(
+        stack.client, stack.engine, worker_env["TEMPORAL_TASK_QUEUE"], business_id, task_id
+    )
     replayed_before = stack.sandbox.whatsapp.stats.replayed
     worker = workers()
     await wait_for_processed(stack.engine, task_id, 1_500)
@@ -155,7 +157,7 @@ async def test_several_workers_share_the_work_without_duplicates(
         workers()
     await asyncio.sleep(2.0)  # let every worker start polling before work appears
     handle = await start_direct(
-        stack.client, worker_env["TEMPORAL_TASK_QUEUE"], business_id, task_id
+        stack.client, stack.engine, worker_env["TEMPORAL_TASK_QUEUE"], business_id, task_id
     )
     await handle.result()
     duplicates, lost = await _assert_exactly_once(stack, business_id, task_id)
@@ -215,7 +217,9 @@ async def test_temporal_server_restart_mid_broadcast(
         client = await connect_address(f"127.0.0.1:{port}")
         business_id, task_id = await _new_broadcast(stack, new_business, 260_000)
         workers(TEMPORAL_ADDRESS=f"127.0.0.1:{port}")
-        await start_direct(client, worker_env["TEMPORAL_TASK_QUEUE"], business_id, task_id)
+        await start_direct(
+            client, stack.engine, worker_env["TEMPORAL_TASK_QUEUE"], business_id, task_id
+        )
         await wait_for_processed(stack.engine, task_id, 1_500)
         server.send_signal(signal.SIGTERM)
         server.wait(timeout=30)
@@ -253,7 +257,9 @@ async def test_postgres_restart_mid_broadcast(
     pgdata = str(EMBEDDED_PGDATA[0])
     business_id, task_id = await _new_broadcast(stack, new_business, 270_000)
     workers()
-    await start_direct(stack.client, worker_env["TEMPORAL_TASK_QUEUE"], business_id, task_id)
+    await start_direct(
+        stack.client, stack.engine, worker_env["TEMPORAL_TASK_QUEUE"], business_id, task_id
+    )
     await wait_for_processed(stack.engine, task_id, 1_500)
     await asyncio.to_thread(
         pgserver.pg_ctl,  # type: ignore[attr-defined]
@@ -317,7 +323,9 @@ async def test_misbehaving_provider_every_item_ends_sent_or_failed_once(
         hang_s=2.0,
     )
     workers(WHATSAPP_REQUEST_TIMEOUT_S="1")
-    await start_direct(stack.client, worker_env["TEMPORAL_TASK_QUEUE"], business_id, task_id)
+    await start_direct(
+        stack.client, stack.engine, worker_env["TEMPORAL_TASK_QUEUE"], business_id, task_id
+    )
     duplicates, lost = await _assert_exactly_once(stack, business_id, task_id)
     async with httpx.AsyncClient(base_url=stack.sandbox_url) as http:
         stats = (await http.get("/sandbox/stats")).json()["whatsapp"]

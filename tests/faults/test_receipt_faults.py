@@ -66,7 +66,12 @@ async def test_sigkill_mid_sync_resumes_without_duplicates(
     task_id = await create_sync_task(stack.engine, business_id)
     env = gmail_env(stack)
     await start_task(
-        stack.client, worker_env["TEMPORAL_TASK_QUEUE"], business_id, task_id, "receipt_sync"
+        stack.client,
+        stack.engine,
+        worker_env["TEMPORAL_TASK_QUEUE"],
+        business_id,
+        task_id,
+        "receipt_sync",
     )
     gets_before = gmail.stats()["get_calls"]
 
@@ -143,7 +148,12 @@ async def test_sigkill_mid_delete_deletes_each_receipt_once(
         )
     env = {"RECEIPT_DELETE_PAGE_SIZE": "100", "PAGE_WINDOW": "2"}
     await start_task(
-        stack.client, worker_env["TEMPORAL_TASK_QUEUE"], business_id, task_id, "receipt_delete"
+        stack.client,
+        stack.engine,
+        worker_env["TEMPORAL_TASK_QUEUE"],
+        business_id,
+        task_id,
+        "receipt_delete",
     )
     restarts = 0
     for at in (1, 4_000, 12_000):

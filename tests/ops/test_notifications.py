@@ -31,6 +31,7 @@ from tests.conftest import (
     settings_for_tests,
     start_direct,
     wait_until,
+    workflow_id_of,
 )
 
 SECRET = "s3cret-for-the-webhook-tests"
@@ -93,7 +94,7 @@ async def _configure(stack: Stack, business_id: int, body: dict[str, Any]) -> di
 
 async def _run_broadcast(stack: Stack, queue: str, business_id: int, count: int = 3) -> int:
     task_id = await create_broadcast_task(stack.engine, business_id, israeli_numbers(count))
-    handle = await start_direct(stack.client, queue, business_id, task_id)
+    handle = await start_direct(stack.client, stack.engine, queue, business_id, task_id)
     await handle.result()
     return task_id
 
@@ -153,7 +154,9 @@ async def test_webhook_is_signed_and_carries_no_personal_data(
         )
         task_id = await _run_broadcast(stack, queue, business_id)
         await wait_until(lambda: _received(receiver, 1), what="the webhook")
-        await record_history(stack.client, f"longtask-{task_id}", "broadcast-notified")
+        await record_history(
+            stack.client, await workflow_id_of(stack.engine, task_id), "broadcast-notified"
+        )
 
     headers, body = receiver.requests[0]
     assert verify(SECRET, body, headers[SIGNATURE_HEADER])

@@ -37,6 +37,11 @@ def test_json_lines_take_ids_from_temporal_context_and_bind() -> None:
     assert line["message"] == "hi 1"
     assert (line["task_id"], line["workflow_id"], line["business_id"]) == (42, "longtask-42", 7)
     assert line["activity_type"] == "broadcast.send_page" and line["attempt"] == 2
+    # Today's workflow ids carry a part unique to the task; the task id is still read off them.
+    current = _record(temporal_workflow={"workflow_id": "longtask-43-0123456789ab"})
+    assert json.loads(formatter.format(current))["task_id"] == 43
+    other = _record(temporal_workflow={"workflow_id": "gmail-sync-kick-43"})
+    assert "task_id" not in json.loads(formatter.format(other))
     outside = json.loads(formatter.format(_record(task_id=5)))
     assert outside["task_id"] == 5 and "business_id" not in outside
 

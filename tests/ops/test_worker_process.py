@@ -92,7 +92,7 @@ async def test_worker_creates_the_cleanup_schedule_and_serves_metrics(
         business_id = await new_business()
         task_id = await create_broadcast_task(stack.engine, business_id, israeli_numbers(5))
         handle = await start_direct(
-            stack.client, settings.temporal_task_queue, business_id, task_id
+            stack.client, stack.engine, settings.temporal_task_queue, business_id, task_id
         )
         await handle.result()
 

@@ -112,10 +112,19 @@ async def create_filter_delete_task(
 
 
 async def start_task(
-    client: Client, queue: str, business_id: int, task_id: int, task_type: str
+    client: Client,
+    engine: AsyncEngine,
+    queue: str,
+    business_id: int,
+    task_id: int,
+    task_type: str,
 ) -> WorkflowHandle[Any, Any]:
+    async with engine.connect() as conn:
+        task = await task_repo.get_task(conn, task_id)
+    assert task is not None and task.workflow_id is not None
     return await start_task_workflow(
         client,
+        workflow_id=task.workflow_id,
         workflow_name=task_type,
         task_queue=queue,
         task_id=task_id,

@@ -14,6 +14,7 @@ from tests.conftest import (
     running_worker,
     wait_for_status,
     wait_until,
+    workflow_id_of,
 )
 from tests.receipts.helpers import create_delete_task, receipt_count, seed_receipts, start_task
 
@@ -62,7 +63,9 @@ async def test_delete_by_ids_fails_foreign_and_unknown_ids_as_not_found(
     assert task["cancelled_count"] == 0
     assert {i["item_key"] for i in failed} == {str(theirs[0]), str(unknown)}
     assert {i["error_code"] for i in failed} == {"not_found"}
-    await record_history(stack.client, f"longtask-{task['id']}", "receipt_delete-by-ids")
+    await record_history(
+        stack.client, await workflow_id_of(stack.engine, task["id"]), "receipt_delete-by-ids"
+    )
     # Another business's receipt is untouched; the survivors are listed, the deleted are not.
     assert await listed_ids(stack, other) == sorted(theirs, reverse=True)
     assert await listed_ids(stack, owner) == sorted(mine[25:], reverse=True)
@@ -109,7 +112,7 @@ async def test_cancel_stops_between_batches(
     # One small batch at a time, so there are many gaps between batches to cancel in.
     queue, settings = stack.own_queue("delete", receipt_delete_page_size=10, page_window=1)
     async with running_worker(stack.client, settings, stack.engine, queue):
-        await start_task(stack.client, queue, business_id, task_id, "receipt_delete")
+        await start_task(stack.client, stack.engine, queue, business_id, task_id, "receipt_delete")
 
         async def some_deleted() -> bool:
             return (await get_task_row(stack.engine, task_id)).processed_items >= 100
@@ -125,7 +128,9 @@ async def test_cancel_stops_between_batches(
     assert (task["failed_count"], task["cancelled_count"]) == (0, total - deleted)
     assert await receipt_count(stack.engine, business_id) == total - deleted
     assert await ledger_counts(stack.engine, task_id) == {"succeeded": deleted}
-    await record_history(stack.client, f"longtask-{task_id}", "receipt_delete-cancelled")
+    await record_history(
+        stack.client, await workflow_id_of(stack.engine, task_id), "receipt_delete-cancelled"
+    )
 
 
 async def test_list_receipts_validates_its_parameters(

@@ -22,7 +22,7 @@ from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from longtasks.db.repositories import receipts as receipt_repo
-from tests.conftest import Stack, ledger_counts, record_history, wait_for_status
+from tests.conftest import Stack, ledger_counts, record_history, wait_for_status, workflow_id_of
 from tests.receipts.helpers import (
     create_filter_delete_task,
     receipt_count,
@@ -44,7 +44,9 @@ async def test_filter_delete_lists_every_deleted_receipt_once(
         stack.engine, business_id, 7, source="manual"
     )
     assert selected == 53
-    await start_task(stack.client, stack.task_queue, business_id, task_id, "receipt_delete")
+    await start_task(
+        stack.client, stack.engine, stack.task_queue, business_id, task_id, "receipt_delete"
+    )
     async with stack.http(business_id, "viewer") as http:
         task = await wait_for_status(http, task_id, TERMINAL)
         listed: list[dict[str, object]] = []
@@ -73,7 +75,9 @@ async def test_filter_delete_lists_every_deleted_receipt_once(
     assert {r["status"] for r in rows} == {"succeeded"}
     assert await ledger_counts(stack.engine, task_id) == {"succeeded": 53}
     assert await receipt_count(stack.engine, business_id) == len(gmail)
-    await record_history(stack.client, f"longtask-{task_id}", "receipt_delete-by-filter")
+    await record_history(
+        stack.client, await workflow_id_of(stack.engine, task_id), "receipt_delete-by-filter"
+    )
 
 
 async def test_receipts_deleted_meanwhile_are_skipped_and_late_commits_counted(
@@ -106,7 +110,9 @@ async def test_receipts_deleted_meanwhile_are_skipped_and_late_commits_counted(
         await conn.execute(
             text("DELETE FROM receipts WHERE id = ANY(:ids)"), {"ids": [ids[3], ids[25]]}
         )
-    await start_task(stack.client, stack.task_queue, business_id, task_id, "receipt_delete")
+    await start_task(
+        stack.client, stack.engine, stack.task_queue, business_id, task_id, "receipt_delete"
+    )
     async with stack.http(business_id, "viewer") as http:
         task = await wait_for_status(http, task_id, TERMINAL)
     assert task["status"] == "completed", task

@@ -13,7 +13,14 @@ from temporalio.service import RPCError
 from longtasks.db.repositories import gmail as gmail_repo
 from longtasks.db.repositories.gmail import TokenCipher
 from longtasks.temporal.gmail_schedule import gmail_schedule_id
-from tests.conftest import Stack, ledger_counts, record_history, wait_for_status, wait_until
+from tests.conftest import (
+    Stack,
+    ledger_counts,
+    record_history,
+    wait_for_status,
+    wait_until,
+    workflow_id_of,
+)
 from tests.receipts.helpers import (
     expected_outcomes,
     gmail_sandbox,
@@ -107,7 +114,9 @@ async def test_full_then_incremental_sync_stores_each_receipt_once(
     # 1. Full sync of the last ~2 months of the mailbox.
     task = await sync(stack, business_id, since="2025-05-01")
     assert task["status"] == "completed", task
-    await record_history(stack.client, f"longtask-{task['id']}", "receipt_sync-full")
+    await record_history(
+        stack.client, await workflow_id_of(stack.engine, task["id"]), "receipt_sync-full"
+    )
     listed = await staged_ids(stack.engine, task["id"])
     expected = expected_outcomes(gmail_sandbox(stack), email, listed)
     receipts, newsletters, malformed = (
@@ -155,7 +164,9 @@ async def test_full_then_incremental_sync_stores_each_receipt_once(
     new_ids += gmail_sandbox(stack).deliver(email, 1, "malformed")
     second = await sync(stack, business_id)
     assert second["status"] == "completed", second
-    await record_history(stack.client, f"longtask-{second['id']}", "receipt_sync-incremental")
+    await record_history(
+        stack.client, await workflow_id_of(stack.engine, second["id"]), "receipt_sync-incremental"
+    )
     assert await staged_ids(stack.engine, second["id"]) == new_ids
     assert (second["total_items"], second["success_count"], second["failed_count"]) == (6, 5, 1)
     assert second["skipped_count"] == 1
@@ -324,7 +335,9 @@ async def test_cancel_mid_sync_counts_the_rest_cancelled(
         connection = (await http.get("/api/receipts/gmail_connection")).json()
     # A cancelled sync is not a completed one: the next sync starts from the same place.
     assert connection["history_id"] is None
-    await record_history(stack.client, f"longtask-{task_id}", "receipt_sync-cancelled")
+    await record_history(
+        stack.client, await workflow_id_of(stack.engine, task_id), "receipt_sync-cancelled"
+    )
 
 
 async def test_scheduled_kick_starts_an_ordinary_sync_task(

@@ -28,6 +28,7 @@ from tests.conftest import (
     start_broadcast,
     wait_for_status,
     wait_until,
+    workflow_id_of,
 )
 
 CANARY_TEXT = "Canary message 7f3a: your receipt from Pita Palace is ready"
@@ -156,7 +157,9 @@ async def test_no_personal_data_in_temporal_histories(
 
     histories: list[str] = []
     for started in (done, template, cancelled):
-        histories += await _histories(stack, f"longtask-{started['task']['id']}")
+        histories += await _histories(
+            stack, await workflow_id_of(stack.engine, started["task"]["id"])
+        )
     assert len(histories) >= 3
     # The decoding works: the ids that should be there are found.
     decoded = "\n".join(t for h in histories for t in _payload_texts(json.loads(h)))
@@ -243,8 +246,8 @@ async def test_no_personal_data_in_receipt_histories(
     forbidden = {email, refresh_token, CANARY_EMAIL}
     forbidden |= {f.subject for f in facts if len(f.subject) >= 8}
     forbidden |= {r["subject"] for r in receipts if r.get("subject") and len(r["subject"]) >= 8}
-    histories = await _histories(stack, f"longtask-{sync_id}")
-    histories += await _histories(stack, f"longtask-{delete_id}")
+    histories = await _histories(stack, await workflow_id_of(stack.engine, sync_id))
+    histories += await _histories(stack, await workflow_id_of(stack.engine, delete_id))
     leaks = {
         name: found
         for name, text in [*(("history", h) for h in histories), ("schedule", schedule_json)]

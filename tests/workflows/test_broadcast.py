@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Awaitable, Callable
 
 from tests.conftest import (
@@ -13,6 +14,7 @@ from tests.conftest import (
     sender_report,
     start_broadcast,
     wait_for_status,
+    workflow_id_of,
 )
 
 
@@ -39,11 +41,13 @@ async def test_broadcast_with_invalid_numbers_completes_with_exact_counters(
         assert body["duplicates_dropped"] == 2
         task_id = body["task"]["id"]
         assert body["task"]["total_items"] == 503
-        assert body["task"]["workflow_id"] == f"longtask-{task_id}"
+        assert re.fullmatch(f"longtask-{task_id}-[0-9a-f]{{12}}", body["task"]["workflow_id"])
 
         task = await wait_for_status(http, task_id, {"completed", "failed", "cancelled"})
     assert task["status"] == "completed"
-    await record_history(stack.client, f"longtask-{task_id}", "broadcast-completed")
+    await record_history(
+        stack.client, await workflow_id_of(stack.engine, task_id), "broadcast-completed"
+    )
     assert task["success_count"] == 500
     assert task["failed_count"] == 3
     assert task["processed_items"] == 503

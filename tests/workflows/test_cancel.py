@@ -18,6 +18,7 @@ from tests.conftest import (
     start_broadcast,
     wait_for_status,
     wait_until,
+    workflow_id_of,
 )
 
 
@@ -82,14 +83,16 @@ async def test_cancel_by_rest_mid_way_is_graceful_and_idempotent(
         accepted_at_end = (await sender_report(stack, business_id))["accepted"]
         assert accepted_at_end == task["success_count"]
 
-    handle = stack.client.get_workflow_handle(f"longtask-{task_id}")
+    handle = stack.client.get_workflow_handle(await workflow_id_of(stack.engine, task_id))
 
     async def run_completed() -> bool:
         # The run closes after the task row: it still notifies the business after `finish`.
         return (await handle.describe()).status == WorkflowExecutionStatus.COMPLETED
 
     await wait_until(run_completed, what="the run to complete")
-    await record_history(stack.client, f"longtask-{task_id}", "broadcast-cancelled-rest")
+    await record_history(
+        stack.client, await workflow_id_of(stack.engine, task_id), "broadcast-cancelled-rest"
+    )
 
     async with stack.http(business_id, "admin") as http:
         assert (await http.delete(f"/api/long_tasks/{task_id}")).status_code == 204
@@ -103,7 +106,7 @@ async def test_cancel_from_temporal_takes_the_same_graceful_path(
     total = 3000
     async with stack.http(business_id, "operator") as http:
         task_id = await _start_and_wait_for_sends(stack, http, business_id, total, 50_000)
-        handle = stack.client.get_workflow_handle(f"longtask-{task_id}")
+        handle = stack.client.get_workflow_handle(await workflow_id_of(stack.engine, task_id))
         await handle.cancel()  # what the Web UI's Cancel button does
         task = await wait_for_status(http, task_id, {"cancelled", "completed", "failed"})
     await _assert_cancelled_exactly(stack, business_id, task, total)
@@ -113,7 +116,9 @@ async def test_cancel_from_temporal_takes_the_same_graceful_path(
         return (await handle.describe()).status == WorkflowExecutionStatus.CANCELED
 
     await wait_until(workflow_closed, what="the run to show Canceled")
-    await record_history(stack.client, f"longtask-{task_id}", "broadcast-cancelled-temporal")
+    await record_history(
+        stack.client, await workflow_id_of(stack.engine, task_id), "broadcast-cancelled-temporal"
+    )
 
 
 async def test_delayed_task_cancelled_before_it_starts_counts_every_item_cancelled(

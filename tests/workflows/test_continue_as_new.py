@@ -63,7 +63,7 @@ async def test_continue_as_new_keeps_counts_exact(
     )
     queue, settings = stack.own_queue("can", broadcast_page_size=50, page_window=2)
     async with running_worker(eager_env.client, settings, engine, queue):
-        handle = await start_direct(eager_env.client, queue, business_id, task_id)
+        handle = await start_direct(eager_env.client, engine, queue, business_id, task_id)
         outcome = await handle.result()
     assert outcome["status"] == "completed"
     runs = [r async for r in eager_env.client.list_workflows(f'WorkflowId="{handle.id}"')]
@@ -95,7 +95,9 @@ async def test_a_long_mailbox_listing_continues_as_new_and_lists_each_message_on
     task_id = await create_sync_task(engine, business_id)
     queue, settings = stack.own_queue("can-list", gmail_list_page_size=20, page_window=2)
     async with running_worker(eager_env.client, settings, engine, queue):
-        handle = await start_task(eager_env.client, queue, business_id, task_id, "receipt_sync")
+        handle = await start_task(
+            eager_env.client, engine, queue, business_id, task_id, "receipt_sync"
+        )
         outcome = await handle.result()
     assert outcome["status"] == "completed", outcome
     runs = [r async for r in eager_env.client.list_workflows(f'WorkflowId="{handle.id}"')]

@@ -15,6 +15,7 @@ from tests.conftest import (
     start_broadcast,
     wait_for_status,
     wait_until,
+    workflow_id_of,
 )
 
 
@@ -54,7 +55,9 @@ async def test_limit_pauses_the_task_with_a_reason_and_a_recheck_resumes_it(
 
         # The business moves to a higher tier; ops tell the run to look again.
         await _set_daily_limit(stack, business_id, 1000)
-        await stack.client.get_workflow_handle(f"longtask-{task_id}").signal("recheck_quota")
+        await stack.client.get_workflow_handle(await workflow_id_of(stack.engine, task_id)).signal(
+            "recheck_quota"
+        )
         task = await wait_for_status(http, task_id, {"completed", "failed", "cancelled"})
     assert (task["status"], task["success_count"], task["failed_count"]) == ("completed", 50, 1)
     assert task["status_reason"] is None

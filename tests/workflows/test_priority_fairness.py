@@ -21,6 +21,7 @@ from tests.conftest import (
     running_worker,
     start_direct,
     wait_until,
+    workflow_id_of,
 )
 
 
@@ -63,9 +64,13 @@ async def test_high_priority_pages_jump_the_queue_of_a_saturated_worker(
     )
     client = await Client.connect(stack.client.service_client.config.target_host)
     async with running_worker(client, settings, stack.engine, queue):
-        low = await start_direct(client, queue, low_business, low_task, priority="low")
+        low = await start_direct(
+            client, stack.engine, queue, low_business, low_task, priority="low"
+        )
         await wait_until(lambda: _processed_at_least(stack, low_task, 100), what="low running")
-        high = await start_direct(client, queue, high_business, high_task, priority="high")
+        high = await start_direct(
+            client, stack.engine, queue, high_business, high_task, priority="high"
+        )
         await high.result()
         assert (await get_task_row(stack.engine, low_task)).status == "running"
         high_pages = await _page_queue_waits(client, high.id)
@@ -95,9 +100,9 @@ async def test_a_small_task_finishes_while_another_business_big_one_runs(
     small = await create_broadcast_task(
         stack.engine, small_business, israeli_numbers(50, start=170_000)
     )
-    await start_direct(stack.client, stack.task_queue, big_business, big)
+    await start_direct(stack.client, stack.engine, stack.task_queue, big_business, big)
     await wait_until(lambda: _processed_at_least(stack, big, 500), what="big running")
-    handle = await start_direct(stack.client, stack.task_queue, small_business, small)
+    handle = await start_direct(stack.client, stack.engine, stack.task_queue, small_business, small)
     await handle.result()
     small_row, big_row = (
         await get_task_row(stack.engine, small),
@@ -107,4 +112,4 @@ async def test_a_small_task_finishes_while_another_business_big_one_runs(
     assert small_row.success_count == 50
     assert big_row.status == "running", "the small task did not wait for the big one"
     assert big_row.processed_items < 15_000
-    await stack.client.get_workflow_handle(f"longtask-{big}").result()
+    await stack.client.get_workflow_handle(await workflow_id_of(stack.engine, big)).result()

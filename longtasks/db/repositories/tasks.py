@@ -16,7 +16,7 @@ from sqlalchemy import Select, Table, and_, delete, func, select, text, update
 from sqlalchemy.engine import RowMapping
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from longtasks.contracts.tasks import WORKFLOW_ID_PREFIX
+from longtasks.contracts.tasks import WORKFLOW_ID_PREFIX, new_workflow_id_suffix
 from longtasks.db.models import LongRunningTask
 from longtasks.domain import TERMINAL_STATUSES, TaskStatus
 
@@ -103,7 +103,7 @@ _CREATE = text(
     " INSERT INTO long_running_tasks"
     " (id, business_id, task_type, status, total_items, priority, start_at, workflow_id)"
     " SELECT new.id, :business_id, :task_type, :status, :total_items, :priority, :start_at,"
-    " :workflow_prefix || new.id FROM new"
+    " :workflow_prefix || new.id || :workflow_suffix FROM new"
     " RETURNING " + ", ".join(TaskRow.__dataclass_fields__)
 )
 
@@ -117,7 +117,8 @@ async def create_task(
     priority: str = "normal",
     start_at: dt.datetime | None = None,
 ) -> TaskRow:
-    """One statement: the workflow id derives from the task id, known inside the INSERT."""
+    """One statement: the workflow id derives from the task id, known inside the INSERT, and a
+    part unique to this task (`new_workflow_id_suffix`)."""
     status = TaskStatus.scheduled if start_at is not None else TaskStatus.running
     result = (
         (
@@ -131,6 +132,7 @@ async def create_task(
                     "priority": priority,
                     "start_at": start_at,
                     "workflow_prefix": WORKFLOW_ID_PREFIX,
+                    "workflow_suffix": new_workflow_id_suffix(),
                 },
             )
         )

@@ -1,0 +1,112 @@
+"""`start_task`: a task's rows in one transaction, then its workflow, started with ids only."""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import TypeVar
+
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+from temporalio.client import Client
+from temporalio.exceptions import WorkflowAlreadyStartedError
+
+from longtasks.db.repositories import businesses
+from longtasks.db.repositories import tasks as task_repo
+from longtasks.db.repositories.tasks import TaskRow
+from longtasks.domain import Priority, TaskStatus
+from longtasks.tasks.errors import TaskNotStarted
+from longtasks.temporal.tasks import start_task_workflow
+
+log = logging.getLogger("longtasks.tasks")
+
+T = TypeVar("T")
+
+
+@dataclass(frozen=True)
+class NewTask:
+    """What every task starts with; a type's own rows come from its `create_domain_rows`."""
+
+    business_id: int
+    task_type: str
+    total_items: int
+    priority: Priority = Priority.normal
+    # Delayed start: the row is `scheduled` and the workflow sleeps until then.
+    start_at: dt.datetime | None = None
+
+
+async def start_task(
+    engine: AsyncEngine,
+    client: Client,
+    new: NewTask,
+    *,
+    task_queue: str,
+    create_domain_rows: Callable[[AsyncConnection, TaskRow], Awaitable[T]],
+    summary: Callable[[TaskRow, T], str],
+) -> tuple[TaskRow, T]:
+    """Write the task row and the domain rows in one transaction, commit, start the workflow.
+
+    The workflow is the one registered under the task's type name, on `task_queue`, with the
+    task's stored workflow id; `summary` (shown in the Temporal UI) says what the task is in
+    ids and counts, never personal data. Raises `TaskNotStarted` when Temporal refuses.
+    """
+    async with engine.begin() as conn:
+        await businesses.ensure_business(conn, new.business_id)
+        task = await task_repo.create_task(
+            conn,
+            business_id=new.business_id,
+            task_type=new.task_type,
+            total_items=new.total_items,
+            priority=new.priority,
+            start_at=new.start_at,
+        )
+        domain = await create_domain_rows(conn, task)
+    await launch(engine, client, task, task_queue=task_queue, summary=summary(task, domain))
+    return task, domain
+
+
+async def launch(
+    engine: AsyncEngine,
+    client: Client,
+    task: TaskRow,
+    *,
+    task_queue: str,
+    summary: str,
+    retried: bool = False,
+) -> None:
+    """Start the workflow of a task whose rows are committed.
+
+    `retried`: the caller is a retry of an attempt that may have started it already (the
+    Gmail Schedule's kick), so an existing workflow is no refusal. Otherwise one is: the
+    stored workflow id is this task's alone.
+    """
+    assert task.workflow_id is not None
+    try:
+        await start_task_workflow(
+            client,
+            workflow_id=task.workflow_id,
+            workflow_name=task.task_type,
+            task_queue=task_queue,
+            task_id=task.id,
+            business_id=task.business_id,
+            task_type=task.task_type,
+            summary=summary,
+            priority=task.priority,
+            start_at=task.start_at,
+        )
+    except WorkflowAlreadyStartedError:
+        if retried:
+            return
+        await _refused(engine, task, "a workflow with this task's id already exists")
+    except Exception as exc:
+        await _refused(engine, task, str(exc))
+
+
+async def _refused(engine: AsyncEngine, task: TaskRow, why: str) -> None:
+    log.exception("starting the workflow of task %s failed: %s", task.id, why)
+    async with engine.begin() as conn:
+        await task_repo.finish(
+            conn, task.id, TaskStatus.failed, error_message=f"could not start the workflow: {why}"
+        )
+    raise TaskNotStarted(task.id, f"the task could not be started (Temporal: {why}); retry later")
