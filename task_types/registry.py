@@ -8,9 +8,9 @@ cleanup, the Gmail Schedule's kick) are `Component`s of the same registry, so a 
 the whole list of what a worker runs and what an API serves beyond the shared task routes.
 
 This package stands above `workflows/`, `activities/` and the intake routers in `api/routers/`
-that it names; nothing below it imports it. `worker.build_worker(..., registry=...)` and
-`api.app.create_app(..., registry=...)` take one, so a deployment or a test can add its own
-types (tests/task_types/ registers a toy type this way).
+that it names (none of them imports it), and below the two composition roots that loop over it:
+`worker.build_worker(..., registry=...)` and `api.app.create_app(..., registry=...)` take one,
+so a deployment or a test can add its own types (tests/task_types/ registers a toy type).
 """
 
 from __future__ import annotations
