@@ -22,7 +22,17 @@ from api.deps import Resources
 from api.errors import AppError, app_error_handler, task_service_error_handler
 from api.metrics import ApiMetrics, RequestMetrics
 from api.middleware import BodySizeLimit, RateLimit
-from api.routers import bulk, events, health, metrics, notifications, receipts, tasks
+from api.routers import (
+    bulk,
+    controls,
+    events,
+    health,
+    metrics,
+    notifications,
+    policy,
+    receipts,
+    tasks,
+)
 from api.schemas import ERROR_RESPONSES, TASK_TYPE_SCHEMA
 from longtasks.db.engine import create_engine
 from longtasks.observability.logs import RequestLogContext
@@ -149,7 +159,9 @@ def create_app(
     # Also before it: `POST /api/long_tasks/bulk_cancel` is not a task id either.
     app.include_router(bulk.router)
     app.include_router(tasks.router)
+    app.include_router(controls.router)
     app.include_router(notifications.router)
+    app.include_router(policy.router)
     app.include_router(metrics.router)
     app.state.metrics = ApiMetrics()
     app.include_router(receipts.router)

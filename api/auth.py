@@ -1,4 +1,8 @@
-"""Bearer tokens: JWT HS256 with the claims `business_id` and `role` (and `exp`)."""
+"""Bearer tokens: JWT HS256 with the claims `business_id`, `role`, `sub` (and `exp`).
+
+`sub` is the caller's stable identity (a user of the host application): tasks record it as
+their creator, pauser and approver. A token without one stands for its business and role.
+"""
 
 from __future__ import annotations
 
@@ -18,9 +22,20 @@ class Principal:
     business_id: int
     role: Role
     token_id: str
+    # Who is calling: recorded as the actor of what they do (create, pause, approve).
+    subject: str
 
 
-def issue_token(secret: str, *, business_id: int, role: Role, ttl_s: int) -> str:
+MAX_SUBJECT_CHARS = 200
+
+
+def default_subject(business_id: int, role: Role) -> str:
+    return f"business:{business_id}:{role.value}"
+
+
+def issue_token(
+    secret: str, *, business_id: int, role: Role, ttl_s: int, subject: str | None = None
+) -> str:
     now = int(time.time())
     claims = {
         "business_id": business_id,
@@ -28,7 +43,7 @@ def issue_token(secret: str, *, business_id: int, role: Role, ttl_s: int) -> str
         "iat": now,
         "nbf": now,
         "exp": now + ttl_s,
-        "sub": f"business:{business_id}:{role.value}",
+        "sub": subject or default_subject(business_id, role),
     }
     return jwt.encode(claims, secret, algorithm=ALGORITHM)
 
@@ -54,4 +69,7 @@ def verify_token(secret: str, token: str) -> Principal:
         role = Role(str(claims.get("role")))
     except ValueError as exc:
         raise Unauthorized("invalid token: unknown role") from exc
-    return Principal(business_id=business_id, role=role, token_id=token[-16:])
+    subject = claims.get("sub", default_subject(business_id, role))
+    if not isinstance(subject, str) or not 0 < len(subject) <= MAX_SUBJECT_CHARS:
+        raise Unauthorized(f"invalid token: sub must be 1 to {MAX_SUBJECT_CHARS} characters")
+    return Principal(business_id=business_id, role=role, token_id=token[-16:], subject=subject)

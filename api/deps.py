@@ -16,6 +16,7 @@ from api.errors import Forbidden, Unauthorized, Unavailable
 from api.events import TaskEventHub
 from api.schemas import TaskTypeName
 from longtasks.domain import Role
+from longtasks.eta import SendLimits
 from longtasks.settings import Settings
 from longtasks.temporal.client import connect
 
@@ -30,6 +31,8 @@ class Resources:
     # The LISTEN/NOTIFY fan-out for SSE readers, made on first use.
     events: TaskEventHub | None = None
     _connect_lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+    # Per business: (when read, its sending limits), for the ETA (api.task_views).
+    limits_cache: dict[int, tuple[float, SendLimits]] = field(default_factory=dict)
 
     async def temporal_client(self) -> Client:
         """Connected lazily: the API serves reads while Temporal is down or still starting."""

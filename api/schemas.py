@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import datetime as dt
+from collections.abc import Sequence
 from typing import Annotated, Any
 
 from pydantic import (
@@ -96,11 +97,34 @@ class TaskOut(BaseModel):
     updated_at: dt.datetime
     started_at: dt.datetime | None
     completed_at: dt.datetime | None
+    eta_seconds: int | None = Field(
+        description="seconds until the task ends, at the rate measured over the last ~30 s and"
+        " no faster than pacing, WhatsApp's daily tier and the business's daily cap allow;"
+        " null while it cannot be estimated and whenever the task is not running"
+    )
+    created_by: str | None
+    parent_task_id: int | None = Field(description="the task whose failed items this retries")
+    child_task_ids: list[int] = Field(description="the tasks retrying this one's failed items")
+    pause_requested: bool
+    paused_by: str | None = Field(description="who paused it (`system`: it paused itself)")
+    paused_at: dt.datetime | None
+    approval_expires_at: dt.datetime | None
+    approved_by: str | None
+    approved_at: dt.datetime | None
+    rejected_by: str | None
 
     @classmethod
-    def of(cls, row: TaskRow) -> TaskOut:
-        data = {name: getattr(row, name) for name in cls.model_fields if name != "progress_pct"}
-        return cls(progress_pct=row.progress_pct, **data)
+    def of(
+        cls, row: TaskRow, *, eta_seconds: int | None = None, child_task_ids: Sequence[int] = ()
+    ) -> TaskOut:
+        computed = {"progress_pct", "eta_seconds", "child_task_ids"}
+        data = {name: getattr(row, name) for name in cls.model_fields if name not in computed}
+        return cls(
+            progress_pct=row.progress_pct,
+            eta_seconds=eta_seconds,
+            child_task_ids=list(child_task_ids),
+            **data,
+        )
 
 
 class TaskEnvelope(BaseModel):

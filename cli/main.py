@@ -33,8 +33,10 @@ def _token(settings: Settings, args: argparse.Namespace) -> int:
         business_id=args.business_id,
         role=Role(args.role),
         ttl_s=args.ttl or settings.jwt_ttl_s,
+        subject=args.user,
     )
-    print(f"# bearer token for business {args.business_id}, role {args.role}", file=sys.stderr)
+    who = f", user {args.user}" if args.user else ""
+    print(f"# bearer token for business {args.business_id}, role {args.role}{who}", file=sys.stderr)
     print(token)
     return 0
 
@@ -140,6 +142,12 @@ def build_parser() -> argparse.ArgumentParser:
     token.add_argument("--business-id", type=int, required=True)
     token.add_argument("--role", choices=list(Role), required=True)
     token.add_argument("--ttl", type=int, default=None, help="seconds (default JWT_TTL_S)")
+    token.add_argument(
+        "--user",
+        default=None,
+        help="the caller's stable identity (`sub`), recorded as a task's creator, pauser and"
+        " approver (default: business:N:ROLE)",
+    )
     token.set_defaults(fn=_token)
 
     # Client verbs: talk to the REST API at LONGTASKS_API with the token in LONGTASKS_TOKEN.

@@ -15,7 +15,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-TERMINAL_STATUSES = frozenset({"completed", "cancelled", "failed"})
+TERMINAL_STATUSES = frozenset({"completed", "cancelled", "failed", "expired"})
 DEFAULT_BAR_WIDTH = 24
 MIN_BAR_WIDTH = 10
 DEFAULT_RATE_WINDOW_S = 10.0

@@ -23,18 +23,26 @@ class TaskType(enum.StrEnum):
 
 
 class TaskStatus(enum.StrEnum):
+    # Over the business's approval threshold: nothing is sent until an admin approves.
+    awaiting_approval = "awaiting_approval"
     scheduled = "scheduled"
     running = "running"
+    # Starts no new item until resumed (by a person, or by the next day for the daily cap).
+    paused = "paused"
     completed = "completed"
     cancelled = "cancelled"
     failed = "failed"
+    # Nobody approved it within APPROVAL_TTL_S: ended with nothing sent.
+    expired = "expired"
 
     @property
     def is_terminal(self) -> bool:
         return self in TERMINAL_STATUSES
 
 
-TERMINAL_STATUSES = frozenset({TaskStatus.completed, TaskStatus.cancelled, TaskStatus.failed})
+TERMINAL_STATUSES = frozenset(
+    {TaskStatus.completed, TaskStatus.cancelled, TaskStatus.failed, TaskStatus.expired}
+)
 
 
 class ItemStatus(enum.StrEnum):

@@ -169,9 +169,15 @@ class Stack:
     api_url: str
     task_queue: str
 
-    def token(self, business_id: int, role: str = "admin", ttl_s: int = 3600) -> str:
+    def token(
+        self, business_id: int, role: str = "admin", ttl_s: int = 3600, user: str | None = None
+    ) -> str:
         return issue_token(
-            self.settings.jwt_secret, business_id=business_id, role=Role(role), ttl_s=ttl_s
+            self.settings.jwt_secret,
+            business_id=business_id,
+            role=Role(role),
+            ttl_s=ttl_s,
+            subject=user,
         )
 
     def own_queue(self, prefix: str, **overrides: Any) -> tuple[str, Settings]:
@@ -185,10 +191,12 @@ class Stack:
         )
         return queue, settings
 
-    def http(self, business_id: int | None = None, role: str = "admin") -> httpx.AsyncClient:
+    def http(
+        self, business_id: int | None = None, role: str = "admin", user: str | None = None
+    ) -> httpx.AsyncClient:
         headers = {}
         if business_id is not None:
-            headers["Authorization"] = f"Bearer {self.token(business_id, role)}"
+            headers["Authorization"] = f"Bearer {self.token(business_id, role, user=user)}"
         return httpx.AsyncClient(base_url=self.api_url, headers=headers, timeout=30)
 
 

@@ -2,20 +2,75 @@
 
 from __future__ import annotations
 
+import datetime as dt
+from collections.abc import Sequence
+
 from fastapi import APIRouter
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from api.deps import Operator, ResourcesDep
+from api.auth import Principal
+from api.deps import Operator, Resources, ResourcesDep
 from api.errors import AppError
 from api.schemas import BroadcastIn, BroadcastStarted, TaskOut
 from longtasks.db.repositories import broadcasts as broadcast_repo
 from longtasks.db.repositories.broadcasts import MessageSpec, RecipientInput
 from longtasks.db.repositories.tasks import TaskRow
-from longtasks.domain import TaskType
+from longtasks.domain import Priority, TaskType
 from longtasks.phones import normalize_recipients
 from longtasks.tasks import NewTask, start_task
 
 router = APIRouter(prefix="/api/broadcasts", tags=["broadcasts"])
+
+
+async def launch_broadcast(
+    resources: Resources,
+    principal: Principal,
+    *,
+    name: str,
+    message: MessageSpec,
+    recipients: Sequence[RecipientInput],
+    duplicates_dropped: int = 0,
+    priority: Priority = Priority.normal,
+    start_at: dt.datetime | None = None,
+    parent_task_id: int | None = None,
+) -> tuple[TaskRow, int]:
+    """Write the broadcast and its task, start the workflow; (the task, the broadcast id)."""
+
+    async def create_rows(conn: AsyncConnection, task: TaskRow) -> int:
+        return await broadcast_repo.create_broadcast(
+            conn,
+            business_id=principal.business_id,
+            task_id=task.id,
+            name=name,
+            message=message,
+            recipient_list=recipients,
+            duplicates_dropped=duplicates_dropped,
+        )
+
+    def summary(task: TaskRow, broadcast_id: int) -> str:
+        # Shown in the Temporal UI: ids and counts only, never numbers or message text.
+        retry = f" (retry of task {parent_task_id})" if parent_task_id is not None else ""
+        return (
+            f"broadcast #{broadcast_id} of business {principal.business_id}:"
+            f" {len(recipients):,} recipients{retry}"
+        )
+
+    return await start_task(
+        resources.engine,
+        await resources.temporal_client(),
+        NewTask(
+            business_id=principal.business_id,
+            task_type=TaskType.broadcast,
+            total_items=len(recipients),
+            priority=priority,
+            start_at=start_at,
+            created_by=principal.subject,
+            parent_task_id=parent_task_id,
+        ),
+        task_queue=resources.settings.temporal_task_queue,
+        summary=summary,
+        create_domain_rows=create_rows,
+    )
 
 
 @router.post("", status_code=202, response_model=BroadcastStarted)
@@ -41,37 +96,15 @@ async def start_broadcast(
         template_language=body.message.template.language if body.message.template else None,
         template_params=list(body.message.template.params) if body.message.template else None,
     )
-
-    async def create_rows(conn: AsyncConnection, task: TaskRow) -> int:
-        return await broadcast_repo.create_broadcast(
-            conn,
-            business_id=principal.business_id,
-            task_id=task.id,
-            name=body.name,
-            message=message,
-            recipient_list=recipients,
-        )
-
-    def summary(task: TaskRow, broadcast_id: int) -> str:
-        # Shown in the Temporal UI: ids and counts only, never numbers or message text.
-        return (
-            f"broadcast #{broadcast_id} of business {principal.business_id}:"
-            f" {len(recipients):,} recipients"
-        )
-
-    task, broadcast_id = await start_task(
-        resources.engine,
-        await resources.temporal_client(),
-        NewTask(
-            business_id=principal.business_id,
-            task_type=TaskType.broadcast,
-            total_items=len(recipients),
-            priority=body.priority,
-            start_at=body.start_at,
-        ),
-        task_queue=settings.temporal_task_queue,
-        summary=summary,
-        create_domain_rows=create_rows,
+    task, broadcast_id = await launch_broadcast(
+        resources,
+        principal,
+        name=body.name,
+        message=message,
+        recipients=recipients,
+        duplicates_dropped=normalized.duplicates_dropped,
+        priority=body.priority,
+        start_at=body.start_at,
     )
     return BroadcastStarted(
         task=TaskOut.of(task),

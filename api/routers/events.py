@@ -20,6 +20,7 @@ from api.deps import Resources, ResourcesDep, Viewer
 from api.events import TaskEventHub
 from api.routers.tasks import load_task
 from api.schemas import TaskOut
+from api.task_views import task_view, task_views
 from longtasks.db.repositories import tasks as task_repo
 from longtasks.db.repositories.tasks import TaskRow
 
@@ -34,14 +35,18 @@ def hub_of(resources: Resources) -> TaskEventHub:
     return resources.events
 
 
-def sse(task: TaskRow, *, event_id: str | None = None) -> str:
-    data = TaskOut.of(task).model_dump_json()
-    return f"id: {event_id or task.version}\nevent: task\ndata: {data}\n\n"
+def sse(view: TaskOut, *, event_id: str | None = None) -> str:
+    data = view.model_dump_json()
+    return f"id: {event_id or view.version}\nevent: task\ndata: {data}\n\n"
 
 
-async def _get(resources: Resources, task_id: int) -> TaskRow | None:
+async def _get(resources: Resources, task_id: int) -> tuple[TaskRow, TaskOut] | None:
+    """The task's row and its snapshot (the same JSON as GET /api/long_tasks/{id})."""
     async with resources.engine.connect() as conn:
-        return await task_repo.get_task(conn, task_id)
+        task = await task_repo.get_task(conn, task_id)
+        if task is None:
+            return None
+        return task, await task_view(resources, conn, task)
 
 
 @router.get("/events", response_class=StreamingResponse)
@@ -56,10 +61,11 @@ async def business_events(
         async with hub.subscribe(business_id=principal.business_id) as sub:
             yield "retry: 2000\n\n"
             async with resources.engine.connect() as conn:
-                active = await task_repo.list_tasks(conn, principal.business_id, limit=50)
-            for task in active:
-                if not task.is_terminal:
-                    yield sse(task, event_id=f"{task.id}.{task.version}")
+                recent = await task_repo.list_tasks(conn, principal.business_id, limit=50)
+                active = [t for t in recent if not t.is_terminal]
+                views = await task_views(resources, conn, active)
+            for view in views:
+                yield sse(view, event_id=f"{view.id}.{view.version}")
             while not await request.is_disconnected():
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(sub.changed.wait(), timeout=settings.sse_keepalive_s)
@@ -70,8 +76,9 @@ async def business_events(
                 dirty, _ = sub.take()
                 for task_id in sorted(dirty):
                     changed = await _get(resources, task_id)
-                    if changed is not None and changed.business_id == principal.business_id:
-                        yield sse(changed, event_id=f"{changed.id}.{changed.version}")
+                    if changed is not None and changed[0].business_id == principal.business_id:
+                        view = changed[1]
+                        yield sse(view, event_id=f"{view.id}.{view.version}")
 
     return StreamingResponse(stream(), media_type="text/event-stream", headers=SSE_HEADERS)
 
@@ -107,10 +114,10 @@ async def task_events(
                 current = await _get(resources, task_id)
                 if current is None:  # deleted while watched
                     return
-                task = current
+                task, view = current
                 if task.version > last_sent:
                     last_sent = task.version
-                    yield sse(task)
+                    yield sse(view)
                 if task.is_terminal:
                     return
                 while not sub.changed.is_set():

@@ -25,6 +25,7 @@ from api.schemas import (
     decode_cursor,
     encode_cursor,
 )
+from api.task_views import task_view, task_views
 from longtasks.db.repositories import ledger
 from longtasks.db.repositories import tasks as task_repo
 from longtasks.db.repositories.tasks import TaskRow
@@ -51,10 +52,11 @@ async def list_tasks(
     principal: Viewer,
     task_type: TaskTypeFilter,
     status: TaskStatus | None = None,
+    parent_task_id: Annotated[int | None, Query(gt=0, le=MAX_BIGINT)] = None,
     limit: Limit = 50,
     cursor: Annotated[str | None, Query(max_length=200)] = None,
 ) -> TaskPage:
-    """The business's tasks, newest first."""
+    """The business's tasks, newest first (`parent_task_id`: the retries of one task)."""
     before_id = None
     if cursor is not None:
         before_id = cursor_int(decode_cursor(cursor))
@@ -66,14 +68,21 @@ async def list_tasks(
             task_type=task_type,
             status=status,
             before_id=before_id,
+            parent_task_id=parent_task_id,
         )
+        items = await task_views(resources, conn, rows[:limit])
     next_cursor = encode_cursor(str(rows[limit - 1].id)) if len(rows) > limit else None
-    return TaskPage(items=[TaskOut.of(r) for r in rows[:limit]], next_cursor=next_cursor)
+    return TaskPage(items=items, next_cursor=next_cursor)
+
+
+async def render(resources: Resources, task: TaskRow) -> TaskOut:
+    async with resources.engine.connect() as conn:
+        return await task_view(resources, conn, task)
 
 
 @router.get("/{task_id}", response_model=TaskOut)
 async def get_task(task_id: int, resources: ResourcesDep, principal: Viewer) -> TaskOut:
-    return TaskOut.of(await load_task(resources, task_id, principal.business_id))
+    return await render(resources, await load_task(resources, task_id, principal.business_id))
 
 
 class CancelIn(BaseModel):
@@ -97,12 +106,12 @@ async def cancel(
     task = await load_task(resources, task_id, principal.business_id)
     if task.is_terminal:
         response.status_code = 200
-        return TaskEnvelope(task=TaskOut.of(task))
+        return TaskEnvelope(task=await render(resources, task))
     reason = body.reason if body is not None else "cancelled by user"
     updated = await cancel_task(resources.engine, resources.temporal_client, task, reason)
     if updated.is_terminal:
         response.status_code = 200
-    return TaskEnvelope(task=TaskOut.of(updated))
+    return TaskEnvelope(task=await render(resources, updated))
 
 
 @router.delete("/{task_id}", status_code=204, response_class=Response)

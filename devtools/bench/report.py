@@ -57,6 +57,21 @@ def markdown(r: dict[str, Any]) -> str:
                 _goal(rl["ratio"] >= 0.95 and rl["provider_429"] == 0),
             )
         )
+    e = r.get("eta")
+    if e:
+        points = ", ".join(
+            f"{c['done_pct']:.0f}%: {c['eta_s']} s vs {c['actual_remaining_s']} s"
+            for c in e["checkpoints"]
+        )
+        rows.append(
+            (
+                "ETA accuracy (paced broadcast)",
+                f"{points} (max error {e['max_error_pct']}%); {e['recipients']:,} recipients"
+                f" at {e['messages_per_s']:.0f}/s",
+                "within 20% at 10/30/60%",
+                _goal(e["max_error_pct"] <= 20),
+            )
+        )
     s = r.get("scale")
     if s:
         rates = [row["items_per_s"] for row in s]

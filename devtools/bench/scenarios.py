@@ -273,6 +273,45 @@ class Bench:
             "max_s": round(max(lags), 3),
         }
 
+    async def eta(self, recipients: int, messages_per_s: float) -> dict[str, Any]:
+        """`eta_seconds` at 10%, 30% and 60% done against the time it really took from there,
+        for a broadcast paced at `messages_per_s` (the sender's rate limit)."""
+        business_id = await self.new_business(messages_per_s=messages_per_s)
+        await self.configure_sender(business_id, latency_ms=20)
+        task_id = await self.start_broadcast(business_id, numbers(recipients))
+        samples: list[tuple[float, int, int | None]] = []
+        while True:
+            task = await self.task(business_id, task_id)
+            samples.append((time.time(), task["processed_items"], task["eta_seconds"]))
+            if task["status"] in ("completed", "cancelled", "failed"):
+                break
+            await asyncio.sleep(0.1)
+        ended = samples[-1][0]
+        checkpoints = []
+        for share in (0.1, 0.3, 0.6):
+            at, done, eta = next(
+                (t, p, e) for t, p, e in samples if p >= share * recipients and e is not None
+            )
+            actual = ended - at
+            checkpoints.append(
+                {
+                    "done_pct": round(100 * done / recipients, 1),
+                    "eta_s": eta,
+                    "actual_remaining_s": round(actual, 1),
+                    "error_pct": round(100 * abs(eta - actual) / actual, 1),
+                }
+            )
+        return {
+            "recipients": recipients,
+            "messages_per_s": messages_per_s,
+            "status": task["status"],
+            "first_estimate_after_s": round(
+                next(t for t, _, e in samples if e is not None) - samples[0][0], 1
+            ),
+            "checkpoints": checkpoints,
+            "max_error_pct": max(c["error_pct"] for c in checkpoints),
+        }
+
     async def rate_limit(self, limit: float, recipients: int, workers: int) -> dict[str, Any]:
         business_id = await self.new_business(messages_per_s=limit)
         await self.configure_sender(business_id, rate_limit_per_s=limit, latency_ms=20)

@@ -27,7 +27,7 @@ from sqlalchemy import (
 from sqlalchemy.dialects.postgresql import ARRAY, JSONB
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
-from longtasks.domain import ItemStatus, Priority, ReceiptSource, TaskStatus
+from longtasks.domain import TERMINAL_STATUSES, ItemStatus, Priority, ReceiptSource, TaskStatus
 
 # Stable constraint names so Alembic autogenerate and hand-written migrations agree.
 NAMING_CONVENTION = {
@@ -91,6 +91,18 @@ class LongRunningTask(Base):
         Index("ix_long_running_tasks_business_status", "business_id", "status", text("id DESC")),
         Index("ix_long_running_tasks_business_type", "business_id", "task_type", text("id DESC")),
         Index("ix_long_running_tasks_status", "status"),
+        Index(
+            "ix_long_running_tasks_parent_task_id",
+            "parent_task_id",
+            postgresql_where=text("parent_task_id IS NOT NULL"),
+        ),
+        Index(
+            "ix_long_running_tasks_terminal_age",
+            text("coalesce(completed_at, created_at)"),
+            postgresql_where=text(
+                "status IN (" + ", ".join(f"'{s}'" for s in sorted(TERMINAL_STATUSES)) + ")"
+            ),
+        ),
     )
 
     id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
@@ -122,6 +134,70 @@ class LongRunningTask(Base):
     )
     started_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
     completed_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
+    # Controls (0005_controls). The subjects (`sub` of the caller's token) of who created,
+    # paused, approved or rejected the task; `system` when the task paused itself.
+    created_by: Mapped[str | None] = mapped_column(String(200))
+    # A retry of another task's failed items points at it.
+    parent_task_id: Mapped[int | None] = mapped_column(
+        ForeignKey("long_running_tasks.id", ondelete="SET NULL")
+    )
+    # Asked to pause (by a person or the circuit breaker): pages start no new item while set.
+    pause_requested: Mapped[bool] = mapped_column(Boolean, server_default=text("false"))
+    paused_by: Mapped[str | None] = mapped_column(String(200))
+    paused_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
+    # How often the task paused itself: numbers each pause notification (its idempotency key).
+    auto_pauses: Mapped[int] = mapped_column(Integer, server_default="0")
+    approval_expires_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
+    approved_by: Mapped[str | None] = mapped_column(String(200))
+    approved_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
+    rejected_by: Mapped[str | None] = mapped_column(String(200))
+    # The measured rate behind `eta_seconds`: two marks (time, processed items) at most
+    # `RATE_WINDOW_S` apart, moved forward by the counter updates themselves.
+    rate_prev_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
+    rate_prev_items: Mapped[int | None] = mapped_column(Integer)
+    rate_mark_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
+    rate_mark_items: Mapped[int | None] = mapped_column(Integer)
+
+
+class BusinessPolicy(Base):
+    """What a business allows its tasks: approval above a size, a daily send cap, and when a
+    task pauses itself (0005_controls). No row: the defaults."""
+
+    __tablename__ = "business_policies"
+    __table_args__ = (
+        CheckConstraint("approval_required_above >= 0", name="approval_required_above"),
+        CheckConstraint("daily_send_cap >= 0", name="daily_send_cap"),
+        CheckConstraint(
+            "auto_pause_failure_share > 0 AND auto_pause_failure_share <= 1",
+            name="auto_pause_failure_share",
+        ),
+        CheckConstraint("auto_pause_window > 0", name="auto_pause_window"),
+    )
+
+    business_id: Mapped[int] = mapped_column(
+        ForeignKey("businesses.id", ondelete="CASCADE"), primary_key=True
+    )
+    approval_required_above: Mapped[int | None] = mapped_column(Integer)
+    daily_send_cap: Mapped[int | None] = mapped_column(Integer)
+    auto_pause_failure_share: Mapped[float | None] = mapped_column(Float)
+    auto_pause_window: Mapped[int] = mapped_column(Integer)
+    updated_by: Mapped[str | None] = mapped_column(String(200))
+    updated_at: Mapped[dt.datetime] = mapped_column(
+        DateTime(timezone=True), server_default=func.now()
+    )
+
+
+class BusinessSendDay(Base):
+    """Messages a business's tasks reserved on one UTC day: its daily send cap, held across
+    every task and worker by reserving here before sending."""
+
+    __tablename__ = "business_send_days"
+
+    business_id: Mapped[int] = mapped_column(
+        ForeignKey("businesses.id", ondelete="CASCADE"), primary_key=True
+    )
+    day: Mapped[dt.date] = mapped_column(Date, primary_key=True)
+    reserved: Mapped[int] = mapped_column(Integer, server_default="0")
 
 
 class Broadcast(Base):
@@ -138,6 +214,8 @@ class Broadcast(Base):
     template_language: Mapped[str | None] = mapped_column(String(20))
     template_params: Mapped[list[Any] | None] = mapped_column(JSONB)
     recipient_count: Mapped[int] = mapped_column(Integer)
+    # Dropped at intake as repeats of an earlier number (the approval preview shows them).
+    duplicates_dropped: Mapped[int] = mapped_column(Integer, server_default="0")
     created_at: Mapped[dt.datetime] = mapped_column(
         DateTime(timezone=True), server_default=func.now()
     )
@@ -231,7 +309,8 @@ class NotificationDelivery(Base):
     task_id: Mapped[int] = mapped_column(
         ForeignKey("long_running_tasks.id", ondelete="CASCADE"), primary_key=True
     )
-    channel: Mapped[str] = mapped_column(String(20), primary_key=True)
+    # `webhook`, `email`; a pause notification is `webhook:pause-N` (N: the task's Nth pause).
+    channel: Mapped[str] = mapped_column(String(40), primary_key=True)
     # delivered, or rejected (a permanent refusal: retrying cannot help, so do not).
     outcome: Mapped[str] = mapped_column(String(20))
     detail: Mapped[str | None] = mapped_column(Text)

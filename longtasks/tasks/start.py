@@ -34,6 +34,9 @@ class NewTask:
     priority: Priority = Priority.normal
     # Delayed start: the row is `scheduled` and the workflow sleeps until then.
     start_at: dt.datetime | None = None
+    # Who asked for it (the caller's token subject), and the task it retries the failures of.
+    created_by: str | None = None
+    parent_task_id: int | None = None
 
 
 async def start_task(
@@ -60,6 +63,8 @@ async def start_task(
             total_items=new.total_items,
             priority=new.priority,
             start_at=new.start_at,
+            created_by=new.created_by,
+            parent_task_id=new.parent_task_id,
         )
         domain = await create_domain_rows(conn, task)
     await launch(engine, client, task, task_queue=task_queue, summary=summary(task, domain))

@@ -14,7 +14,7 @@ from temporalio.common import (
     WorkflowIDReusePolicy,
 )
 
-from longtasks.contracts.tasks import CANCEL_SIGNAL, CancelSignal, TaskInput
+from longtasks.contracts.tasks import CANCEL_SIGNAL, RECHECK_QUOTA_SIGNAL, CancelSignal, TaskInput
 from longtasks.domain import Priority, TaskStatus
 from longtasks.temporal import search_attributes as sa
 
@@ -67,3 +67,8 @@ async def start_task_workflow(
 async def signal_cancel(client: Client, workflow_id: str, signal: CancelSignal) -> None:
     handle = client.get_workflow_handle(workflow_id)
     await handle.signal(CANCEL_SIGNAL, signal)
+
+
+async def signal_recheck_quota(client: Client, workflow_id: str) -> None:
+    """A quota changed (the daily cap raised): a task waiting for it looks again now."""
+    await client.get_workflow_handle(workflow_id).signal(RECHECK_QUOTA_SIGNAL)

@@ -26,6 +26,8 @@ NEEDED_ROLE = {
     ("DELETE", "/api/long_tasks/{task_id}"): "admin",
     ("POST", "/api/receipts/bulk_delete"): "operator",
     ("POST", "/api/receipts/sync"): "operator",
+    ("PUT", "/api/policy"): "admin",
+    ("POST", "/api/long_tasks/{task_id}/retry_failed"): "operator",
 }
 BODIES: dict[tuple[str, str], dict[str, Any]] = {
     ("POST", "/api/broadcasts"): {
@@ -35,6 +37,7 @@ BODIES: dict[tuple[str, str], dict[str, Any]] = {
     },
     ("POST", "/api/receipts/bulk_delete"): {"receipt_ids": [1]},
     ("POST", "/api/receipts/sync"): {},
+    ("PUT", "/api/policy"): {},
 }
 
 

@@ -63,6 +63,7 @@ async def create_broadcast(
     name: str,
     message: MessageSpec,
     recipient_list: Sequence[RecipientInput],
+    duplicates_dropped: int = 0,
 ) -> int:
     result = await conn.execute(
         insert(broadcasts)
@@ -75,6 +76,7 @@ async def create_broadcast(
             template_language=message.template_language,
             template_params=message.template_params,
             recipient_count=len(recipient_list),
+            duplicates_dropped=duplicates_dropped,
         )
         .returning(broadcasts.c.id)
     )
@@ -149,3 +151,73 @@ async def broadcast_id_for_task(conn: AsyncConnection, task_id: int) -> int | No
     result = await conn.execute(select(broadcasts.c.id).where(broadcasts.c.task_id == task_id))
     value = result.scalar()
     return int(value) if value is not None else None
+
+
+@dataclass(frozen=True)
+class BroadcastIntake:
+    broadcast_id: int
+    name: str
+    message: MessageSpec
+
+
+async def intake_of_task(conn: AsyncConnection, task_id: int) -> BroadcastIntake | None:
+    """What a broadcast was asked to send (a retry sends the same)."""
+    row = (
+        await conn.execute(
+            select(
+                broadcasts.c.id,
+                broadcasts.c.name,
+                broadcasts.c.message_text,
+                broadcasts.c.template_name,
+                broadcasts.c.template_language,
+                broadcasts.c.template_params,
+            ).where(broadcasts.c.task_id == task_id)
+        )
+    ).first()
+    if row is None:
+        return None
+    return BroadcastIntake(
+        broadcast_id=row[0],
+        name=row[1],
+        message=MessageSpec(
+            text=row[2], template_name=row[3], template_language=row[4], template_params=row[5]
+        ),
+    )
+
+
+# Failures a new attempt cannot fix, or must not try: a number that is not one, a recipient
+# who opted out (our suppression, or WhatsApp's 131050).
+NOT_RETRYABLE_CODES = ("invalid_phone", "opted_out", "131050")
+
+# A recipient's ledger item is its seq in the broadcast. Only valid numbers that failed with a
+# retryable code, and never a number the task reached (succeeded) under another item.
+_RETRYABLE = text("""
+    SELECT r.phone, ti.error_code
+    FROM task_items ti
+    JOIN broadcast_recipients r ON r.broadcast_id = :broadcast AND r.seq = ti.seq
+    WHERE ti.task_id = :task AND ti.status = 'failed'
+      AND r.invalid_reason IS NULL
+      AND coalesce(ti.error_code, '') <> ALL(CAST(:excluded AS text[]))
+      AND (CAST(:codes AS text[]) IS NULL OR ti.error_code = ANY(CAST(:codes AS text[])))
+      AND NOT EXISTS (
+          SELECT 1 FROM task_items s
+          JOIN broadcast_recipients rs ON rs.broadcast_id = :broadcast AND rs.seq = s.seq
+          WHERE s.task_id = :task AND s.status = 'succeeded' AND rs.phone = r.phone)
+    ORDER BY r.seq
+""")
+
+
+async def retryable_failures(
+    conn: AsyncConnection, task_id: int, broadcast_id: int, *, error_codes: Sequence[str] | None
+) -> list[str]:
+    """The phones of a finished broadcast's items that failed retryably, in send order."""
+    result = await conn.execute(
+        _RETRYABLE,
+        {
+            "task": task_id,
+            "broadcast": broadcast_id,
+            "excluded": list(NOT_RETRYABLE_CODES),
+            "codes": list(error_codes) if error_codes is not None else None,
+        },
+    )
+    return [r[0] for r in result]

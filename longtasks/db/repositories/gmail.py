@@ -215,7 +215,8 @@ async def running_sync_task(conn: AsyncConnection, business_id: int) -> int | No
     result = await conn.execute(
         text(
             "SELECT id FROM long_running_tasks WHERE business_id = :b"
-            " AND task_type = 'receipt_sync' AND status IN ('scheduled', 'running')"
+            " AND task_type = 'receipt_sync'"
+            " AND status IN ('awaiting_approval', 'scheduled', 'running', 'paused')"
             " ORDER BY id DESC LIMIT 1"
         ),
         {"b": business_id},

@@ -12,7 +12,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, cast
 
-from sqlalchemy import Select, Table, and_, delete, func, select, text, update
+from sqlalchemy import Select, Table, and_, case, delete, func, or_, select, text, update
 from sqlalchemy.engine import RowMapping
 from sqlalchemy.ext.asyncio import AsyncConnection
 
@@ -21,6 +21,8 @@ from longtasks.db.models import LongRunningTask
 from longtasks.domain import TERMINAL_STATUSES, TaskStatus
 
 TASK_CHANNEL = "longtasks_task"
+# Who paused a task that paused itself (`paused_by`), where a person's subject would be.
+SYSTEM = "system"
 
 tasks = cast(Table, LongRunningTask.__table__)
 _TERMINAL = [s.value for s in TERMINAL_STATUSES]
@@ -50,6 +52,20 @@ class TaskRow:
     updated_at: dt.datetime
     started_at: dt.datetime | None
     completed_at: dt.datetime | None
+    created_by: str | None
+    parent_task_id: int | None
+    pause_requested: bool
+    paused_by: str | None
+    paused_at: dt.datetime | None
+    auto_pauses: int
+    approval_expires_at: dt.datetime | None
+    approved_by: str | None
+    approved_at: dt.datetime | None
+    rejected_by: str | None
+    rate_prev_at: dt.datetime | None
+    rate_prev_items: int | None
+    rate_mark_at: dt.datetime | None
+    rate_mark_items: int | None
 
     @property
     def is_terminal(self) -> bool:
@@ -97,13 +113,46 @@ def _bump() -> dict[str, Any]:
     return {"version": tasks.c.version + 1, "updated_at": func.now()}
 
 
+# The ETA's rate is measured between two marks (time, processed items). A counter update moves
+# them forward once the newer mark is half a window old, so the older one is always between
+# half a window and a window (plus the time since the last update) in the past: the rate of
+# the last ~RATE_WINDOW_S seconds, kept in the row the update writes anyway.
+RATE_WINDOW_S = 30.0
+
+
+def _rate_marks() -> dict[str, Any]:
+    """Values for an UPDATE that changes `processed_items` (SET sees the old row's values)."""
+    shift = or_(
+        tasks.c.rate_mark_at.is_(None),
+        tasks.c.rate_mark_at
+        <= func.now() - func.make_interval(0, 0, 0, 0, 0, 0, RATE_WINDOW_S / 2),
+    )
+    return {
+        "rate_prev_at": case((shift, tasks.c.rate_mark_at), else_=tasks.c.rate_prev_at),
+        "rate_prev_items": case((shift, tasks.c.rate_mark_items), else_=tasks.c.rate_prev_items),
+        "rate_mark_at": case((shift, func.now()), else_=tasks.c.rate_mark_at),
+        "rate_mark_items": case((shift, tasks.c.processed_items), else_=tasks.c.rate_mark_items),
+    }
+
+
+# After a wait (a pause, a quota), the rate measured before it says nothing about the rate after.
+_RATE_RESET = {
+    "rate_prev_at": None,
+    "rate_prev_items": None,
+    "rate_mark_at": None,
+    "rate_mark_items": None,
+}
+
+
 # RETURNING names TaskRow's own fields (never input): one round trip gives the whole row.
 _CREATE = text(
     "WITH new AS (SELECT nextval(pg_get_serial_sequence('long_running_tasks', 'id')) AS id)"  # noqa: S608
     " INSERT INTO long_running_tasks"
-    " (id, business_id, task_type, status, total_items, priority, start_at, workflow_id)"
+    " (id, business_id, task_type, status, total_items, priority, start_at, workflow_id,"
+    " created_by, parent_task_id, approval_expires_at)"
     " SELECT new.id, :business_id, :task_type, :status, :total_items, :priority, :start_at,"
-    " :workflow_prefix || new.id || :workflow_suffix FROM new"
+    " :workflow_prefix || new.id || :workflow_suffix, :created_by, :parent_task_id,"
+    " :approval_expires_at FROM new"
     " RETURNING " + ", ".join(TaskRow.__dataclass_fields__)
 )
 
@@ -116,10 +165,20 @@ async def create_task(
     total_items: int,
     priority: str = "normal",
     start_at: dt.datetime | None = None,
+    created_by: str | None = None,
+    parent_task_id: int | None = None,
+    approval_expires_at: dt.datetime | None = None,
 ) -> TaskRow:
     """One statement: the workflow id derives from the task id, known inside the INSERT, and a
-    part unique to this task (`new_workflow_id_suffix`)."""
-    status = TaskStatus.scheduled if start_at is not None else TaskStatus.running
+    part unique to this task (`new_workflow_id_suffix`).
+
+    With `approval_expires_at` the task waits for an admin's approval until then."""
+    if approval_expires_at is not None:
+        status = TaskStatus.awaiting_approval
+    elif start_at is not None:
+        status = TaskStatus.scheduled
+    else:
+        status = TaskStatus.running
     result = (
         (
             await conn.execute(
@@ -133,6 +192,9 @@ async def create_task(
                     "start_at": start_at,
                     "workflow_prefix": WORKFLOW_ID_PREFIX,
                     "workflow_suffix": new_workflow_id_suffix(),
+                    "created_by": created_by,
+                    "parent_task_id": parent_task_id,
+                    "approval_expires_at": approval_expires_at,
                 },
             )
         )
@@ -161,8 +223,11 @@ def _list_query(
     status: str | None,
     before_id: int | None,
     created_before: dt.datetime | None = None,
+    parent_task_id: int | None = None,
 ) -> Select[Any]:
     conditions = [tasks.c.business_id == business_id]
+    if parent_task_id is not None:
+        conditions.append(tasks.c.parent_task_id == parent_task_id)
     if task_type is not None:
         conditions.append(tasks.c.task_type == task_type)
     if status is not None:
@@ -182,10 +247,32 @@ async def list_tasks(
     task_type: str | None = None,
     status: str | None = None,
     before_id: int | None = None,
+    parent_task_id: int | None = None,
 ) -> list[TaskRow]:
-    stmt = _list_query(business_id, task_type=task_type, status=status, before_id=before_id)
+    stmt = _list_query(
+        business_id,
+        task_type=task_type,
+        status=status,
+        before_id=before_id,
+        parent_task_id=parent_task_id,
+    )
     result = await conn.execute(stmt.limit(limit))
     return [TaskRow.from_mapping(r) for r in result.mappings()]
+
+
+async def children_of(conn: AsyncConnection, task_ids: Sequence[int]) -> dict[int, list[int]]:
+    """The tasks that retry each given task's failures (its children), oldest first."""
+    if not task_ids:
+        return {}
+    result = await conn.execute(
+        select(tasks.c.parent_task_id, tasks.c.id)
+        .where(tasks.c.parent_task_id.in_(list(task_ids)))
+        .order_by(tasks.c.id)
+    )
+    children: dict[int, list[int]] = {}
+    for parent, child in result:
+        children.setdefault(int(parent), []).append(int(child))
+    return children
 
 
 async def request_cancel(conn: AsyncConnection, task_id: int, reason: str) -> TaskRow | None:
@@ -220,6 +307,207 @@ async def mark_running(conn: AsyncConnection, task_id: int) -> TaskRow | None:
     )
 
 
+# -- pause and resume -----------------------------------------------------------------------
+# The API (or the circuit breaker) raises `pause_requested`; pages start no new item while it
+# is set. The workflow marks the task `paused` once its pages have settled what was in flight,
+# and `running` again after a resume cleared the flag: it alone moves the status.
+
+PAUSABLE = [TaskStatus.scheduled.value, TaskStatus.running.value, TaskStatus.paused.value]
+
+
+async def request_pause(
+    conn: AsyncConnection, task_id: int, *, by: str, reason: str | None = None
+) -> TaskRow | None:
+    """Raise the pause flag of a task that can pause; None when it cannot or already is."""
+    return await _changed(
+        conn,
+        update(tasks)
+        .where(
+            tasks.c.id == task_id,
+            tasks.c.status.in_(PAUSABLE),
+            tasks.c.pause_requested.is_(False),
+            tasks.c.cancel_requested.is_(False),
+        )
+        .values(
+            pause_requested=True,
+            paused_by=by,
+            paused_at=func.now(),
+            status_reason=reason,
+            **_bump(),
+        ),
+    )
+
+
+async def auto_pause(conn: AsyncConnection, task_id: int, reason: str) -> TaskRow | None:
+    """The task pauses itself (the provider said stop, too many failures); counts the pause."""
+    return await _changed(
+        conn,
+        update(tasks)
+        .where(
+            tasks.c.id == task_id,
+            tasks.c.status.in_(PAUSABLE),
+            tasks.c.pause_requested.is_(False),
+            tasks.c.cancel_requested.is_(False),
+        )
+        .values(
+            pause_requested=True,
+            paused_by=SYSTEM,
+            paused_at=func.now(),
+            status_reason=reason,
+            auto_pauses=tasks.c.auto_pauses + 1,
+            **_bump(),
+        ),
+    )
+
+
+async def request_resume(conn: AsyncConnection, task_id: int) -> TaskRow | None:
+    """Lower the pause flag; None when it was not raised (or the task ended)."""
+    return await _changed(
+        conn,
+        update(tasks)
+        .where(
+            tasks.c.id == task_id,
+            tasks.c.pause_requested.is_(True),
+            tasks.c.status.not_in(_TERMINAL),
+        )
+        .values(pause_requested=False, **_bump()),
+    )
+
+
+async def mark_paused(conn: AsyncConnection, task_id: int) -> TaskRow | None:
+    """`paused`, if the flag is still up (a resume may have lowered it meanwhile)."""
+    return await _changed(
+        conn,
+        update(tasks)
+        .where(
+            tasks.c.id == task_id,
+            tasks.c.pause_requested.is_(True),
+            tasks.c.status.not_in(_TERMINAL),
+        )
+        .values(status=TaskStatus.paused.value, **_RATE_RESET, **_bump()),
+    )
+
+
+async def mark_resumed(conn: AsyncConnection, task_id: int) -> TaskRow | None:
+    """Back to `running` after a pause or a wait: the reason and the pauser go, and the rate
+    is measured afresh."""
+    return await _changed(
+        conn,
+        update(tasks)
+        .where(
+            tasks.c.id == task_id,
+            tasks.c.status.not_in(_TERMINAL),
+            tasks.c.pause_requested.is_(False),
+        )
+        .values(
+            status=TaskStatus.running.value,
+            status_reason=None,
+            paused_by=None,
+            paused_at=None,
+            **_RATE_RESET,
+            **_bump(),
+        ),
+    )
+
+
+async def mark_waiting(conn: AsyncConnection, task_id: int, reason: str) -> TaskRow | None:
+    """`paused` with the reason, with no flag to lower: a quota (the business's daily cap)
+    resumes it, not a person."""
+    return await _changed(
+        conn,
+        update(tasks)
+        .where(tasks.c.id == task_id, tasks.c.status.not_in(_TERMINAL))
+        .values(
+            status=TaskStatus.paused.value,
+            status_reason=reason,
+            paused_by=SYSTEM,
+            paused_at=func.now(),
+            **_RATE_RESET,
+            **_bump(),
+        ),
+    )
+
+
+async def waiting_on_quota(conn: AsyncConnection, business_id: int) -> list[str]:
+    """The workflow ids of the business's tasks paused by a quota (the daily cap), not by a
+    person."""
+    result = await conn.execute(
+        select(tasks.c.workflow_id).where(
+            tasks.c.business_id == business_id,
+            tasks.c.status == TaskStatus.paused.value,
+            tasks.c.pause_requested.is_(False),
+            tasks.c.workflow_id.is_not(None),
+        )
+    )
+    return [str(r[0]) for r in result]
+
+
+# -- approval --------------------------------------------------------------------------------
+# The decision is written here first, guarded by the status, so an approval and the expiry
+# (or a rejection) can never both win; the workflow is told after, and reads the row when the
+# approval deadline passes in case the signal never came.
+
+
+async def approve(conn: AsyncConnection, task_id: int, *, by: str) -> TaskRow | None:
+    return await _changed(
+        conn,
+        update(tasks)
+        .where(
+            tasks.c.id == task_id,
+            tasks.c.status == TaskStatus.awaiting_approval.value,
+            tasks.c.cancel_requested.is_(False),
+        )
+        .values(
+            approved_by=by,
+            approved_at=func.now(),
+            status=case(
+                (tasks.c.start_at > func.now(), TaskStatus.scheduled.value),
+                else_=TaskStatus.running.value,
+            ),
+            **_bump(),
+        ),
+    )
+
+
+async def reject(conn: AsyncConnection, task_id: int, *, by: str, reason: str) -> TaskRow | None:
+    """A rejection is a cancel before anything was sent: the workflow ends the task."""
+    return await _changed(
+        conn,
+        update(tasks)
+        .where(
+            tasks.c.id == task_id,
+            tasks.c.status == TaskStatus.awaiting_approval.value,
+            tasks.c.cancel_requested.is_(False),
+        )
+        .values(
+            rejected_by=by,
+            cancel_requested=True,
+            cancel_reason=reason,
+            **_bump(),
+        ),
+    )
+
+
+async def expire(conn: AsyncConnection, task_id: int, reason: str) -> TaskRow | None:
+    """`expired` if still undecided; every item counts as cancelled (none was sent)."""
+    return await _changed(
+        conn,
+        update(tasks)
+        .where(
+            tasks.c.id == task_id,
+            tasks.c.status == TaskStatus.awaiting_approval.value,
+            tasks.c.cancel_requested.is_(False),
+        )
+        .values(
+            status=TaskStatus.expired.value,
+            status_reason=reason,
+            cancelled_count=tasks.c.total_items - tasks.c.processed_items,
+            completed_at=func.now(),
+            **_bump(),
+        ),
+    )
+
+
 async def set_total(conn: AsyncConnection, task_id: int, total_items: int) -> TaskRow | None:
     return await _changed(
         conn,
@@ -238,6 +526,7 @@ async def raise_counts(
         "success_count": func.greatest(tasks.c.success_count, succeeded),
         "skipped_count": func.greatest(tasks.c.skipped_count, skipped),
         "processed_items": func.greatest(tasks.c.processed_items, succeeded),
+        **_rate_marks(),
     }
     return await _changed(
         conn,
@@ -279,6 +568,7 @@ async def add_counts(
             failed_count=tasks.c.failed_count + failed,
             skipped_count=tasks.c.skipped_count + skipped,
             processed_items=tasks.c.processed_items + succeeded + failed,
+            **_rate_marks(),
             **_bump(),
         ),
     )
@@ -298,6 +588,7 @@ async def finish(
             error_message=func.coalesce(error_message, tasks.c.error_message),
             cancelled_count=func.greatest(tasks.c.total_items - tasks.c.processed_items, 0),
             status_reason=None,
+            pause_requested=False,
             completed_at=func.now(),
             **_bump(),
         ),
