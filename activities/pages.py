@@ -11,7 +11,9 @@ The order that makes "never lose, never double" hold:
 
 Cancellation is seen two ways: a poll of the task's `cancel_requested` flag (fast: the REST
 cancel sets it before signalling), and Temporal's own activity cancellation through heartbeats.
-Either way, in-flight items finish and are settled before the activity returns.
+Either way, in-flight items finish and are settled before the activity returns. A pause (the
+`pause_requested` flag, polled with it) stops the page the same way, and the page says so
+(`stopped_by_pause`), so the workflow runs it again after the resume.
 """
 
 from __future__ import annotations
@@ -102,6 +104,7 @@ class PageRun(Generic[ItemT]):
         self._tuning = tuning
         self._concurrency = concurrency
         self._cancel = asyncio.Event()
+        self._pause = asyncio.Event()
         self._stop: StopTask | None = None
         self._pending: list[Outcome] = []
         self._result = PageResult()
@@ -139,6 +142,7 @@ class PageRun(Generic[ItemT]):
         released = await self._release_unstarted(claims)
         self._result.released = released
         self._result.stopped_by_cancel = self._cancel.is_set()
+        self._result.stopped_by_pause = self._pause.is_set() and not self._cancel.is_set()
         if self._stop is not None:
             raise ApplicationError(str(self._stop), type=self._stop.code, non_retryable=True)
         unsettled = await self._count_unsettled()
@@ -154,19 +158,28 @@ class PageRun(Generic[ItemT]):
     async def _claim(self) -> list[Claim]:
         requests = [ClaimRequest(i.key, i.seq, i.label) for i in self._items]
         async with self._engine.begin() as conn:
-            if await task_repo.is_cancel_requested(conn, self._task_id):
-                self._cancel.set()
+            self._obey(*await task_repo.control_flags(conn, self._task_id))
             return await ledger.claim(conn, self._task_id, requests)
+
+    def _obey(self, cancel: bool, pause: bool) -> None:
+        if cancel:
+            self._cancel.set()
+        if pause:
+            self._pause.set()
+
+    def _stopping(self) -> bool:
+        """No new item starts (items an earlier attempt claimed are always finished)."""
+        return self._cancel.is_set() or self._pause.is_set() or self._stop is not None
 
     async def _act_on_all(self, claims: list[Claim]) -> None:
         by_key = {i.key: i for i in self._items}
         async with asyncio.TaskGroup() as group:
             for claim in claims:
                 first_attempt = claim.attempts == 1
-                if first_attempt and (self._cancel.is_set() or self._stop is not None):
+                if first_attempt and self._stopping():
                     continue
                 await self._concurrency.acquire()
-                if first_attempt and (self._cancel.is_set() or self._stop is not None):
+                if first_attempt and self._stopping():
                     self._concurrency.release()
                     continue
                 self._started.add(claim.item_key)
@@ -190,8 +203,7 @@ class PageRun(Generic[ItemT]):
             await asyncio.sleep(self._tuning.cancel_poll_interval_s)
             try:
                 async with self._engine.connect() as conn:
-                    if await task_repo.is_cancel_requested(conn, self._task_id):
-                        self._cancel.set()
+                    self._obey(*await task_repo.control_flags(conn, self._task_id))
             except Exception:
                 activity.logger.warning("cancel poll failed", exc_info=True)
 

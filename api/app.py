@@ -38,7 +38,12 @@ from longtasks.db.engine import create_engine
 from longtasks.observability.logs import RequestLogContext
 from longtasks.observability.tracing import RequestSpans
 from longtasks.settings import Settings
-from longtasks.tasks import CancelNotDelivered, TaskNotStarted
+from longtasks.tasks import (
+    CancelNotDelivered,
+    ControlRefused,
+    SignalNotDelivered,
+    TaskNotStarted,
+)
 from task_types import BUILTIN, Registry
 
 STATIC_DIR = Path(__file__).resolve().parent / "static"
@@ -147,7 +152,7 @@ def create_app(
         responses=ERROR_RESPONSES,
     )
     app.add_exception_handler(AppError, app_error_handler)
-    for refusal in (TaskNotStarted, CancelNotDelivered):
+    for refusal in (TaskNotStarted, CancelNotDelivered, SignalNotDelivered, ControlRefused):
         app.add_exception_handler(refusal, task_service_error_handler)
     for exc_type in (OperationalError, DBAPIError, PoolTimeout, OSError):
         app.add_exception_handler(exc_type, database_unavailable)

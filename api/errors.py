@@ -5,7 +5,7 @@ from __future__ import annotations
 from fastapi import Request
 from fastapi.responses import JSONResponse
 
-from longtasks.tasks import CancelNotDelivered, TaskNotStarted
+from longtasks.tasks import CancelNotDelivered, ControlRefused, SignalNotDelivered, TaskNotStarted
 
 
 class AppError(Exception):
@@ -58,6 +58,10 @@ async def app_error_handler(request: Request, exc: Exception) -> JSONResponse:
 
 
 async def task_service_error_handler(request: Request, exc: Exception) -> JSONResponse:
-    """The task service's refusals (`longtasks.tasks`): Temporal could not be told, so retry."""
-    assert isinstance(exc, TaskNotStarted | CancelNotDelivered)
+    """The task service's refusals (`longtasks.tasks`): Temporal could not be told, so retry
+    (503); a control the task's state does not allow (409) or the caller may not use (403)."""
+    if isinstance(exc, ControlRefused):
+        status = Forbidden.status_code if exc.forbidden else Conflict.status_code
+        return JSONResponse({"detail": exc.reason}, status_code=status)
+    assert isinstance(exc, TaskNotStarted | CancelNotDelivered | SignalNotDelivered)
     return JSONResponse({"detail": exc.reason}, status_code=Unavailable.status_code)

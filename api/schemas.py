@@ -21,6 +21,7 @@ from pydantic_core import CoreSchema
 
 from api.errors import AppError
 from longtasks.db.repositories.ledger import LedgerItem
+from longtasks.db.repositories.previews import BroadcastPreview
 from longtasks.db.repositories.tasks import TaskRow
 from longtasks.domain import ItemStatus, Priority, TaskStatus, TaskType
 
@@ -201,12 +202,35 @@ class BroadcastIn(StartOptions):
     recipients: list[Annotated[str, Field(max_length=64)]] = Field(min_length=1)
 
 
+class PreviewOut(BaseModel):
+    task_id: int
+    broadcast_id: int
+    submitted: int = Field(description="numbers the request carried")
+    duplicates_removed: int
+    invalid: int
+    recipients: int = Field(description="valid numbers after normalization, duplicates removed")
+    suppressed: int = Field(description="of those, opted out: not messaged")
+    to_send: int
+    messages_per_s: float | None = Field(description="the sender's pace; null: unpaced")
+    estimated_duration_s: int | None = Field(description="at the sender's pace")
+    tier_limit: int | None = Field(description="WhatsApp's unique recipients per 24 h")
+    tier_used_24h: int
+    tier_headroom: int | None
+    exceeds_tier: bool
+
+    @classmethod
+    def of(cls, task_id: int, preview: BroadcastPreview) -> PreviewOut:
+        return cls(task_id=task_id, exceeds_tier=preview.exceeds_tier, **preview.__dict__)
+
+
 class BroadcastStarted(BaseModel):
     task: TaskOut
     broadcast_id: int
     recipients_accepted: int
     recipients_invalid: int
     duplicates_dropped: int
+    # When it waits for approval: what it will do, for whoever decides (GET .../preview too).
+    preview: PreviewOut | None = None
 
 
 def encode_cursor(value: str) -> str:

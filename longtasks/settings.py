@@ -54,6 +54,8 @@ class Settings(BaseSettings):
     api_rate_limit_per_s: float = 50.0
     api_rate_limit_burst: int = 200
     stall_after_s: int = 30
+    # A task over its business's approval threshold expires unapproved after this long.
+    approval_ttl_s: float = Field(default=24 * 3600.0, gt=0)
     sse_keepalive_s: float = 15.0
     sse_coalesce_s: float = 0.25
     default_phone_region: str = "IL"

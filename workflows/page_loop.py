@@ -12,6 +12,19 @@ Cancellation has one graceful path, whoever asks:
   the flag in Postgres through an activity, and then behaves exactly like the signal.
 Either way no new page is scheduled, pages in flight finish the items they started and release
 the rest, and a final activity writes `cancelled` with exact counts.
+
+Pause works the same way, and ends in a durable wait instead of the end: the `pause` signal (or
+a page that saw the database flag: a person's pause, or the task's own circuit breaker) stops
+the scheduling of pages; pages in flight settle what they started and release the rest; then
+an activity marks the task `paused` and the run waits on its signal state alone (no timer, no
+activity held) for `resume` or a cancel. Resume re-runs from the lowest page that released
+items; the ledger skips what was settled, so nothing is skipped and nothing is sent twice.
+
+A task over its business's approval threshold starts waiting the same way, for `approve`, a
+cancel (a rejection is one), or its deadline, when an activity expires it if still undecided.
+
+None of this needs `workflow.patched`: the new commands follow only from signals, inputs and
+page results that histories recorded before these paths existed cannot contain.
 """
 
 from __future__ import annotations
@@ -30,10 +43,15 @@ from temporalio.exceptions import ActivityError, ApplicationError
 with workflow.unsafe.imports_passed_through():
     from longtasks.contracts import activities as act
     from longtasks.contracts.activities import ActivityName
-    from longtasks.contracts.ops import NotifyRequest
+    from longtasks.contracts.ops import NotifyPausedRequest, NotifyRequest
     from longtasks.contracts.tasks import (
+        APPROVE_SIGNAL,
         CANCEL_SIGNAL,
+        PAUSE_SIGNAL,
+        PAUSED_BY_SYSTEM,
         RECHECK_QUOTA_SIGNAL,
+        RESUME_SIGNAL,
+        ApprovalOutcome,
         CancelRequest,
         CancelSignal,
         FinishRequest,
@@ -95,6 +113,11 @@ class PagedTaskWorkflow:
         self._state: LoopState | None = carried
         self._failure: str | None = None
         self._recheck_quota = False
+        self._pause_requested = carried.pause_requested if carried else False
+        self._approved = False
+        # The last pause notice, delivered beside the wait: a receiver that is down must not
+        # hold up a resume; the run waits for it only before it ends.
+        self._pause_notice: asyncio.Task[None] | None = None
 
     # -- what subclasses use -----------------------------------------------------------------
 
@@ -148,6 +171,17 @@ class PagedTaskWorkflow:
         )
         return result
 
+    @property
+    def pause_requested(self) -> bool:
+        """A person or the circuit breaker asked the task to pause; not yet resumed."""
+        return self._pause_requested
+
+    async def pause_if_requested(self, task_id: int) -> None:
+        """Where the task may stop for a pause (between pages, between listing pages): once
+        nothing is in flight, mark it paused and wait durably for a resume or a cancel."""
+        if self._pause_requested and not self._cancel_requested and self._failure is None:
+            await self._pause(task_id)
+
     async def before_plan(self, input: TaskInput) -> None:
         """Hook: runs once, after the task is marked running and before the begin activity.
 
@@ -168,11 +202,27 @@ class PagedTaskWorkflow:
     def cancel(self, signal: CancelSignal) -> None:
         self._request_cancel(signal.source, recorded=signal.source == "api")
 
+    @workflow.signal(name=PAUSE_SIGNAL)
+    def pause(self) -> None:
+        """The REST API raised the pause flag; stop scheduling pages."""
+        self._pause_requested = True
+
+    @workflow.signal(name=RESUME_SIGNAL)
+    def resume(self) -> None:
+        """The REST API lowered the pause flag; go on where the task stopped."""
+        self._pause_requested = False
+
+    @workflow.signal(name=APPROVE_SIGNAL)
+    def approve(self) -> None:
+        """An admin approved the task (recorded in the database before this signal)."""
+        self._approved = True
+
     @workflow.query(name="progress")
     def progress(self) -> dict[str, Any]:
         state = self._state
         return {
             "cancel_requested": self._cancel_requested,
+            "pause_requested": self._pause_requested,
             "next_page": state.next_page if state else 0,
             "total_pages": state.total_pages if state else None,
             "settled": (state.succeeded + state.failed) if state else 0,
@@ -193,6 +243,12 @@ class PagedTaskWorkflow:
         if state is None:
             # A run that continued as new mid-listing has started already: it only resumes.
             if input.listing is None:
+                if input.approval_deadline_epoch is not None:
+                    decision = await self._wait_for_approval(input)
+                    if decision == ApprovalOutcome.expired:
+                        return await self._expired(input)
+                    if decision == ApprovalOutcome.cancelled:
+                        return await self._finish(input, TaskStatus.cancelled)
                 if input.start_at_epoch is not None and not await self._wait_for_start(input):
                     return await self._finish(input, TaskStatus.cancelled)
                 started = await self.execute_short(act.MARK_RUNNING, input.task_id)
@@ -215,8 +271,11 @@ class PagedTaskWorkflow:
 
         continue_as_new = await self._run_pages(input.task_id, state)
         if continue_as_new and self._failure is None:
+            if self._pause_notice is not None:
+                await self.uninterrupted(self._pause_notice)
             state.cancel_requested = self._cancel_requested
             state.cancel_source = self._cancel_source
+            state.pause_requested = self._pause_requested
             state.runs += 1
             workflow.continue_as_new(
                 TaskInput(task_id=input.task_id, business_id=input.business_id, state=state)
@@ -249,11 +308,76 @@ class PagedTaskWorkflow:
         await self.record_cancel_if_needed(input.task_id)
         return not self._cancel_requested
 
+    async def _wait_for_approval(self, input: TaskInput) -> str:
+        """Wait (a timer and the signal state) for an approval, a cancel or the deadline."""
+        assert input.approval_deadline_epoch is not None
+        deadline = dt.datetime.fromtimestamp(input.approval_deadline_epoch, dt.UTC)
+        workflow.set_current_details(
+            f"**awaiting approval** by an admin until {deadline:%Y-%m-%d %H:%M} UTC;"
+            " nothing is sent before"
+        )
+        delay = input.approval_deadline_epoch - workflow.now().timestamp()
+        if delay > 0:
+            with contextlib.suppress(TimeoutError):
+                await self.uninterrupted(
+                    workflow.wait_condition(
+                        lambda: self._approved or self._cancel_requested,
+                        timeout=timedelta(seconds=delay),
+                    )
+                )
+        await self.record_cancel_if_needed(input.task_id)
+        if self._cancel_requested:
+            return ApprovalOutcome.cancelled
+        if self._approved:
+            return ApprovalOutcome.approved
+        # The deadline passed with no signal: the database decides (an approval or a rejection
+        # whose signal was lost or late wins over the timer if it was recorded first).
+        decision = await self.execute_short(act.EXPIRE_APPROVAL, input.task_id)
+        if decision == ApprovalOutcome.cancelled:
+            self._request_cancel("api", recorded=True)
+        return decision
+
+    async def _expired(self, input: TaskInput) -> TaskOutcome:
+        """Nobody approved it: the row says `expired` already; tell the business."""
+        workflow.upsert_search_attributes([sa.TASK_STATUS.value_set(TaskStatus.expired)])
+        workflow.set_current_details("**expired**: nobody approved it in time; nothing was sent")
+        if workflow.patched(NOTIFY_PATCH):
+            await self._notify_finished(input.task_id)
+        return TaskOutcome(input.task_id, TaskStatus.expired, 0, 0, 0, 0)
+
+    async def _pause(self, task_id: int) -> None:
+        paused = await self.execute_short(act.MARK_PAUSED, task_id)
+        if not paused.paused:
+            # A resume lowered the flag before the pages drained (its signal may follow).
+            self._pause_requested = False
+            return
+        workflow.upsert_search_attributes([sa.TASK_STATUS.value_set(TaskStatus.paused)])
+        by_itself = paused.by == PAUSED_BY_SYSTEM
+        who = "itself" if by_itself else (paused.by or "a person")
+        why = f": {paused.reason}" if paused.reason else ""
+        lines = [f"**paused** by {who} at {workflow.now():%Y-%m-%d %H:%M:%S} UTC{why}"]
+        if self._state is not None:
+            settled = self._state.succeeded + self._state.failed
+            lines.append(f"{settled:,} of {self._state.total_items:,} items settled")
+        lines.append("waiting for a resume (or a cancel)")
+        workflow.set_current_details("\n\n".join(lines))
+        if by_itself:
+            self._pause_notice = asyncio.ensure_future(
+                self._notify_paused(task_id, paused.auto_pauses)
+            )
+        await self.uninterrupted(
+            workflow.wait_condition(lambda: not self._pause_requested or self._cancel_requested)
+        )
+        if self._cancel_requested:
+            return
+        await self.execute_short(act.MARK_RESUMED, task_id)
+        workflow.upsert_search_attributes([sa.TASK_STATUS.value_set(TaskStatus.running)])
+
     async def _run_pages(self, task_id: int, state: LoopState) -> bool:
         """Run pages until done, cancelled, failed, or time to continue as new (returns True)."""
         pending: dict[int, workflow.ActivityHandle[PageResult]] = {}
         pages_this_run = 0
-        deferred: tuple[float, str] | None = None
+        deferred: tuple[float, str, bool] | None = None
         while True:
             await self.record_cancel_if_needed(task_id)
             rolling_over = (
@@ -265,6 +389,7 @@ class PagedTaskWorkflow:
                 or self._failure is not None
                 or rolling_over
                 or deferred is not None
+                or self._pause_requested
             )
             while not stop and len(pending) < state.window and state.next_page < state.total_pages:
                 page = state.next_page
@@ -285,6 +410,9 @@ class PagedTaskWorkflow:
                 state.next_page += 1
                 pages_this_run += 1
             if not pending:
+                if self._pause_requested and not self._cancel_requested and not self._failure:
+                    await self._pause(task_id)
+                    continue
                 if deferred is not None and not self._cancel_requested and not self._failure:
                     await self._wait_for_quota(task_id, *deferred)
                     deferred = None
@@ -310,20 +438,35 @@ class PagedTaskWorkflow:
                     # The page saw the database flag before our signal arrived (or the signal
                     # was lost): stop scheduling all the same.
                     self._request_cancel("api", recorded=True)
+                if result.stopped_by_pause:
+                    # The page saw the pause flag (a person's, or the circuit breaker's) and
+                    # released what it had not started: run it again after the resume.
+                    self._pause_requested = True
+                    state.next_page = min(state.next_page, page)
                 if result.deferred_until is not None:
                     # Quota used up: run this page again once budget frees; its settled items
                     # are skipped by the ledger, so re-running later pages is harmless too.
                     state.next_page = min(state.next_page, page)
                     until = max(result.deferred_until, deferred[0] if deferred else 0.0)
-                    deferred = (until, result.deferred_reason or "waiting for provider quota")
+                    by_cap = result.deferred_by_cap or (deferred[2] if deferred else False)
+                    why = result.deferred_reason or "waiting for provider quota"
+                    deferred = (until, why, by_cap)
             self._describe(state, len(pending))
         return state.next_page < state.total_pages and not self._cancel_requested
 
-    async def _wait_for_quota(self, task_id: int, until_epoch: float, reason: str) -> None:
-        """Pause durably (a timer, no worker busy) until the quota frees, showing why."""
+    async def _wait_for_quota(
+        self, task_id: int, until_epoch: float, reason: str, by_cap: bool = False
+    ) -> None:
+        """Wait durably (a timer, no worker busy) until the quota frees, showing why. The
+        business's own daily cap shows the task `paused`; a provider's quota keeps it running
+        with the reason. A recheck (the quota changed), a pause or a cancel ends the wait."""
         resumes = dt.datetime.fromtimestamp(until_epoch, dt.UTC)
         why = f"{reason}; resumes at {resumes:%Y-%m-%d %H:%M} UTC"
-        await self.execute_short(act.SET_STATUS_REASON, StatusReasonRequest(task_id, why))
+        if by_cap:
+            await self.execute_short(act.MARK_WAITING, StatusReasonRequest(task_id, why))
+            workflow.upsert_search_attributes([sa.TASK_STATUS.value_set(TaskStatus.paused)])
+        else:
+            await self.execute_short(act.SET_STATUS_REASON, StatusReasonRequest(task_id, why))
         workflow.set_current_details(f"**waiting**: {why}")
         delay = until_epoch - workflow.now().timestamp()
         self._recheck_quota = False
@@ -331,11 +474,18 @@ class PagedTaskWorkflow:
             with contextlib.suppress(TimeoutError):
                 await self.uninterrupted(
                     workflow.wait_condition(
-                        lambda: self._cancel_requested or self._recheck_quota,
+                        lambda: (
+                            self._cancel_requested or self._recheck_quota or self._pause_requested
+                        ),
                         timeout=timedelta(seconds=delay),
                     )
                 )
-        await self.execute_short(act.SET_STATUS_REASON, StatusReasonRequest(task_id, None))
+        if by_cap:
+            if not self._cancel_requested:
+                await self.execute_short(act.MARK_RESUMED, task_id)
+                workflow.upsert_search_attributes([sa.TASK_STATUS.value_set(TaskStatus.running)])
+        else:
+            await self.execute_short(act.SET_STATUS_REASON, StatusReasonRequest(task_id, None))
 
     def _describe(self, state: LoopState, in_flight: int) -> None:
         settled = state.succeeded + state.failed
@@ -348,6 +498,8 @@ class PagedTaskWorkflow:
         ]
         if self._cancel_requested:
             lines.append(f"cancelling (requested via {self._cancel_source})")
+        elif self._pause_requested:
+            lines.append("pausing: pages in flight settle what they started")
         workflow.set_current_details("\n\n".join(lines))
 
     async def _notify_finished(self, task_id: int) -> None:
@@ -368,9 +520,29 @@ class PagedTaskWorkflow:
                 "task %s: notification not delivered: %s", task_id, err.cause or err
             )
 
+    async def _notify_paused(self, task_id: int, pause: int) -> None:
+        """Tell the business the task paused itself; a notice never changes the task."""
+        try:
+            await self.uninterrupted(
+                workflow.execute_activity(
+                    act.NOTIFY_PAUSED.name,
+                    NotifyPausedRequest(task_id=task_id, pause=pause),
+                    result_type=act.NOTIFY_PAUSED.result,
+                    start_to_close_timeout=timedelta(seconds=60),
+                    retry_policy=NOTIFY_RETRY,
+                    summary="tell the business the task paused itself",
+                )
+            )
+        except ActivityError as err:
+            workflow.logger.warning(
+                "task %s: pause notification not delivered: %s", task_id, err.cause or err
+            )
+
     async def _finish(
         self, input: TaskInput, status: TaskStatus, error: str | None = None
     ) -> TaskOutcome:
+        if self._pause_notice is not None:
+            await self.uninterrupted(self._pause_notice)
         await self.execute_short(
             act.FINISH,
             FinishRequest(task_id=input.task_id, status=status, error_message=error),

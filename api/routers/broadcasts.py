@@ -11,11 +11,12 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from api.auth import Principal
 from api.deps import Operator, Resources, ResourcesDep
 from api.errors import AppError
-from api.schemas import BroadcastIn, BroadcastStarted, TaskOut
+from api.schemas import BroadcastIn, BroadcastStarted, PreviewOut, TaskOut
 from longtasks.db.repositories import broadcasts as broadcast_repo
 from longtasks.db.repositories.broadcasts import MessageSpec, RecipientInput
+from longtasks.db.repositories.previews import broadcast_preview
 from longtasks.db.repositories.tasks import TaskRow
-from longtasks.domain import Priority, TaskType
+from longtasks.domain import Priority, TaskStatus, TaskType
 from longtasks.phones import normalize_recipients
 from longtasks.tasks import NewTask, start_task
 
@@ -66,10 +67,13 @@ async def launch_broadcast(
             start_at=start_at,
             created_by=principal.subject,
             parent_task_id=parent_task_id,
+            # The business's approval threshold counts the numbers a broadcast will message.
+            approval_items=sum(1 for r in recipients if r.invalid_reason is None),
         ),
         task_queue=resources.settings.temporal_task_queue,
         summary=summary,
         create_domain_rows=create_rows,
+        approval_ttl_s=resources.settings.approval_ttl_s,
     )
 
 
@@ -106,10 +110,18 @@ async def start_broadcast(
         priority=body.priority,
         start_at=body.start_at,
     )
+    preview = None
+    if task.status == TaskStatus.awaiting_approval:
+        async with resources.engine.connect() as conn:
+            found = await broadcast_preview(
+                conn, task.id, default_messages_per_s=settings.whatsapp_default_messages_per_s
+            )
+        preview = PreviewOut.of(task.id, found) if found is not None else None
     return BroadcastStarted(
         task=TaskOut.of(task),
         broadcast_id=broadcast_id,
         recipients_accepted=len(normalized.valid),
         recipients_invalid=len(normalized.invalid),
         duplicates_dropped=normalized.duplicates_dropped,
+        preview=preview,
     )

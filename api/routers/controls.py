@@ -1,5 +1,13 @@
-"""What a person does to a task beyond cancelling it: look before it sends (a preview), and
-retry its failed items as a new task.
+"""What a person does to a task beyond cancelling it: pause and resume it, approve or reject
+one that waits for approval (and look at what it will do first), retry its failed items.
+
+- `POST /{id}/pause` (operator): no new item starts; items in flight settle; the task is
+  `paused` (`paused_by`, `paused_at`) until resumed. 202 when this call paused it, 200 when it
+  was pausing or paused already. `POST /{id}/resume` (operator): it goes on where it stopped;
+  202, or 200 when it was not paused. Cancel works while paused.
+- `POST /{id}/approve` and `/reject` (admin) for a task `awaiting_approval`: the person who
+  created it cannot approve it (403). Approved, it starts (or waits for its `start_at`);
+  rejected, it ends `cancelled` with nothing sent. Unanswered, it expires.
 
 `GET /api/long_tasks/{id}/preview`: what a broadcast will do (read now, for whoever decides
 on it): recipients after normalization, invalid ones, duplicates removed, suppressed ones,
@@ -16,41 +24,100 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Response
 from pydantic import BaseModel, ConfigDict, Field
 
-from api.deps import Operator, ResourcesDep, Viewer
+from api.deps import Admin, Operator, Resources, ResourcesDep, Viewer
 from api.errors import Conflict
 from api.routers.broadcasts import launch_broadcast
-from api.routers.tasks import load_task
-from api.schemas import TaskOut
+from api.routers.tasks import load_task, render
+from api.schemas import PreviewOut, TaskEnvelope, TaskOut
 from longtasks.db.repositories import broadcasts as broadcast_repo
 from longtasks.db.repositories.broadcasts import RecipientInput
-from longtasks.db.repositories.previews import BroadcastPreview, broadcast_preview
+from longtasks.db.repositories.previews import broadcast_preview
 from longtasks.domain import Priority, TaskType
+from longtasks.tasks import Controlled, approve_task, pause_task, reject_task, resume_task
 
 router = APIRouter(prefix="/api/long_tasks", tags=["controls"])
 
+CONTROL_RESPONSES: dict[int | str, dict[str, object]] = {
+    200: {"model": TaskEnvelope, "description": "it already was as asked; nothing changed"}
+}
 
-class PreviewOut(BaseModel):
-    task_id: int
-    broadcast_id: int
-    submitted: int = Field(description="numbers the request carried")
-    duplicates_removed: int
-    invalid: int
-    recipients: int = Field(description="valid numbers after normalization, duplicates removed")
-    suppressed: int = Field(description="of those, opted out: not messaged")
-    to_send: int
-    messages_per_s: float | None = Field(description="the sender's pace; null: unpaced")
-    estimated_duration_s: int | None = Field(description="at the sender's pace")
-    tier_limit: int | None = Field(description="WhatsApp's unique recipients per 24 h")
-    tier_used_24h: int
-    tier_headroom: int | None
-    exceeds_tier: bool
 
-    @classmethod
-    def of(cls, task_id: int, preview: BroadcastPreview) -> PreviewOut:
-        return cls(task_id=task_id, exceeds_tier=preview.exceeds_tier, **preview.__dict__)
+async def _answer(resources: Resources, done: Controlled, response: Response) -> TaskEnvelope:
+    if not done.changed:
+        response.status_code = 200
+    return TaskEnvelope(task=await render(resources, done.task))
+
+
+@router.post(
+    "/{task_id}/pause", response_model=TaskEnvelope, status_code=202, responses=CONTROL_RESPONSES
+)
+async def pause(
+    task_id: int, resources: ResourcesDep, principal: Operator, response: Response
+) -> TaskEnvelope:
+    """Pause: nothing new starts, what is in flight settles, then `paused` until resumed."""
+    task = await load_task(resources, task_id, principal.business_id)
+    done = await pause_task(resources.engine, resources.temporal_client, task, by=principal.subject)
+    return await _answer(resources, done, response)
+
+
+@router.post(
+    "/{task_id}/resume", response_model=TaskEnvelope, status_code=202, responses=CONTROL_RESPONSES
+)
+async def resume(
+    task_id: int, resources: ResourcesDep, principal: Operator, response: Response
+) -> TaskEnvelope:
+    """Resume a paused task where it stopped: nothing skipped, nothing done twice."""
+    task = await load_task(resources, task_id, principal.business_id)
+    done = await resume_task(resources.engine, resources.temporal_client, task)
+    return await _answer(resources, done, response)
+
+
+@router.post(
+    "/{task_id}/approve",
+    response_model=TaskEnvelope,
+    status_code=202,
+    responses=CONTROL_RESPONSES,
+)
+async def approve(
+    task_id: int, resources: ResourcesDep, principal: Admin, response: Response
+) -> TaskEnvelope:
+    """Let a task that waits for approval start; not by the person who created it (403)."""
+    task = await load_task(resources, task_id, principal.business_id)
+    done = await approve_task(
+        resources.engine, resources.temporal_client, task, by=principal.subject
+    )
+    return await _answer(resources, done, response)
+
+
+class RejectIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    reason: str | None = Field(default=None, max_length=500)
+
+
+@router.post(
+    "/{task_id}/reject", response_model=TaskEnvelope, status_code=202, responses=CONTROL_RESPONSES
+)
+async def reject(
+    task_id: int,
+    resources: ResourcesDep,
+    principal: Admin,
+    response: Response,
+    body: RejectIn | None = None,
+) -> TaskEnvelope:
+    """Refuse a task that waits for approval: it ends `cancelled`, nothing sent."""
+    task = await load_task(resources, task_id, principal.business_id)
+    why = f": {body.reason}" if body is not None and body.reason else ""
+    done = await reject_task(
+        resources.engine,
+        resources.temporal_client,
+        task,
+        by=principal.subject,
+        reason=f"rejected by {principal.subject}{why}",
+    )
+    return await _answer(resources, done, response)
 
 
 @router.get("/{task_id}/preview", response_model=PreviewOut)

@@ -13,13 +13,21 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
 
-from longtasks.contracts.ops import CleanupBatch, CleanupBatchResult, NotifyRequest, NotifyResult
+from longtasks.contracts.ops import (
+    CleanupBatch,
+    CleanupBatchResult,
+    NotifyPausedRequest,
+    NotifyRequest,
+    NotifyResult,
+)
 from longtasks.contracts.receipts import KickRequest, KickResult, ListRequest, ListResult, SyncStart
 from longtasks.contracts.tasks import (
+    AutoPauseRequest,
     CancelRequest,
     FinishRequest,
     PageRequest,
     PageResult,
+    PauseState,
     StatusReasonRequest,
     TaskPlan,
 )
@@ -48,6 +56,13 @@ REQUEST_CANCEL = ActivityName("tasks.request_cancel", CancelRequest, NoResult)
 SET_STATUS_REASON = ActivityName("tasks.set_status_reason", StatusReasonRequest, NoResult)
 FINISH = ActivityName("tasks.finish", FinishRequest, NoResult)
 NOTIFY_FINISHED = ActivityName("tasks.notify_finished", NotifyRequest, NotifyResult)
+# Pause, resume, approval (issue 14: activities/tasks.py, activities/notify.py).
+MARK_PAUSED = ActivityName("tasks.mark_paused", int, PauseState)
+MARK_RESUMED = ActivityName("tasks.mark_resumed", int, NoResult)
+AUTO_PAUSE = ActivityName("tasks.auto_pause", AutoPauseRequest, bool)
+MARK_WAITING = ActivityName("tasks.mark_waiting", StatusReasonRequest, NoResult)
+EXPIRE_APPROVAL = ActivityName("tasks.expire_approval", int, str)
+NOTIFY_PAUSED = ActivityName("tasks.notify_paused", NotifyPausedRequest, NotifyResult)
 
 # broadcast (activities/broadcast.py)
 BROADCAST_BEGIN = ActivityName("broadcast.begin", int, TaskPlan)

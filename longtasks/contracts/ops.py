@@ -40,6 +40,14 @@ class NotifyRequest:
 
 
 @dataclass
+class NotifyPausedRequest:
+    """Tell the business a task paused itself; `pause` numbers the pause (its deliveries)."""
+
+    task_id: int
+    pause: int
+
+
+@dataclass
 class NotifyResult:
     delivered: list[str] = field(default_factory=list)
     rejected: list[str] = field(default_factory=list)

@@ -12,6 +12,13 @@ from longtasks.domain import TaskStatus
 CANCEL_SIGNAL = "cancel"
 # Ops: the provider quota changed (e.g. a higher WhatsApp tier); a waiting task tries again.
 RECHECK_QUOTA_SIGNAL = "recheck_quota"
+# A person paused or resumed the task (the REST API sets or clears the database flag first).
+PAUSE_SIGNAL = "pause"
+RESUME_SIGNAL = "resume"
+# An admin approved a task that waits for approval (the decision is in the database first).
+APPROVE_SIGNAL = "approve"
+# Who paused a task that paused itself (`paused_by`), where a person's subject would be.
+PAUSED_BY_SYSTEM = "system"
 
 WORKFLOW_ID_PREFIX = "longtask-"
 # `longtask-{task_id}-{12 hex}`, or `longtask-{task_id}` for tasks made before the unique part.
@@ -56,6 +63,7 @@ class LoopState:
     runs: int = 1
     cancel_requested: bool = False
     cancel_source: str | None = None
+    pause_requested: bool = False
 
     @property
     def total_pages(self) -> int:
@@ -84,6 +92,9 @@ class TaskInput:
     state: LoopState | None = None
     # Set when a run continued as new in the middle of its listing phase.
     listing: ListingCursor | None = None
+    # Over the business's approval threshold: epoch seconds (UTC) until which the run waits
+    # for an admin's approval before anything else; unanswered by then the task expires.
+    approval_deadline_epoch: float | None = None
 
 
 @dataclass
@@ -129,6 +140,10 @@ class PageResult:
     # used up: epoch seconds when budget frees up; the workflow waits, then re-runs the page.
     deferred_until: float | None = None
     deferred_reason: str | None = None
+    # The deferral is the business's own daily send cap: the task shows `paused` meanwhile.
+    deferred_by_cap: bool = False
+    # Claimed items released unsent because the task was asked to pause mid-page.
+    stopped_by_pause: bool = False
 
 
 @dataclass
@@ -156,3 +171,30 @@ class CancelSignal:
 
     reason: str = "cancel requested"
     source: str = "api"
+
+
+@dataclass
+class PauseState:
+    """What `tasks.mark_paused` found: whether the task is paused now (a resume may have come
+    first), who paused it (`system`: it paused itself) and why, and how often it paused itself."""
+
+    paused: bool
+    by: str | None = None
+    reason: str | None = None
+    auto_pauses: int = 0
+
+
+@dataclass
+class AutoPauseRequest:
+    """The task pauses itself: the provider said stop, or too many sends failed."""
+
+    task_id: int
+    reason: str
+
+
+class ApprovalOutcome:
+    """What `tasks.expire_approval` found once the approval deadline passed."""
+
+    expired = "expired"
+    approved = "approved"
+    cancelled = "cancelled"

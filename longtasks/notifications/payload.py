@@ -1,7 +1,9 @@
-"""What a notification says: the finished task's snapshot, without personal data.
+"""What a notification says: the task's snapshot, without personal data.
 
-Counts, ids, status and timestamps only: no recipients, message text, or the user's cancel
-reason (free text). The error message is the system's own (e.g. "WhatsApp refused the token").
+Two events: `task.finished` (it ended) and `task.paused` (it paused itself: the provider said
+stop, or too many sends failed; a person has to resume it). Counts, ids, status and timestamps
+only: no recipients, message text, or the user's cancel reason (free text). The error message
+and the pause's reason are the system's own (e.g. "WhatsApp refused the token").
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ from typing import Any
 from longtasks.db.repositories.tasks import TaskRow
 
 EVENT = "task.finished"
+PAUSED_EVENT = "task.paused"
 _FIELDS = (
     "id",
     "business_id",
@@ -29,6 +32,9 @@ _FIELDS = (
     "created_at",
     "started_at",
     "completed_at",
+    "status_reason",
+    "paused_by",
+    "paused_at",
 )
 
 
@@ -46,10 +52,17 @@ def delivery_id(task_id: int, channel: str) -> str:
     return f"{task_id}:notify-{channel}"
 
 
-def webhook_body(task: TaskRow, sent_at: dt.datetime) -> dict[str, Any]:
+def pause_channel(channel: str, pause: int) -> str:
+    """The delivery record (and idempotency key part) of the task's `pause`th pause notice."""
+    return f"{channel}:pause-{pause}"
+
+
+def webhook_body(
+    task: TaskRow, sent_at: dt.datetime, *, event: str = EVENT, channel: str = "webhook"
+) -> dict[str, Any]:
     return {
-        "event": EVENT,
-        "delivery_id": delivery_id(task.id, "webhook"),
+        "event": event,
+        "delivery_id": delivery_id(task.id, channel),
         # Signed with the rest of the body: receivers can refuse stale or replayed deliveries.
         "sent_at": sent_at.isoformat(),
         "task": task_snapshot(task),
@@ -73,4 +86,22 @@ def email_text(task: TaskRow) -> str:
         lines += ["", f"Error: {task.error_message}"]
     if task.completed_at is not None:
         lines += ["", f"Finished at {task.completed_at:%Y-%m-%d %H:%M:%S %Z}"]
+    return "\n".join(lines) + "\n"
+
+
+def paused_subject(task: TaskRow) -> str:
+    return f"longtasks: {task.task_type} task #{task.id} paused itself"
+
+
+def paused_text(task: TaskRow) -> str:
+    lines = [
+        f"Task #{task.id} ({task.task_type}) of business {task.business_id} paused itself and"
+        " starts nothing more until someone resumes it.",
+        "",
+        f"Why: {task.status_reason or 'not recorded'}",
+        "",
+        f"Items: {task.total_items:,}",
+        f"Succeeded so far: {task.success_count:,}",
+        f"Failed so far: {task.failed_count:,}",
+    ]
     return "\n".join(lines) + "\n"

@@ -12,7 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from temporalio.client import Client
 from temporalio.exceptions import WorkflowAlreadyStartedError
 
-from longtasks.db.repositories import businesses
+from longtasks.db.repositories import businesses, policies
 from longtasks.db.repositories import tasks as task_repo
 from longtasks.db.repositories.tasks import TaskRow
 from longtasks.domain import Priority, TaskStatus
@@ -22,6 +22,8 @@ from longtasks.temporal.tasks import start_task_workflow
 log = logging.getLogger("longtasks.tasks")
 
 T = TypeVar("T")
+
+DEFAULT_APPROVAL_TTL_S = 24 * 3600.0
 
 
 @dataclass(frozen=True)
@@ -37,6 +39,9 @@ class NewTask:
     # Who asked for it (the caller's token subject), and the task it retries the failures of.
     created_by: str | None = None
     parent_task_id: int | None = None
+    # What the business's approval threshold counts (a broadcast's valid recipients); None:
+    # this type never waits for approval.
+    approval_items: int | None = None
 
 
 async def start_task(
@@ -47,15 +52,23 @@ async def start_task(
     task_queue: str,
     create_domain_rows: Callable[[AsyncConnection, TaskRow], Awaitable[T]],
     summary: Callable[[TaskRow, T], str],
+    approval_ttl_s: float = DEFAULT_APPROVAL_TTL_S,
 ) -> tuple[TaskRow, T]:
     """Write the task row and the domain rows in one transaction, commit, start the workflow.
 
     The workflow is the one registered under the task's type name, on `task_queue`, with the
     task's stored workflow id; `summary` (shown in the Temporal UI) says what the task is in
     ids and counts, never personal data. Raises `TaskNotStarted` when Temporal refuses.
+
+    Over the business's approval threshold (`new.approval_items`), the task is created
+    `awaiting_approval` with a deadline `approval_ttl_s` from now; its workflow starts all the
+    same and waits for the approval, a rejection or the deadline before anything else.
     """
     async with engine.begin() as conn:
         await businesses.ensure_business(conn, new.business_id)
+        needs_approval = new.approval_items is not None and (
+            await policies.get_policy(conn, new.business_id)
+        ).needs_approval(new.approval_items)
         task = await task_repo.create_task(
             conn,
             business_id=new.business_id,
@@ -65,6 +78,7 @@ async def start_task(
             start_at=new.start_at,
             created_by=new.created_by,
             parent_task_id=new.parent_task_id,
+            approval_ttl_s=approval_ttl_s if needs_approval else None,
         )
         domain = await create_domain_rows(conn, task)
     await launch(engine, client, task, task_queue=task_queue, summary=summary(task, domain))
@@ -99,6 +113,7 @@ async def launch(
             summary=summary,
             priority=task.priority,
             start_at=task.start_at,
+            approval_expires_at=task.approval_expires_at,
         )
     except WorkflowAlreadyStartedError:
         if retried:

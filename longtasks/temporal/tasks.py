@@ -14,7 +14,15 @@ from temporalio.common import (
     WorkflowIDReusePolicy,
 )
 
-from longtasks.contracts.tasks import CANCEL_SIGNAL, RECHECK_QUOTA_SIGNAL, CancelSignal, TaskInput
+from longtasks.contracts.tasks import (
+    APPROVE_SIGNAL,
+    CANCEL_SIGNAL,
+    PAUSE_SIGNAL,
+    RECHECK_QUOTA_SIGNAL,
+    RESUME_SIGNAL,
+    CancelSignal,
+    TaskInput,
+)
 from longtasks.domain import Priority, TaskStatus
 from longtasks.temporal import search_attributes as sa
 
@@ -34,13 +42,21 @@ async def start_task_workflow(
     summary: str,
     priority: str = "normal",
     start_at: dt.datetime | None = None,
+    approval_expires_at: dt.datetime | None = None,
 ) -> WorkflowHandle[object, object]:
+    if approval_expires_at is not None:
+        status = TaskStatus.awaiting_approval
+    else:
+        status = TaskStatus.scheduled if start_at else TaskStatus.running
     return await client.start_workflow(
         workflow_name,
         TaskInput(
             task_id=task_id,
             business_id=business_id,
             start_at_epoch=start_at.timestamp() if start_at is not None else None,
+            approval_deadline_epoch=(
+                approval_expires_at.timestamp() if approval_expires_at is not None else None
+            ),
         ),
         id=workflow_id,
         task_queue=task_queue,
@@ -51,9 +67,7 @@ async def start_task_workflow(
                 SearchAttributePair(sa.BUSINESS_ID, business_id),
                 SearchAttributePair(sa.TASK_ID, task_id),
                 SearchAttributePair(sa.TASK_TYPE, task_type),
-                SearchAttributePair(
-                    sa.TASK_STATUS, TaskStatus.scheduled if start_at else TaskStatus.running
-                ),
+                SearchAttributePair(sa.TASK_STATUS, status),
             ]
         ),
         static_summary=summary,
@@ -72,3 +86,10 @@ async def signal_cancel(client: Client, workflow_id: str, signal: CancelSignal) 
 async def signal_recheck_quota(client: Client, workflow_id: str) -> None:
     """A quota changed (the daily cap raised): a task waiting for it looks again now."""
     await client.get_workflow_handle(workflow_id).signal(RECHECK_QUOTA_SIGNAL)
+
+
+async def signal_control(client: Client, workflow_id: str, signal: str) -> None:
+    """`pause`, `resume`, `approve` or `recheck_quota` (no argument: the database holds who
+    and why)."""
+    assert signal in (PAUSE_SIGNAL, RESUME_SIGNAL, APPROVE_SIGNAL, RECHECK_QUOTA_SIGNAL)
+    await client.get_workflow_handle(workflow_id).signal(signal)

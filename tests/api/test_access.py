@@ -28,6 +28,10 @@ NEEDED_ROLE = {
     ("POST", "/api/receipts/sync"): "operator",
     ("PUT", "/api/policy"): "admin",
     ("POST", "/api/long_tasks/{task_id}/retry_failed"): "operator",
+    ("POST", "/api/long_tasks/{task_id}/pause"): "operator",
+    ("POST", "/api/long_tasks/{task_id}/resume"): "operator",
+    ("POST", "/api/long_tasks/{task_id}/approve"): "admin",
+    ("POST", "/api/long_tasks/{task_id}/reject"): "admin",
 }
 BODIES: dict[tuple[str, str], dict[str, Any]] = {
     ("POST", "/api/broadcasts"): {

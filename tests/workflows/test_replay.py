@@ -33,6 +33,9 @@ def test_histories_are_stored() -> None:
         assert f"receipt_{receipts}-run0.json" in names
     for receipts in ("delete-by-ids", "delete-cancelled"):
         assert f"receipt_{receipts}-run0.json" in names
+    # Pause and resume, an approval, an expiry (issue 14: signals and waits of their own).
+    for controls in ("paused-resumed", "approved", "approval-expired"):
+        assert f"broadcast-{controls}-run0.json" in names
 
 
 @pytest.mark.parametrize("path", HISTORIES, ids=[p.stem for p in HISTORIES])

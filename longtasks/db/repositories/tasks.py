@@ -16,13 +16,12 @@ from sqlalchemy import Select, Table, and_, case, delete, func, or_, select, tex
 from sqlalchemy.engine import RowMapping
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from longtasks.contracts.tasks import WORKFLOW_ID_PREFIX, new_workflow_id_suffix
+from longtasks.contracts.tasks import PAUSED_BY_SYSTEM, WORKFLOW_ID_PREFIX, new_workflow_id_suffix
 from longtasks.db.models import LongRunningTask
 from longtasks.domain import TERMINAL_STATUSES, TaskStatus
 
 TASK_CHANNEL = "longtasks_task"
-# Who paused a task that paused itself (`paused_by`), where a person's subject would be.
-SYSTEM = "system"
+SYSTEM = PAUSED_BY_SYSTEM
 
 tasks = cast(Table, LongRunningTask.__table__)
 _TERMINAL = [s.value for s in TERMINAL_STATUSES]
@@ -152,7 +151,7 @@ _CREATE = text(
     " created_by, parent_task_id, approval_expires_at)"
     " SELECT new.id, :business_id, :task_type, :status, :total_items, :priority, :start_at,"
     " :workflow_prefix || new.id || :workflow_suffix, :created_by, :parent_task_id,"
-    " :approval_expires_at FROM new"
+    " now() + make_interval(secs => CAST(:approval_ttl_s AS float8)) FROM new"
     " RETURNING " + ", ".join(TaskRow.__dataclass_fields__)
 )
 
@@ -167,13 +166,13 @@ async def create_task(
     start_at: dt.datetime | None = None,
     created_by: str | None = None,
     parent_task_id: int | None = None,
-    approval_expires_at: dt.datetime | None = None,
+    approval_ttl_s: float | None = None,
 ) -> TaskRow:
     """One statement: the workflow id derives from the task id, known inside the INSERT, and a
     part unique to this task (`new_workflow_id_suffix`).
 
-    With `approval_expires_at` the task waits for an admin's approval until then."""
-    if approval_expires_at is not None:
+    With `approval_ttl_s` the task waits for an admin's approval until that long from now."""
+    if approval_ttl_s is not None:
         status = TaskStatus.awaiting_approval
     elif start_at is not None:
         status = TaskStatus.scheduled
@@ -194,7 +193,7 @@ async def create_task(
                     "workflow_suffix": new_workflow_id_suffix(),
                     "created_by": created_by,
                     "parent_task_id": parent_task_id,
-                    "approval_expires_at": approval_expires_at,
+                    "approval_ttl_s": approval_ttl_s,
                 },
             )
         )
@@ -287,6 +286,16 @@ async def request_cancel(conn: AsyncConnection, task_id: int, reason: str) -> Ta
             **_bump(),
         ),
     )
+
+
+async def control_flags(conn: AsyncConnection, task_id: int) -> tuple[bool, bool]:
+    """(cancel requested, pause requested): what a page in flight obeys."""
+    row = (
+        await conn.execute(
+            select(tasks.c.cancel_requested, tasks.c.pause_requested).where(tasks.c.id == task_id)
+        )
+    ).first()
+    return (bool(row[0]), bool(row[1])) if row is not None else (False, False)
 
 
 async def is_cancel_requested(conn: AsyncConnection, task_id: int) -> bool:
