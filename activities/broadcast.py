@@ -11,11 +11,19 @@ from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
 from activities.pacing import SenderPacer
-from activities.pages import ItemNotConfirmed, PageItem, PageRun, PageTuning, StopTask
+from activities.pages import (
+    Breaker,
+    ItemNotConfirmed,
+    PageItem,
+    PageRun,
+    PageTuning,
+    StopTask,
+)
+from activities.send_cap import DailyCapShare
 from longtasks.contracts import activities as act
 from longtasks.contracts.tasks import PageRequest, PageResult, TaskPlan
 from longtasks.db.repositories import broadcasts as broadcast_repo
-from longtasks.db.repositories.broadcasts import MessageSpec, RecipientRow
+from longtasks.db.repositories.broadcasts import BroadcastForSend, MessageSpec, RecipientRow
 from longtasks.db.repositories.ledger import Claim, Outcome
 from longtasks.db.repositories.pacing import reserve_daily_budget
 from longtasks.domain import ItemStatus
@@ -42,6 +50,26 @@ class BroadcastTuning:
     item_backoff_max_s: float = 5.0
     # WhatsApp's pair rate limit (131056) asks for seconds between messages to one user.
     per_recipient_backoff_s: float = 2.0
+
+
+# Failures the provider never saw: the circuit breaker does not count them.
+NOT_SENT_CODES = frozenset({"invalid_phone", "opted_out", "marketing_limit"})
+
+
+def provider_answer(outcome: Outcome) -> bool | None:
+    """What an outcome tells the circuit breaker: a failed send, a good one, or nothing."""
+    if outcome.status == ItemStatus.succeeded:
+        return False
+    if outcome.status == ItemStatus.failed and outcome.error_code not in NOT_SENT_CODES:
+        return True
+    return None
+
+
+def breaker_for(broadcast: BroadcastForSend) -> Breaker | None:
+    share = broadcast.auto_pause_failure_share
+    if share is None:
+        return None
+    return Breaker(share=share, window=broadcast.auto_pause_window, answer=provider_answer)
 
 
 def idempotency_key(task_id: int, recipient_id: int) -> str:
@@ -106,6 +134,18 @@ class BroadcastActivities:
             )
         message = to_message(broadcast.message)
         sender_id = broadcast.sender_id or ""
+        cap: DailyCapShare | None = None
+        if broadcast.daily_send_cap is not None:
+            # The business's own cap first: a recipient it leaves out costs no tier budget.
+            cap, recipients = await DailyCapShare.reserve(
+                self._engine,
+                business_id=broadcast.business_id,
+                cap=broadcast.daily_send_cap,
+                task_id=request.task_id,
+                after_seq=request.after_seq,
+                up_to_seq=request.up_to_seq,
+                recipients=recipients,
+            )
         deferred_until: float | None = None
         if broadcast.daily_limit is not None:
             valid = [r.phone for r in recipients if r.invalid_reason is None]
@@ -127,6 +167,8 @@ class BroadcastActivities:
                     item.key, ItemStatus.failed, "invalid_phone", recipient.invalid_reason
                 )
             key = idempotency_key(request.task_id, recipient.id)
+            if cap is not None:
+                cap.note_sent(item.key)
             delay = tuning.item_backoff_s
             last: WhatsAppRetryable | None = None
             for attempt in range(tuning.item_attempts):
@@ -158,10 +200,24 @@ class BroadcastActivities:
 
         items = [PageItem(key=str(r.id), seq=r.seq, label=r.phone, payload=r) for r in recipients]
         page = PageRun(
-            self._engine, request.task_id, items, send_one, tuning.pages, self._concurrency
+            self._engine,
+            request.task_id,
+            items,
+            send_one,
+            tuning.pages,
+            self._concurrency,
+            breaker=breaker_for(broadcast),
         )
-        result = await page.run()
-        if deferred_until is not None:
+        try:
+            result = await page.run()
+        finally:
+            if cap is not None:
+                await cap.give_back_unsent(self._engine)
+        if cap is not None and cap.deferred_until is not None:
+            result.deferred_until = max(cap.deferred_until, deferred_until or 0.0)
+            result.deferred_reason = cap.reason
+            result.deferred_by_cap = True
+        elif deferred_until is not None:
             result.deferred_until = deferred_until
             result.deferred_reason = (
                 f"WhatsApp daily messaging limit reached ({broadcast.daily_limit:,} unique"

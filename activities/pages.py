@@ -20,11 +20,12 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+from collections import Counter
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import Generic, TypeVar
 
-from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
@@ -62,6 +63,27 @@ class PageItem(Generic[ItemT]):
 
 
 @dataclass(frozen=True)
+class Breaker:
+    """The circuit breaker: the task pauses itself once `share` of its last `window` provider
+    answers were failures (across all its pages and workers: the window lives on the task row).
+
+    `answer` says what an outcome counts as: True a failure, False a success, None not an
+    answer at all (an invalid number or an opted-out recipient never reached the provider).
+    """
+
+    share: float
+    window: int
+    answer: Callable[[Outcome], bool | None]
+
+    def reason(self, failures: int, answers: int, codes: Counter[str]) -> str:
+        common = f"; most often {codes.most_common(1)[0][0]}" if codes else ""
+        return (
+            f"paused itself: {failures} of the last {answers} sends failed"
+            f" ({failures / answers:.0%}; the policy pauses at {self.share:.0%}){common}"
+        )
+
+
+@dataclass(frozen=True)
 class PageTuning:
     """How pages are cut and run; the worker builds it from its settings."""
 
@@ -96,6 +118,7 @@ class PageRun(Generic[ItemT]):
         act: Act[ItemT],
         tuning: PageTuning,
         concurrency: asyncio.Semaphore,
+        breaker: Breaker | None = None,
     ) -> None:
         self._engine = engine
         self._task_id = task_id
@@ -103,6 +126,7 @@ class PageRun(Generic[ItemT]):
         self._act = act
         self._tuning = tuning
         self._concurrency = concurrency
+        self._breaker = breaker
         self._cancel = asyncio.Event()
         self._pause = asyncio.Event()
         self._stop: StopTask | None = None
@@ -229,6 +253,8 @@ class PageRun(Generic[ItemT]):
                         failed=counts.failed,
                         skipped=counts.skipped,
                     )
+                    if self._breaker is not None:
+                        await self._watch_failures(conn, self._breaker, batch)
             except Exception:
                 # Keep the outcomes: the next flush tries again. If the activity dies first,
                 # the items stay claimed and the retried page confirms them again.
@@ -246,6 +272,26 @@ class PageRun(Generic[ItemT]):
             )
         with contextlib.suppress(RuntimeError):  # outside an activity (unit use)
             activity.heartbeat({"settled": self._result.succeeded + self._result.failed})
+
+    async def _watch_failures(
+        self, conn: AsyncConnection, breaker: Breaker, batch: Sequence[Outcome]
+    ) -> None:
+        """In the settling transaction: add this batch's answers to the task's window and
+        pause the task (the flag every page obeys) once too many failed."""
+        answers = [(o, breaker.answer(o)) for o in batch]
+        counted = [failed for _, failed in answers if failed is not None]
+        if not counted:
+            return
+        size, failures = await task_repo.record_outcomes(
+            conn, self._task_id, counted, breaker.window
+        )
+        if size < breaker.window or failures < breaker.share * size:
+            return
+        codes = Counter(o.error_code or "unknown" for o, failed in answers if failed)
+        reason = breaker.reason(failures, size, codes)
+        if await task_repo.auto_pause(conn, self._task_id, reason) is not None:
+            activity.logger.warning("task %s %s", self._task_id, reason)
+        self._pause.set()
 
     async def _count_unsettled(self) -> int:
         """Items of this page still claimed after acting: never report such a page done."""

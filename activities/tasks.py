@@ -8,7 +8,6 @@ from temporalio import activity
 from longtasks.contracts import activities as act
 from longtasks.contracts.tasks import (
     ApprovalOutcome,
-    AutoPauseRequest,
     CancelRequest,
     FinishRequest,
     PauseState,
@@ -71,12 +70,6 @@ class TaskActivities:
     async def mark_resumed(self, task_id: int) -> None:
         async with self._engine.begin() as conn:
             await task_repo.mark_resumed(conn, task_id)
-
-    @activity.defn(name=act.AUTO_PAUSE.name)
-    async def auto_pause(self, request: AutoPauseRequest) -> bool:
-        """Raise the pause flag with the cause; False when already paused or cancelling."""
-        async with self._engine.begin() as conn:
-            return await task_repo.auto_pause(conn, request.task_id, request.reason) is not None
 
     @activity.defn(name=act.MARK_WAITING.name)
     async def mark_waiting(self, request: StatusReasonRequest) -> None:

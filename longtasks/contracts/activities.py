@@ -22,7 +22,6 @@ from longtasks.contracts.ops import (
 )
 from longtasks.contracts.receipts import KickRequest, KickResult, ListRequest, ListResult, SyncStart
 from longtasks.contracts.tasks import (
-    AutoPauseRequest,
     CancelRequest,
     FinishRequest,
     PageRequest,
@@ -59,7 +58,6 @@ NOTIFY_FINISHED = ActivityName("tasks.notify_finished", NotifyRequest, NotifyRes
 # Pause, resume, approval (issue 14: activities/tasks.py, activities/notify.py).
 MARK_PAUSED = ActivityName("tasks.mark_paused", int, PauseState)
 MARK_RESUMED = ActivityName("tasks.mark_resumed", int, NoResult)
-AUTO_PAUSE = ActivityName("tasks.auto_pause", AutoPauseRequest, bool)
 MARK_WAITING = ActivityName("tasks.mark_waiting", StatusReasonRequest, NoResult)
 EXPIRE_APPROVAL = ActivityName("tasks.expire_approval", int, str)
 NOTIFY_PAUSED = ActivityName("tasks.notify_paused", NotifyPausedRequest, NotifyResult)

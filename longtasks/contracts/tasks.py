@@ -184,14 +184,6 @@ class PauseState:
     auto_pauses: int = 0
 
 
-@dataclass
-class AutoPauseRequest:
-    """The task pauses itself: the provider said stop, or too many sends failed."""
-
-    task_id: int
-    reason: str
-
-
 class ApprovalOutcome:
     """What `tasks.expire_approval` found once the approval deadline passed."""
 

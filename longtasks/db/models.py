@@ -157,6 +157,9 @@ class LongRunningTask(Base):
     rate_prev_items: Mapped[int | None] = mapped_column(Integer)
     rate_mark_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
     rate_mark_items: Mapped[int | None] = mapped_column(Integer)
+    # The circuit breaker's sliding window: the task's last provider answers, oldest first,
+    # `1` a failure and `0` a success, at most the policy's `auto_pause_window` of them.
+    recent_outcomes: Mapped[str | None] = mapped_column(Text)
 
 
 class BusinessPolicy(Base):

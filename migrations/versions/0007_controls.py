@@ -2,7 +2,8 @@
 
 - Task statuses `awaiting_approval`, `paused` and `expired` (terminal).
 - On a task: who created, paused, approved or rejected it; the pause flag pages obey; the
-  approval deadline; the parent a retry came from; two rate marks behind `eta_seconds`.
+  approval deadline; the parent a retry came from; two rate marks behind `eta_seconds`; its
+  last provider answers for the circuit breaker.
 - `business_policies`: approval threshold, daily send cap, auto-pause thresholds.
 - `business_send_days`: messages reserved per business and UTC day (the cap across tasks).
 - `broadcasts.duplicates_dropped` for the approval preview; notification channels get room for
@@ -49,6 +50,7 @@ _TASK_COLUMNS: list[tuple[str, sa.types.TypeEngine[Any]]] = [
     ("rate_prev_items", sa.Integer()),
     ("rate_mark_at", sa.DateTime(timezone=True)),
     ("rate_mark_items", sa.Integer()),
+    ("recent_outcomes", sa.Text()),
 ]
 _DEFAULTS = {"pause_requested": sa.text("false"), "auto_pauses": sa.text("0")}
 

@@ -9,11 +9,13 @@ from typing import Any, cast
 from sqlalchemy import Table, insert, select, text
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from longtasks.db.models import Broadcast, BroadcastRecipient, Business
+from longtasks.db.models import Broadcast, BroadcastRecipient, Business, BusinessPolicy
+from longtasks.db.repositories.policies import DEFAULT_FAILURE_SHARE, DEFAULT_WINDOW
 
 broadcasts = cast(Table, Broadcast.__table__)
 recipients = cast(Table, BroadcastRecipient.__table__)
 businesses = cast(Table, Business.__table__)
+policies = cast(Table, BusinessPolicy.__table__)
 
 
 @dataclass(frozen=True)
@@ -38,6 +40,10 @@ class BroadcastForSend:
     messages_per_s: float | None
     daily_limit: int | None
     message: MessageSpec
+    # The business's policy (business_policies; the defaults without a row).
+    daily_send_cap: int | None = None
+    auto_pause_failure_share: float | None = DEFAULT_FAILURE_SHARE
+    auto_pause_window: int = DEFAULT_WINDOW
 
 
 @dataclass(frozen=True)
@@ -105,13 +111,19 @@ async def get_for_task(conn: AsyncConnection, task_id: int) -> BroadcastForSend 
             broadcasts.c.template_name,
             broadcasts.c.template_language,
             broadcasts.c.template_params,
+            policies.c.business_id.is_not(None),
+            policies.c.daily_send_cap,
+            policies.c.auto_pause_failure_share,
+            policies.c.auto_pause_window,
         )
         .join(businesses, businesses.c.id == broadcasts.c.business_id)
+        .outerjoin(policies, policies.c.business_id == broadcasts.c.business_id)
         .where(broadcasts.c.task_id == task_id)
     )
     row = result.first()
     if row is None:
         return None
+    has_policy = bool(row[9])
     return BroadcastForSend(
         broadcast_id=row[0],
         business_id=row[1],
@@ -121,6 +133,9 @@ async def get_for_task(conn: AsyncConnection, task_id: int) -> BroadcastForSend 
         message=MessageSpec(
             text=row[5], template_name=row[6], template_language=row[7], template_params=row[8]
         ),
+        daily_send_cap=row[10],
+        auto_pause_failure_share=row[11] if has_policy else DEFAULT_FAILURE_SHARE,
+        auto_pause_window=row[12] if has_policy else DEFAULT_WINDOW,
     )
 
 

@@ -145,6 +145,20 @@ async def release(conn: AsyncConnection, task_id: int, item_keys: Sequence[str])
     return int(result.rowcount or 0)
 
 
+async def settled_keys(
+    conn: AsyncConnection, task_id: int, *, after_seq: int, up_to_seq: int
+) -> set[str]:
+    """Items of a seq range that earlier attempts settled (a re-run page skips them)."""
+    result = await conn.execute(
+        text(
+            "SELECT item_key FROM task_items WHERE task_id = :task_id"
+            " AND seq > :after AND seq <= :up_to AND status <> 'sending'"
+        ),
+        {"task_id": task_id, "after": after_seq, "up_to": up_to_seq},
+    )
+    return {r[0] for r in result}
+
+
 async def count_claimed(conn: AsyncConnection, task_id: int, item_keys: Sequence[str]) -> int:
     result = await conn.execute(
         text(

@@ -369,6 +369,28 @@ async def auto_pause(conn: AsyncConnection, task_id: int, reason: str) -> TaskRo
     )
 
 
+# Appends under the row lock the counter update of the same transaction already holds, so
+# every page of every worker writes one window in settle order.
+_RECORD_OUTCOMES = text("""
+    UPDATE long_running_tasks
+    SET recent_outcomes = right(coalesce(recent_outcomes, '') || :bits, :window)
+    WHERE id = :task
+    RETURNING length(recent_outcomes),
+              length(recent_outcomes) - length(replace(recent_outcomes, '1', ''))
+""")
+
+
+async def record_outcomes(
+    conn: AsyncConnection, task_id: int, failures: Sequence[bool], window: int
+) -> tuple[int, int]:
+    """Add provider answers to the task's sliding window; (answers in it, failures in it)."""
+    bits = "".join("1" if failed else "0" for failed in failures)
+    row = (
+        await conn.execute(_RECORD_OUTCOMES, {"task": task_id, "bits": bits, "window": window})
+    ).one()
+    return int(row[0]), int(row[1])
+
+
 async def request_resume(conn: AsyncConnection, task_id: int) -> TaskRow | None:
     """Lower the pause flag; None when it was not raised (or the task ended)."""
     return await _changed(
@@ -413,6 +435,8 @@ async def mark_resumed(conn: AsyncConnection, task_id: int) -> TaskRow | None:
             status_reason=None,
             paused_by=None,
             paused_at=None,
+            # Failures before a person looked and resumed must not trip the breaker again.
+            recent_outcomes=None,
             **_RATE_RESET,
             **_bump(),
         ),
