@@ -76,6 +76,8 @@ class ReceiptSyncWorkflow(PagedTaskWorkflow):
         mode, page, page_token = cursor.mode, cursor.page, cursor.page_token
         listed_this_run = 0
         while True:
+            # Between list pages the listing may pause too (a new path: only a pause leads here).
+            await self.pause_if_requested(input.task_id)
             await self.record_cancel_if_needed(input.task_id)
             if self.cancel_requested:
                 return

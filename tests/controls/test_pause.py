@@ -22,6 +22,13 @@ from tests.conftest import (
     wait_for_status,
     wait_until,
 )
+from tests.receipts.helpers import (
+    connect_directly,
+    expected_outcomes,
+    gmail_sandbox,
+    receipt_count,
+    staged_ids,
+)
 
 QUIET_S = 5.0
 
@@ -143,3 +150,27 @@ async def test_pause_is_refused_where_it_makes_no_sense(
         assert "nothing to pause" in response.json()["detail"]
     async with stack.http(business_id, "viewer") as viewer:
         assert (await viewer.post(f"/api/long_tasks/{task_id}/pause")).status_code == 403
+
+
+async def test_a_receipt_sync_pauses_and_resumes_to_the_same_outcome(
+    stack: Stack, new_business: Callable[[], Awaitable[int]]
+) -> None:
+    """Every paged type pauses: a Gmail sync paused at once (while listing or fetching)."""
+    business_id = await new_business()
+    email = await connect_directly(stack.engine, stack.settings, business_id)
+    async with stack.http(business_id, "operator") as http:
+        response = await http.post("/api/receipts/sync", json={"since": "2025-05-01"})
+        assert response.status_code == 202, response.text
+        task_id = response.json()["task"]["id"]
+        assert (await http.post(f"/api/long_tasks/{task_id}/pause")).status_code == 202
+        await wait_for_status(http, task_id, {"paused"})
+        assert "sending" not in await ledger_counts(stack.engine, task_id)
+        assert (await http.post(f"/api/long_tasks/{task_id}/resume")).status_code == 202
+        done = await wait_for_status(http, task_id, {"completed", "failed", "cancelled"}, 120)
+    assert done["status"] == "completed", done
+    listed = await staged_ids(stack.engine, task_id)
+    expected = expected_outcomes(gmail_sandbox(stack), email, listed)
+    assert done["total_items"] == len(listed)
+    assert done["success_count"] == len(expected["receipts"]) + expected["newsletters"]
+    assert done["failed_count"] == expected["malformed"]
+    assert await receipt_count(stack.engine, business_id) == len(expected["receipts"])
