@@ -21,7 +21,13 @@ from workflows.page_loop import NOTIFY_PATCH
 
 HISTORIES = Path(__file__).resolve().parent.parent / "histories"
 PATCHED = HISTORIES / "broadcast-notified-run0.json"
-BEFORE = sorted(p for p in HISTORIES.glob("broadcast-*.json") if p != PATCHED)
+# Broadcast histories recorded after the patch (they carry its marker): the notify test's, and
+# those of runs that paused, waited for an approval or expired (issue 14).
+AFTER = [PATCHED] + [
+    HISTORIES / f"broadcast-{name}-run0.json"
+    for name in ("paused-resumed", "approved", "approval-expired")
+]
+BEFORE = sorted(p for p in HISTORIES.glob("broadcast-*.json") if p not in AFTER)
 
 
 def _patch_ids(path: Path) -> list[str]:
@@ -50,7 +56,7 @@ def _load(path: Path) -> WorkflowHistory:
     return WorkflowHistory.from_json(f"longtask-{path.stem}", path.read_text())
 
 
-@pytest.mark.parametrize("path", [p for p in BEFORE if "notified" not in p.name], ids=str)
+@pytest.mark.parametrize("path", BEFORE, ids=str)
 async def test_histories_from_before_the_patch_replay_without_it(path: Path) -> None:
     assert NOTIFY_PATCH not in _patch_ids(path)
     assert "tasks.notify_finished" not in _activities(path)
@@ -71,3 +77,13 @@ async def test_a_history_after_the_patch_has_its_marker_and_replays() -> None:
         _load(PATCHED), raise_on_replay_failure=False
     )
     assert result.replay_failure is None, str(result.replay_failure)
+
+
+@pytest.mark.parametrize("path", AFTER[1:], ids=str)
+async def test_later_histories_take_the_patched_path(path: Path) -> None:
+    assert NOTIFY_PATCH in _patch_ids(path)
+    assert _activities(path)[-1] == "tasks.notify_finished"
+    result = await Replayer(workflows=BUILTIN.workflows()).replay_workflow(
+        _load(path), raise_on_replay_failure=False
+    )
+    assert result.replay_failure is None, f"{path.name}: {result.replay_failure}"
