@@ -193,7 +193,13 @@ def create_app(
     app.add_middleware(
         RateLimit, rate_per_s=settings.api_rate_limit_per_s, burst=settings.api_rate_limit_burst
     )
-    app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
+    app.add_middleware(
+        BodySizeLimit,
+        max_bytes=settings.max_body_bytes,
+        # The CSV upload streams into the database: its own cap (the intake enforces it too,
+        # with a reason; a multipart form's own bytes fit in the margin).
+        path_limits={"/api/audiences": settings.max_audience_bytes + 64 * 1024},
+    )
     if settings.cors_origins:  # closed unless origins are named
         app.add_middleware(
             CORSMiddleware,

@@ -33,19 +33,27 @@ async def _send_json(
 
 
 class BodySizeLimit:
-    """Refuse bodies over `max_bytes`, by Content-Length or while streaming (chunked)."""
+    """Refuse bodies over `max_bytes`, by Content-Length or while streaming (chunked).
 
-    def __init__(self, app: ASGIApp, max_bytes: int) -> None:
+    `path_limits` sets another cap for a path whose handler streams its body instead of
+    reading it whole (the CSV upload), so the cap is about storage, not the API's memory.
+    """
+
+    def __init__(
+        self, app: ASGIApp, max_bytes: int, path_limits: dict[str, int] | None = None
+    ) -> None:
         self.app = app
         self.max_bytes = max_bytes
+        self.path_limits = path_limits or {}
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
+        max_bytes = self.path_limits.get(scope.get("path", ""), self.max_bytes)
         for name, value in scope.get("headers", []):
-            if name == b"content-length" and value.isdigit() and int(value) > self.max_bytes:
-                await _send_json(send, 413, f"request body over {self.max_bytes} bytes")
+            if name == b"content-length" and value.isdigit() and int(value) > max_bytes:
+                await _send_json(send, 413, f"request body over {max_bytes} bytes")
                 return
         received = 0
         started = False
@@ -55,7 +63,7 @@ class BodySizeLimit:
             message = await receive()
             if message["type"] == "http.request":
                 received += len(message.get("body", b""))
-                if received > self.max_bytes:
+                if received > max_bytes:
                     raise _TooLarge
             return message
 
@@ -69,7 +77,7 @@ class BodySizeLimit:
             await self.app(scope, limited_receive, tracking_send)
         except _TooLarge:
             if not started:
-                await _send_json(send, 413, f"request body over {self.max_bytes} bytes")
+                await _send_json(send, 413, f"request body over {max_bytes} bytes")
 
 
 @dataclass

@@ -20,6 +20,7 @@ class TaskType(enum.StrEnum):
     broadcast = "broadcast"
     receipt_delete = "receipt_delete"
     receipt_sync = "receipt_sync"
+    audience_import = "audience_import"
 
 
 class TaskStatus(enum.StrEnum):
@@ -71,6 +72,25 @@ class ReceiptSource(enum.StrEnum):
     manual = "manual"
     upload = "upload"
     email = "email"
+
+
+class AudienceStatus(enum.StrEnum):
+    """An uploaded customer list: imported by its task, then ready to send to (or failed,
+    with the reason)."""
+
+    importing = "importing"
+    ready = "ready"
+    failed = "failed"
+
+
+class RowIssue(enum.StrEnum):
+    """Why a row of an uploaded list is not a member of its audience."""
+
+    invalid_phone = "invalid_phone"
+    missing_phone = "missing_phone"
+    too_many_fields = "too_many_fields"
+    duplicate = "duplicate"
+    suppressed = "suppressed"
 
 
 class Role(enum.StrEnum):

@@ -60,6 +60,16 @@ class Settings(BaseSettings):
     sse_coalesce_s: float = 0.25
     default_phone_region: str = "IL"
 
+    # Audiences: customer lists uploaded as CSV (`POST /api/audiences`, streamed, never read
+    # whole). Over either cap the upload is refused with 413 and nothing is kept.
+    max_audience_rows: int = 1_000_000
+    max_audience_bytes: int = 256 * 1024 * 1024
+    # Rows per staging chunk, which is also one page of the import task.
+    audience_import_page_size: int = 5000
+    # Processes per worker normalizing phone numbers (CPU-bound: ~20-90 us a number here);
+    # unset: one per CPU; 0: a thread of the worker itself.
+    audience_import_processes: int | None = None
+
     # WhatsApp Cloud API (the sandbox by default)
     whatsapp_api_base: str = "http://127.0.0.1:8090"
     whatsapp_api_version: str = "v21.0"

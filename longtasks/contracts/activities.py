@@ -13,6 +13,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
 
+from longtasks.contracts.audiences import ImportFailed, ImportFinished
 from longtasks.contracts.ops import (
     CleanupBatch,
     CleanupBatchResult,
@@ -77,6 +78,12 @@ RECEIPT_SYNC_BEGIN = ActivityName("receipt_sync.begin", int, TaskPlan)
 RECEIPT_SYNC_FETCH_PAGE = ActivityName("receipt_sync.fetch_page", PageRequest, PageResult)
 RECEIPT_SYNC_COMPLETE = ActivityName("receipt_sync.complete", int, NoResult)
 RECEIPT_SYNC_START_SCHEDULED = ActivityName("receipt_sync.start_scheduled", KickRequest, KickResult)
+
+# audience_import (activities/audience_import.py)
+AUDIENCE_IMPORT_BEGIN = ActivityName("audience_import.begin", int, TaskPlan)
+AUDIENCE_IMPORT_PAGE = ActivityName("audience_import.normalize_page", PageRequest, PageResult)
+AUDIENCE_IMPORT_FINISH = ActivityName("audience_import.finish", int, ImportFinished)
+AUDIENCE_IMPORT_FAIL = ActivityName("audience_import.fail", ImportFailed, NoResult)
 
 # the daily cleanup (activities/cleanup.py)
 CLEANUP_DELETE_BATCH = ActivityName("cleanup.delete_batch", CleanupBatch, CleanupBatchResult)

@@ -28,6 +28,7 @@ from sqlalchemy.dialects.postgresql import ARRAY, JSONB
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 from longtasks.domain import TERMINAL_STATUSES, ItemStatus, Priority, ReceiptSource, TaskStatus
+from longtasks.domain import AudienceStatus, ItemStatus, Priority, ReceiptSource, TaskStatus
 
 # Stable constraint names so Alembic autogenerate and hand-written migrations agree.
 NAMING_CONVENTION = {
@@ -219,6 +220,10 @@ class Broadcast(Base):
     recipient_count: Mapped[int] = mapped_column(Integer)
     # Dropped at intake as repeats of an earlier number (the approval preview shows them).
     duplicates_dropped: Mapped[int] = mapped_column(Integer, server_default="0")
+    # Sends to an audience's members instead of its own `broadcast_recipients` (0008).
+    audience_id: Mapped[int | None] = mapped_column(
+        ForeignKey("audiences.id", ondelete="SET NULL"), index=True
+    )
     created_at: Mapped[dt.datetime] = mapped_column(
         DateTime(timezone=True), server_default=func.now()
     )
@@ -448,3 +453,87 @@ class ReceiptDeletePage(Base):
     deleted_ids: Mapped[list[int] | None] = mapped_column(ARRAY(BigInteger))
     started_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
     settled_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
+
+
+class Audience(Base):
+    """An uploaded customer list (0005_audiences): its header, import status and counts."""
+
+    __tablename__ = "audiences"
+    __table_args__ = (
+        one_of("status", AudienceStatus),
+        Index("ix_audiences_business_newest", "business_id", text("id DESC")),
+    )
+
+    id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    business_id: Mapped[int] = mapped_column(ForeignKey("businesses.id", ondelete="CASCADE"))
+    name: Mapped[str] = mapped_column(String(200))
+    status: Mapped[str] = mapped_column(String(20), server_default=AudienceStatus.importing.value)
+    failure_reason: Mapped[str | None] = mapped_column(Text)
+    columns: Mapped[list[str]] = mapped_column(ARRAY(Text))
+    phone_column: Mapped[int] = mapped_column(Integer)
+    filename: Mapped[str | None] = mapped_column(String(255))
+    byte_count: Mapped[int] = mapped_column(BigInteger, server_default="0")
+    row_count: Mapped[int] = mapped_column(Integer, server_default="0")
+    chunk_rows: Mapped[int] = mapped_column(Integer)
+    valid_count: Mapped[int | None] = mapped_column(Integer)
+    invalid_count: Mapped[int | None] = mapped_column(Integer)
+    duplicate_count: Mapped[int | None] = mapped_column(Integer)
+    suppressed_count: Mapped[int | None] = mapped_column(Integer)
+    task_id: Mapped[int | None] = mapped_column(
+        ForeignKey("long_running_tasks.id", ondelete="SET NULL"), index=True
+    )
+    created_at: Mapped[dt.datetime] = mapped_column(
+        DateTime(timezone=True), server_default=func.now()
+    )
+    updated_at: Mapped[dt.datetime] = mapped_column(
+        DateTime(timezone=True), server_default=func.now()
+    )
+    ready_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
+
+
+class AudienceUploadChunk(Base):
+    """Staging: one chunk of uploaded records (an import page), then its normalized numbers."""
+
+    __tablename__ = "audience_upload_chunks"
+
+    audience_id: Mapped[int] = mapped_column(
+        ForeignKey("audiences.id", ondelete="CASCADE"), primary_key=True
+    )
+    chunk: Mapped[int] = mapped_column(Integer, primary_key=True)
+    lines: Mapped[list[int]] = mapped_column(ARRAY(Integer))
+    records: Mapped[str | None] = mapped_column(Text)
+    valid_lines: Mapped[list[int] | None] = mapped_column(ARRAY(Integer))
+    valid_phones: Mapped[list[str] | None] = mapped_column(ARRAY(Text))
+    valid_vars: Mapped[list[str] | None] = mapped_column(ARRAY(Text))
+    invalid_count: Mapped[int | None] = mapped_column(Integer)
+    normalized_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
+
+
+class AudienceMember(Base):
+    """A valid, first-seen, not suppressed row of an audience; `seq` numbers them 1..N."""
+
+    __tablename__ = "audience_members"
+
+    audience_id: Mapped[int] = mapped_column(
+        ForeignKey("audiences.id", ondelete="CASCADE"), primary_key=True
+    )
+    seq: Mapped[int] = mapped_column(Integer, primary_key=True)
+    line: Mapped[int] = mapped_column(Integer)
+    phone: Mapped[str] = mapped_column(String(20))
+    vars: Mapped[list[str]] = mapped_column(ARRAY(Text))
+
+
+class AudienceError(Base):
+    """A row left out of an audience, with its line and reason."""
+
+    __tablename__ = "audience_errors"
+
+    audience_id: Mapped[int] = mapped_column(
+        ForeignKey("audiences.id", ondelete="CASCADE"), primary_key=True
+    )
+    line: Mapped[int] = mapped_column(Integer, primary_key=True)
+    reason: Mapped[str] = mapped_column(String(40))
+    detail: Mapped[str] = mapped_column(Text)
+    phone: Mapped[str] = mapped_column(String(64))
+    duplicate_of: Mapped[int | None] = mapped_column(Integer)
+    vars: Mapped[list[str]] = mapped_column(ARRAY(Text))

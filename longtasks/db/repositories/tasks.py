@@ -590,7 +590,7 @@ async def add_counts(
     conn: AsyncConnection, task_id: int, *, succeeded: int, failed: int, skipped: int = 0
 ) -> TaskRow | None:
     """Add settled items to the counters. Callers pass only items that just moved to settled."""
-    if succeeded == 0 and failed == 0:
+    if succeeded == 0 and failed == 0 and skipped == 0:
         return None
     return await _changed(
         conn,

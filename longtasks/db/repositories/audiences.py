@@ -1,0 +1,419 @@
+"""Audiences: the uploaded list, its staging chunks, its members and the rows left out.
+
+The path of a list: the API streams the upload into `audience_upload_chunks` with COPY (one row
+per chunk of records); each import page normalizes one chunk and writes the result back into
+its row, counting the chunk's rows in the same transaction only the first time; the finishing
+step turns the chunks into numbered members in one statement (first-seen wins for duplicates,
+suppressed numbers left out), records duplicates and suppressed rows as errors, and deletes
+the chunks.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import AsyncIterator, Mapping, Sequence
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from typing import Any, cast
+
+import psycopg
+from sqlalchemy import Table, delete, func, insert, select, text, update
+from sqlalchemy.engine import RowMapping
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from longtasks.audiences.csv_intake import Chunk, Header
+from longtasks.audiences.rows import NormalizedChunk
+from longtasks.db.models import Audience, AudienceError, AudienceMember, Broadcast
+from longtasks.domain import TERMINAL_STATUSES, AudienceStatus
+
+audiences = cast(Table, Audience.__table__)
+members = cast(Table, AudienceMember.__table__)
+errors = cast(Table, AudienceError.__table__)
+broadcasts = cast(Table, Broadcast.__table__)
+
+IMPORTING = AudienceStatus.importing.value
+READY = AudienceStatus.ready.value
+FAILED = AudienceStatus.failed.value
+
+
+@dataclass(frozen=True)
+class AudienceRow:
+    id: int
+    business_id: int
+    name: str
+    status: str
+    failure_reason: str | None
+    columns: list[str]
+    phone_column: int
+    filename: str | None
+    byte_count: int
+    row_count: int
+    chunk_rows: int
+    valid_count: int | None
+    invalid_count: int | None
+    duplicate_count: int | None
+    suppressed_count: int | None
+    task_id: int | None
+    created_at: dt.datetime
+    updated_at: dt.datetime
+    ready_at: dt.datetime | None
+
+    @property
+    def variables(self) -> list[str]:
+        """The columns a template may name, in the order members keep their values."""
+        return [c for i, c in enumerate(self.columns) if i != self.phone_column]
+
+    @classmethod
+    def from_mapping(cls, row: Mapping[str, Any] | RowMapping) -> AudienceRow:
+        return cls(**{name: row[name] for name in cls.__dataclass_fields__})
+
+
+_COLUMNS = [audiences.c[name] for name in AudienceRow.__dataclass_fields__]
+
+
+@dataclass(frozen=True)
+class ErrorRow:
+    line: int
+    reason: str
+    detail: str
+    phone: str
+    duplicate_of: int | None
+    vars: list[str]
+
+
+@dataclass(frozen=True)
+class MemberRow:
+    seq: int
+    line: int
+    phone: str
+    vars: list[str]
+
+
+# -- the upload ---------------------------------------------------------------------------------
+
+
+async def create(
+    conn: AsyncConnection,
+    *,
+    business_id: int,
+    name: str,
+    filename: str | None,
+    header: Header,
+    chunk_rows: int,
+) -> int:
+    result = await conn.execute(
+        insert(audiences)
+        .values(
+            business_id=business_id,
+            name=name,
+            filename=filename,
+            columns=list(header.columns),
+            phone_column=header.phone_index,
+            chunk_rows=chunk_rows,
+        )
+        .returning(audiences.c.id)
+    )
+    return int(result.scalar_one())
+
+
+class ChunkWriter:
+    """One COPY into the staging table, open while the upload streams in."""
+
+    def __init__(self, copy: psycopg.AsyncCopy, audience_id: int) -> None:
+        self._copy = copy
+        self._audience_id = audience_id
+        self.chunks = 0
+
+    async def write(self, chunks: Sequence[Chunk]) -> None:
+        for chunk in chunks:
+            await self._copy.write_row((self._audience_id, chunk.index, chunk.lines, chunk.records))
+            self.chunks += 1
+
+
+@asynccontextmanager
+async def chunk_writer(conn: AsyncConnection, audience_id: int) -> AsyncIterator[ChunkWriter]:
+    """COPY on the connection's own transaction: the chunks commit (or vanish) with the
+    audience row. Nothing else may use the connection while the COPY is open."""
+    raw = await conn.get_raw_connection()
+    driver = cast(psycopg.AsyncConnection[Any], raw.driver_connection)
+    async with (
+        driver.cursor() as cursor,
+        cursor.copy(
+            "COPY audience_upload_chunks (audience_id, chunk, lines, records) FROM STDIN"
+        ) as copy,
+    ):
+        yield ChunkWriter(copy, audience_id)
+
+
+async def uploaded(
+    conn: AsyncConnection, audience_id: int, *, row_count: int, byte_count: int, task_id: int
+) -> None:
+    await conn.execute(
+        update(audiences)
+        .where(audiences.c.id == audience_id)
+        .values(row_count=row_count, byte_count=byte_count, task_id=task_id)
+    )
+
+
+# -- reading ------------------------------------------------------------------------------------
+
+
+async def get(conn: AsyncConnection, audience_id: int, business_id: int) -> AudienceRow | None:
+    result = await conn.execute(
+        select(*_COLUMNS).where(
+            audiences.c.id == audience_id, audiences.c.business_id == business_id
+        )
+    )
+    row = result.mappings().first()
+    return AudienceRow.from_mapping(row) if row is not None else None
+
+
+async def get_for_task(conn: AsyncConnection, task_id: int) -> AudienceRow | None:
+    result = await conn.execute(select(*_COLUMNS).where(audiences.c.task_id == task_id))
+    row = result.mappings().first()
+    return AudienceRow.from_mapping(row) if row is not None else None
+
+
+async def list_for_business(
+    conn: AsyncConnection, business_id: int, *, before_id: int | None, limit: int
+) -> list[AudienceRow]:
+    stmt = select(*_COLUMNS).where(audiences.c.business_id == business_id)
+    if before_id is not None:
+        stmt = stmt.where(audiences.c.id < before_id)
+    result = await conn.execute(stmt.order_by(audiences.c.id.desc()).limit(limit))
+    return [AudienceRow.from_mapping(r) for r in result.mappings()]
+
+
+async def list_errors(
+    conn: AsyncConnection,
+    audience_id: int,
+    *,
+    after_line: int | None,
+    limit: int,
+    reason: str | None = None,
+) -> list[ErrorRow]:
+    stmt = select(
+        errors.c.line,
+        errors.c.reason,
+        errors.c.detail,
+        errors.c.phone,
+        errors.c.duplicate_of,
+        errors.c.vars,
+    ).where(errors.c.audience_id == audience_id)
+    if after_line is not None:
+        stmt = stmt.where(errors.c.line > after_line)
+    if reason is not None:
+        stmt = stmt.where(errors.c.reason == reason)
+    result = await conn.execute(stmt.order_by(errors.c.line).limit(limit))
+    return [ErrorRow(*r) for r in result]
+
+
+async def members_page(
+    conn: AsyncConnection, audience_id: int, *, after_seq: int, up_to_seq: int
+) -> list[MemberRow]:
+    """Members with after_seq < seq <= up_to_seq: a keyset range on the primary key."""
+    result = await conn.execute(
+        select(members.c.seq, members.c.line, members.c.phone, members.c.vars)
+        .where(
+            members.c.audience_id == audience_id,
+            members.c.seq > after_seq,
+            members.c.seq <= up_to_seq,
+        )
+        .order_by(members.c.seq)
+    )
+    return [MemberRow(*r) for r in result]
+
+
+async def running_broadcasts(conn: AsyncConnection, audience_id: int) -> list[int]:
+    """Broadcasts sending to this audience that have not ended."""
+    result = await conn.execute(
+        text(
+            "SELECT b.id FROM broadcasts AS b JOIN long_running_tasks AS t ON t.id = b.task_id"
+            " WHERE b.audience_id = :a AND t.status <> ALL(CAST(:terminal AS text[]))"
+            " ORDER BY b.id"
+        ),
+        {"a": audience_id, "terminal": [s.value for s in TERMINAL_STATUSES]},
+    )
+    return [int(r[0]) for r in result]
+
+
+async def delete_audience(conn: AsyncConnection, audience_id: int) -> None:
+    """The audience with its members, errors and staging (they cascade); broadcasts that
+    sent to it keep their ledgers."""
+    await conn.execute(delete(audiences).where(audiences.c.id == audience_id))
+
+
+# -- the import ---------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class StagedChunk:
+    lines: list[int]
+    records: str | None
+    normalized: bool
+
+
+async def staged_chunk(conn: AsyncConnection, audience_id: int, chunk: int) -> StagedChunk | None:
+    result = await conn.execute(
+        text(
+            "SELECT lines, records, normalized_at IS NOT NULL FROM audience_upload_chunks"
+            " WHERE audience_id = :a AND chunk = :c"
+        ),
+        {"a": audience_id, "c": chunk},
+    )
+    row = result.first()
+    return StagedChunk(list(row[0]), row[1], bool(row[2])) if row is not None else None
+
+
+_SAVE_NORMALIZED = text("""
+    UPDATE audience_upload_chunks
+    SET valid_lines = CAST(:lines AS int[]), valid_phones = CAST(:phones AS text[]),
+        valid_vars = CAST(:vars AS text[]), invalid_count = :invalid, records = NULL,
+        normalized_at = now()
+    WHERE audience_id = :a AND chunk = :c AND normalized_at IS NULL
+""")
+
+_SAVE_ERRORS = text("""
+    INSERT INTO audience_errors (audience_id, line, reason, detail, phone, vars)
+    SELECT :a, l, r, d, p, string_to_array(v, E'\\x1f')
+    FROM unnest(CAST(:lines AS int[]), CAST(:reasons AS text[]), CAST(:details AS text[]),
+                CAST(:phones AS text[]), CAST(:vars AS text[])) AS t(l, r, d, p, v)
+    ON CONFLICT (audience_id, line) DO NOTHING
+""")
+
+
+async def save_normalized(
+    conn: AsyncConnection, audience_id: int, chunk: int, result: NormalizedChunk
+) -> bool:
+    """Write a chunk's outcome once; False when an earlier attempt already did (count nothing)."""
+    saved = await conn.execute(
+        _SAVE_NORMALIZED,
+        {
+            "a": audience_id,
+            "c": chunk,
+            "lines": result.valid_lines,
+            "phones": result.valid_phones,
+            "vars": result.valid_vars,
+            "invalid": len(result.errors),
+        },
+    )
+    if not saved.rowcount:
+        return False
+    if result.errors:
+        await conn.execute(
+            _SAVE_ERRORS,
+            {
+                "a": audience_id,
+                "lines": [e.line for e in result.errors],
+                "reasons": [e.reason for e in result.errors],
+                "details": [e.detail for e in result.errors],
+                "phones": [e.phone for e in result.errors],
+                "vars": [e.vars for e in result.errors],
+            },
+        )
+    return True
+
+
+# One statement from normalized chunks to members: every valid row once with the first line
+# its number appears on; the rest of its appearances become `duplicate` errors; numbers the
+# business must not message become `suppressed` errors; the others are numbered 1..N in line
+# order. A CTE referenced several times is computed once.
+_FINALIZE = text("""
+    WITH valid AS (
+        SELECT u.line, u.phone, u.vars
+        FROM audience_upload_chunks AS c
+        CROSS JOIN LATERAL unnest(c.valid_lines, c.valid_phones, c.valid_vars)
+            AS u(line, phone, vars)
+        WHERE c.audience_id = :a
+    ),
+    ranked AS (
+        SELECT line, phone, vars, min(line) OVER (PARTITION BY phone) AS first_line
+        FROM valid
+    ),
+    firsts AS (
+        SELECT r.line, r.phone, r.vars, false AS suppressed
+        FROM ranked AS r
+        WHERE r.line = r.first_line
+    ),
+    dups AS (
+        INSERT INTO audience_errors (audience_id, line, reason, detail, phone, duplicate_of, vars)
+        SELECT :a, line, 'duplicate', 'the number is already on line ' || first_line, phone,
+               first_line, string_to_array(vars, E'\\x1f')
+        FROM ranked WHERE line <> first_line
+        ON CONFLICT (audience_id, line) DO NOTHING
+        RETURNING 1
+    ),
+    supp AS (
+        INSERT INTO audience_errors (audience_id, line, reason, detail, phone, vars)
+        SELECT :a, line, 'suppressed', 'the number opted out of messages from this business',
+               phone, string_to_array(vars, E'\\x1f')
+        FROM firsts WHERE suppressed
+        ON CONFLICT (audience_id, line) DO NOTHING
+        RETURNING 1
+    ),
+    added AS (
+        INSERT INTO audience_members (audience_id, seq, line, phone, vars)
+        SELECT :a, row_number() OVER (ORDER BY line), line, phone, string_to_array(vars, E'\\x1f')
+        FROM firsts WHERE NOT suppressed
+        RETURNING 1
+    )
+    SELECT (SELECT count(*) FROM added), (SELECT count(*) FROM dups),
+           (SELECT count(*) FROM supp),
+           (SELECT coalesce(sum(invalid_count), 0) FROM audience_upload_chunks
+            WHERE audience_id = :a)
+""")
+
+
+@dataclass(frozen=True)
+class ImportCounts:
+    valid: int
+    duplicates: int
+    suppressed: int
+    invalid: int
+
+
+async def finalize(conn: AsyncConnection, audience: AudienceRow) -> ImportCounts | None:
+    """Members out of the normalized chunks, then the chunks deleted; None when an earlier
+    attempt already finished (the audience is no longer importing)."""
+    locked = await conn.execute(
+        select(audiences.c.status).where(audiences.c.id == audience.id).with_for_update()
+    )
+    if locked.scalar() != IMPORTING:
+        return None
+    row = (await conn.execute(_FINALIZE, {"a": audience.id, "b": audience.business_id})).one()
+    counts = ImportCounts(
+        valid=int(row[0]), duplicates=int(row[1]), suppressed=int(row[2]), invalid=int(row[3])
+    )
+    await conn.execute(
+        text("DELETE FROM audience_upload_chunks WHERE audience_id = :a"), {"a": audience.id}
+    )
+    ready = counts.valid > 0
+    await conn.execute(
+        update(audiences)
+        .where(audiences.c.id == audience.id)
+        .values(
+            status=READY if ready else FAILED,
+            failure_reason=None
+            if ready
+            else f"none of the {audience.row_count:,} rows has a phone number that can be messaged",
+            valid_count=counts.valid,
+            invalid_count=counts.invalid,
+            duplicate_count=counts.duplicates,
+            suppressed_count=counts.suppressed,
+            ready_at=func.now() if ready else None,
+            updated_at=func.now(),
+        )
+    )
+    return counts
+
+
+async def mark_failed(conn: AsyncConnection, audience_id: int, reason: str) -> None:
+    """An import that cannot finish: say why, and drop its staging."""
+    await conn.execute(
+        update(audiences)
+        .where(audiences.c.id == audience_id, audiences.c.status == IMPORTING)
+        .values(status=FAILED, failure_reason=reason, updated_at=func.now())
+    )
+    await conn.execute(
+        text("DELETE FROM audience_upload_chunks WHERE audience_id = :a"), {"a": audience_id}
+    )
