@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import codecs
 import csv
+import itertools
 import re
 from dataclasses import dataclass
 
@@ -322,8 +323,11 @@ class CsvIntake:
         return numbers, records
 
     def _take_records(self, numbers: list[int], records: list[str]) -> list[Chunk]:
-        blank = [not r.strip(_BLANK) for r in records]
-        if any(blank):  # blank lines, rows of empty cells: not rows of the list
+        # map() calls str.strip without a Python frame per record: most batches have no blank
+        # record, and this finds that at C speed.
+        if not all(map(str.strip, records, itertools.repeat(_BLANK))):
+            # Blank lines, rows of empty cells: not rows of the list.
+            blank = [not r.strip(_BLANK) for r in records]
             numbers = [n for n, b in zip(numbers, blank, strict=True) if not b]
             records = [r for r, b in zip(records, blank, strict=True) if not b]
         self.rows += len(records)
