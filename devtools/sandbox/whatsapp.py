@@ -12,6 +12,7 @@ Deterministic behaviour for tests: a recipient number ending in 0000 is "not on 
 from __future__ import annotations
 
 import asyncio
+import json
 import random
 import time
 from collections import defaultdict, deque
@@ -91,11 +92,18 @@ class WhatsAppSandbox:
         self._windows: dict[str, deque[float]] = defaultdict(deque)
         self._last_accept_at: dict[str, float] = {}
         self._accept_times: dict[str, list[float]] = defaultdict(list)
+        # Every accepted send body as received, and recipient -> the numbers of its bodies,
+        # oldest first: an int for one (the usual case), a tuple for more. Ints, bytes and
+        # tuples of ints are not tracked by the garbage collector, so a million of them add
+        # nothing to its passes (see `_responses`).
+        self._bodies: list[bytes] = []
+        self._bodies_to: dict[str, int | tuple[int, ...]] = {}
         self._next_id = 0
 
     def add_routes(self, app: web.Application) -> None:
         app.router.add_post("/{version}/{sender}/messages", self._messages)
         app.router.add_get("/sandbox/whatsapp/senders/{sender}", self._sender_report)
+        app.router.add_get("/sandbox/whatsapp/messages", self._messages_to)
 
     def stats_json(self) -> dict[str, Any]:
         return asdict(self.stats)
@@ -165,6 +173,7 @@ class WhatsAppSandbox:
             self.stats.rejected += 1
             return _error(400, 131026, "Message undeliverable: receiver is not on WhatsApp")
 
+        self._keep_body(to, await request.read())
         body = self._deliver(key, sender, to)
         if cfg.timeout_rate > 0 and self._rng.random() < cfg.timeout_rate:
             # Delivered, but the answer is lost to the caller's timeout: the case that only an
@@ -198,6 +207,24 @@ class WhatsAppSandbox:
             return False
         window.append(now)
         return True
+
+    def _keep_body(self, to: str, body: bytes) -> None:
+        number = len(self._bodies)
+        self._bodies.append(body)
+        earlier = self._bodies_to.get(to)
+        if earlier is None:
+            self._bodies_to[to] = number
+        elif isinstance(earlier, int):
+            self._bodies_to[to] = (earlier, number)
+        else:
+            self._bodies_to[to] = (*earlier, number)
+
+    async def _messages_to(self, request: web.Request) -> web.Response:
+        """`?to=972531234567`: the send bodies accepted for that recipient, oldest first."""
+        # "+972..." in a query string arrives as " 972..." unless the plus was escaped.
+        found = self._bodies_to.get(request.query.get("to", "").strip().lstrip("+"), ())
+        numbers = (found,) if isinstance(found, int) else found
+        return web.json_response({"messages": [json.loads(self._bodies[n]) for n in numbers]})
 
     async def _sender_report(self, request: web.Request) -> web.Response:
         sender = request.match_info["sender"]

@@ -62,3 +62,35 @@ def test_what_it_keeps_per_message_is_not_tracked_by_the_garbage_collector() -> 
     kept = list(sandbox._responses.values())
     assert len(kept) == 2000
     assert not any(gc.is_tracked(answer) for answer in kept)
+
+
+async def test_what_each_number_was_sent_oldest_first() -> None:
+    sandbox = WhatsAppSandbox(WhatsAppSandboxConfig(latency_ms=0))
+    async with running(sandbox) as client:
+        sends = [
+            ("972501234567", {"type": "text", "text": {"body": "first"}}),
+            ("972509999999", {"type": "text", "text": {"body": "other"}}),
+            ("972501234567", {"type": "text", "text": {"body": "second"}}),
+            ("972501234567", {"type": "text", "text": {"body": "third"}}),
+        ]
+        for to, content in sends:
+            response = await client.post(
+                SEND, json={"messaging_product": "whatsapp", "to": to, **content}, headers=AUTH
+            )
+            assert response.status == 200
+        refused = await client.post(SEND, json={"to": "972501234567"}, headers=AUTH)
+        assert refused.status == 400
+        got = await (await client.get("/sandbox/whatsapp/messages?to=972501234567")).json()
+        other = await (await client.get("/sandbox/whatsapp/messages?to=+972509999999")).json()
+        nobody = await (await client.get("/sandbox/whatsapp/messages?to=972500000001")).json()
+    assert [m["text"]["body"] for m in got["messages"]] == ["first", "second", "third"]
+    assert got["messages"][0] == {
+        "messaging_product": "whatsapp",
+        "to": "972501234567",
+        "type": "text",
+        "text": {"body": "first"},
+    }
+    assert [m["text"]["body"] for m in other["messages"]] == ["other"]
+    assert nobody == {"messages": []}
+    gc.collect()
+    assert not gc.is_tracked(sandbox._bodies_to)
