@@ -91,6 +91,16 @@ async def test_cleanup_deletes_only_old_terminal_tasks_with_their_ledgers(
             {"b": business_id},
         )
         assert orphans.scalar_one() == 3
+        # Their recipient lists go, like the ledgers: the bytes a recipient costs are reclaimed.
+        kept = await conn.execute(
+            text(
+                "SELECT b.task_id IS NULL, count(r.id) FROM broadcasts AS b"
+                " LEFT JOIN broadcast_recipients AS r ON r.broadcast_id = b.id"
+                " WHERE b.business_id = :b GROUP BY 1 ORDER BY 1"
+            ),
+            {"b": business_id},
+        )
+        assert [tuple(r) for r in kept] == [(False, 6), (True, 0)]
 
 
 async def test_cleanup_with_nothing_to_do(stack: Stack) -> None:

@@ -8,11 +8,13 @@ from typing import cast
 from sqlalchemy import ColumnElement, Table, and_, delete, func, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from longtasks.db.models import LongRunningTask
+from longtasks.db.models import Broadcast, BroadcastRecipient, LongRunningTask
 from longtasks.db.repositories.tasks import TaskRow
 from longtasks.domain import TERMINAL_STATUSES
 
 tasks = cast(Table, LongRunningTask.__table__)
+broadcasts = cast(Table, Broadcast.__table__)
+recipients = cast(Table, BroadcastRecipient.__table__)
 _TERMINAL = [s.value for s in TERMINAL_STATUSES]
 _COLUMNS = [tasks.c[name] for name in TaskRow.__dataclass_fields__]
 # The same expression as the partial index ix_long_running_tasks_terminal_age (0003_ops).
@@ -22,7 +24,10 @@ _AGE = func.coalesce(tasks.c.completed_at, tasks.c.created_at)
 async def delete_terminal_before(conn: AsyncConnection, cutoff: dt.datetime, limit: int) -> int:
     """Delete up to `limit` terminal tasks that ended before `cutoff`, oldest first.
 
-    Their ledger rows go with them (`task_items` cascades); `broadcasts.task_id` is set NULL.
+    Their ledger rows go with them (`task_items` cascades), and so do their broadcasts' own
+    recipient lists: per recipient, those two are what a broadcast costs the database. The
+    broadcast rows stay (name, message, counts; `task_id` set NULL), and so do audiences,
+    which their businesses keep and delete themselves.
     SKIP LOCKED: a task row some request holds right now is left for the next run.
     """
     ids = (
@@ -37,6 +42,13 @@ async def delete_terminal_before(conn: AsyncConnection, cutoff: dt.datetime, lim
     batch = list(ids)
     if not batch:
         return 0
+    await conn.execute(
+        delete(recipients).where(
+            recipients.c.broadcast_id.in_(
+                select(broadcasts.c.id).where(broadcasts.c.task_id.in_(batch))
+            )
+        )
+    )
     result = await conn.execute(delete(tasks).where(tasks.c.id.in_(batch)))
     return int(result.rowcount or 0)
 
