@@ -6,7 +6,7 @@ import asyncio
 import random
 from dataclasses import dataclass
 
-from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
@@ -20,8 +20,11 @@ from activities.pages import (
     StopTask,
 )
 from activities.send_cap import DailyCapShare
+from longtasks.audiences import template_params
+from longtasks.audiences.template_params import MISSING_PARAM, MissingValue, Personalizer
 from longtasks.contracts import activities as act
 from longtasks.contracts.tasks import PageRequest, PageResult, TaskPlan
+from longtasks.db.repositories import audiences as audience_repo
 from longtasks.db.repositories import broadcasts as broadcast_repo
 from longtasks.db.repositories.broadcasts import BroadcastForSend, MessageSpec, RecipientRow
 from longtasks.db.repositories.ledger import Claim, Outcome
@@ -84,8 +87,32 @@ def to_message(spec: MessageSpec) -> Message:
     return TemplateMessage(
         name=spec.template_name,
         language=spec.template_language,
-        params=tuple(str(p) for p in (spec.template_params or [])),
+        params=tuple(
+            p for p in template_params.from_json(spec.template_params) if isinstance(p, str)
+        ),
     )
+
+
+async def audience_page(
+    conn: AsyncConnection, broadcast: BroadcastForSend, after_seq: int, up_to_seq: int
+) -> tuple[list[RecipientRow], Personalizer | None]:
+    """A page of an audience's members as recipients, and how to fill each one's template
+    parameters from its row (None when the message is the same for all)."""
+    assert broadcast.audience_id is not None
+    audience = await audience_repo.get(conn, broadcast.audience_id, broadcast.business_id)
+    if audience is None:
+        raise ApplicationError("the audience is gone", type="NotFound", non_retryable=True)
+    members = await audience_repo.members_page(
+        conn, audience.id, after_seq=after_seq, up_to_seq=up_to_seq
+    )
+    recipients = [RecipientRow(m.seq, m.seq, m.phone, None, m.line, m.vars) for m in members]
+    spec = broadcast.message
+    if spec.template_name is None:
+        return recipients, None
+    personalizer = Personalizer.for_audience(
+        template_params.from_json(spec.template_params), audience.variables
+    )
+    return recipients, personalizer if personalizer.personal else None
 
 
 class BroadcastActivities:
@@ -126,12 +153,18 @@ class BroadcastActivities:
             broadcast = await broadcast_repo.get_for_task(conn, request.task_id)
             if broadcast is None:
                 raise ApplicationError("broadcast is gone", type="NotFound", non_retryable=True)
-            recipients = await broadcast_repo.recipients_page(
-                conn,
-                broadcast.broadcast_id,
-                after_seq=request.after_seq,
-                up_to_seq=request.up_to_seq,
-            )
+            personalizer: Personalizer | None = None
+            if broadcast.audience_id is not None:
+                recipients, personalizer = await audience_page(
+                    conn, broadcast, request.after_seq, request.up_to_seq
+                )
+            else:
+                recipients = await broadcast_repo.recipients_page(
+                    conn,
+                    broadcast.broadcast_id,
+                    after_seq=request.after_seq,
+                    up_to_seq=request.up_to_seq,
+                )
         message = to_message(broadcast.message)
         sender_id = broadcast.sender_id or ""
         cap: DailyCapShare | None = None
@@ -167,6 +200,14 @@ class BroadcastActivities:
                     item.key, ItemStatus.failed, "invalid_phone", recipient.invalid_reason
                 )
             key = idempotency_key(request.task_id, recipient.id)
+            personal = message
+            if personalizer is not None:
+                assert isinstance(message, TemplateMessage)
+                try:
+                    params = personalizer.resolve(recipient.vars or [], recipient.line or 0)
+                except MissingValue as exc:
+                    return Outcome(item.key, ItemStatus.failed, MISSING_PARAM, str(exc))
+                personal = TemplateMessage(message.name, message.language, params)
             if cap is not None:
                 cap.note_sent(item.key)
             delay = tuning.item_backoff_s
@@ -177,7 +218,7 @@ class BroadcastActivities:
                     sent = await self._sender.send(
                         sender_id=sender_id,
                         to=recipient.phone,
-                        message=message,
+                        message=personal,
                         idempotency_key=key,
                     )
                 except WhatsAppRejected as exc:

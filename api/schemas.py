@@ -158,13 +158,32 @@ class ItemPage(BaseModel):
     next_cursor: str | None
 
 
+class ColumnParamIn(BaseModel):
+    """A parameter taken from each member's row of the broadcast's audience."""
+
+    model_config = ConfigDict(extra="forbid")
+    column: str = Field(min_length=1, max_length=200, description="one of the audience's variables")
+    default: str | None = Field(
+        default=None,
+        min_length=1,
+        max_length=1024,
+        description="for a member whose cell is empty (else that member's item fails)",
+    )
+
+
 class TemplateIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
     name: str = Field(min_length=1, max_length=512)
     language: str = Field(min_length=2, max_length=20)
-    params: list[Annotated[str, Field(max_length=1024)]] = Field(
-        default_factory=list, max_length=20
+    params: list[Annotated[str, Field(max_length=1024)] | ColumnParamIn] = Field(
+        default_factory=list,
+        max_length=20,
+        description='literals, and with `audience_id` columns: ["Shalom", {"column": "name"}]',
     )
+
+    @property
+    def columns(self) -> list[str]:
+        return [p.column for p in self.params if isinstance(p, ColumnParamIn)]
 
 
 class MessageIn(BaseModel):
@@ -199,7 +218,21 @@ class BroadcastIn(StartOptions):
     model_config = ConfigDict(extra="forbid")
     name: str = Field(min_length=1, max_length=200)
     message: MessageIn
-    recipients: list[Annotated[str, Field(max_length=64)]] = Field(min_length=1)
+    recipients: list[Annotated[str, Field(max_length=64)]] | None = Field(
+        default=None, min_length=1, description="phone numbers; or give `audience_id`"
+    )
+    audience_id: int | None = Field(
+        default=None, ge=1, description="a ready audience of the business, instead of a list"
+    )
+
+    @model_validator(mode="after")
+    def _one_source(self) -> BroadcastIn:
+        if (self.recipients is None) == (self.audience_id is None):
+            raise ValueError("give exactly one of recipients or audience_id")
+        template = self.message.template
+        if self.audience_id is None and template is not None and template.columns:
+            raise ValueError("template parameters naming a column need an audience_id")
+        return self
 
 
 class PreviewOut(BaseModel):
@@ -226,6 +259,7 @@ class PreviewOut(BaseModel):
 class BroadcastStarted(BaseModel):
     task: TaskOut
     broadcast_id: int
+    audience_id: int | None = None
     recipients_accepted: int
     recipients_invalid: int
     duplicates_dropped: int

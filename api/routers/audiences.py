@@ -402,6 +402,7 @@ async def delete_audience(audience_id: int, resources: ResourcesDep, principal: 
             f" (POST /api/long_tasks/{audience.task_id}/cancel)"
         )
     async with resources.engine.begin() as conn:
+        await audience_repo.lock(conn, audience_id)
         sending = await audience_repo.running_broadcasts(conn, audience_id)
         if sending:
             raise Conflict(

@@ -27,8 +27,14 @@ from sqlalchemy import (
 from sqlalchemy.dialects.postgresql import ARRAY, JSONB
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
-from longtasks.domain import TERMINAL_STATUSES, ItemStatus, Priority, ReceiptSource, TaskStatus
-from longtasks.domain import AudienceStatus, ItemStatus, Priority, ReceiptSource, TaskStatus
+from longtasks.domain import (
+    TERMINAL_STATUSES,
+    AudienceStatus,
+    ItemStatus,
+    Priority,
+    ReceiptSource,
+    TaskStatus,
+)
 
 # Stable constraint names so Alembic autogenerate and hand-written migrations agree.
 NAMING_CONVENTION = {

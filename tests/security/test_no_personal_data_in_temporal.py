@@ -265,3 +265,66 @@ async def test_no_personal_data_in_receipt_histories(
         )
     )
     assert not leaks, leaks
+
+
+async def test_no_personal_data_in_audience_histories(
+    stack: Stack, new_business: Callable[[], Awaitable[int]], fault_report: FaultReport
+) -> None:
+    """A customer list imported (its file name, list name, numbers and cells) and a template
+    personalized from it: the import's and the broadcast's histories carry none of it."""
+    from tests.audiences.helpers import csv_bytes, wait_audience
+
+    business_id = await new_business()
+    numbers = israeli_numbers(120, start=83_000)
+    names = [f"Canary{i} Levi-zq{i:03d}" for i in range(120)]
+    rows = [[n, name, "Canary City 44x"] for n, name in zip(numbers, names, strict=True)]
+    rows.append(["12345", "Canary Invalid 5u", "x"])
+    forbidden = {CANARY_NAME, "canary-list-7ye.csv", "Canary City 44x", "Canary Invalid 5u"}
+    forbidden |= set(names)
+    for raw in numbers:
+        forbidden |= phone_forms(raw)
+    async with stack.http(business_id, "operator") as http:
+        response = await http.post(
+            "/api/audiences",
+            data={"name": CANARY_NAME},
+            files={"file": ("canary-list-7ye.csv", csv_bytes(rows, ("phone", "name", "city")))},
+        )
+        assert response.status_code == 202, response.text
+        imported = response.json()
+        audience = await wait_audience(http, imported["audience"]["id"], {"ready"})
+        response = await http.post(
+            "/api/broadcasts",
+            json={
+                "name": CANARY_NAME,
+                "audience_id": audience["id"],
+                "message": {
+                    "template": {
+                        "name": "receipt_ready",
+                        "language": "he",
+                        "params": [{"column": "name"}, {"column": "city"}],
+                    }
+                },
+            },
+        )
+        assert response.status_code == 202, response.text
+        sent = response.json()
+        await wait_for_status(http, sent["task"]["id"], {"completed"})
+    histories = await _histories(stack, f"longtask-{imported['task']['id']}")
+    histories += await _histories(stack, f"longtask-{sent['task']['id']}")
+    decoded = "\n".join(t for h in histories for t in _payload_texts(json.loads(h)))
+    assert "121 rows to import" in decoded  # the import's summary: counts only
+    leaks = {
+        i: found for i, h in enumerate(histories) if (found := find_personal_data(h, forbidden))
+    }
+    fault_report.add_hostile(
+        HostileRow(
+            scenario="personal data in Temporal: a CSV audience import and a template"
+            " personalized from its columns, searched for numbers, names, cells, file name",
+            requests=len(histories),
+            server_errors=0,
+            outcome=f"{len(histories)} run histories decoded: no personal data in any payload"
+            if not leaks
+            else f"FOUND: {leaks}",
+        )
+    )
+    assert not leaks, leaks

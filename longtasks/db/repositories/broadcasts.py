@@ -44,6 +44,7 @@ class BroadcastForSend:
     daily_send_cap: int | None = None
     auto_pause_failure_share: float | None = DEFAULT_FAILURE_SHARE
     auto_pause_window: int = DEFAULT_WINDOW
+    audience_id: int | None = None
 
 
 @dataclass(frozen=True)
@@ -52,6 +53,9 @@ class RecipientRow:
     seq: int
     phone: str
     invalid_reason: str | None
+    # An audience member's line in its file and its row's variables (personalized messages).
+    line: int | None = None
+    vars: list[str] | None = None
 
 
 _INSERT_RECIPIENTS = text("""
@@ -70,7 +74,11 @@ async def create_broadcast(
     message: MessageSpec,
     recipient_list: Sequence[RecipientInput],
     duplicates_dropped: int = 0,
+    audience_id: int | None = None,
+    recipient_count: int | None = None,
 ) -> int:
+    """A broadcast with its own recipient list (numbered 1..N), or to an audience, whose
+    members it reads at send time (`audience_id`, with the audience's member count)."""
     result = await conn.execute(
         insert(broadcasts)
         .values(
@@ -81,12 +89,15 @@ async def create_broadcast(
             template_name=message.template_name,
             template_language=message.template_language,
             template_params=message.template_params,
-            recipient_count=len(recipient_list),
+            recipient_count=len(recipient_list) if recipient_count is None else recipient_count,
             duplicates_dropped=duplicates_dropped,
+            audience_id=audience_id,
         )
         .returning(broadcasts.c.id)
     )
     broadcast_id = int(result.scalar_one())
+    if not recipient_list:
+        return broadcast_id
     # One statement for the whole list: seq = position, so pages are keyset ranges of seq.
     await conn.execute(
         _INSERT_RECIPIENTS,
@@ -115,6 +126,7 @@ async def get_for_task(conn: AsyncConnection, task_id: int) -> BroadcastForSend 
             policies.c.daily_send_cap,
             policies.c.auto_pause_failure_share,
             policies.c.auto_pause_window,
+            broadcasts.c.audience_id,
         )
         .join(businesses, businesses.c.id == broadcasts.c.business_id)
         .outerjoin(policies, policies.c.business_id == broadcasts.c.business_id)
@@ -136,6 +148,7 @@ async def get_for_task(conn: AsyncConnection, task_id: int) -> BroadcastForSend 
         daily_send_cap=row[10],
         auto_pause_failure_share=row[11] if has_policy else DEFAULT_FAILURE_SHARE,
         auto_pause_window=row[12] if has_policy else DEFAULT_WINDOW,
+        audience_id=row[13],
     )
 
 
