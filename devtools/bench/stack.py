@@ -64,6 +64,12 @@ class BenchStack:
                 proc.kill()
         self.workers.clear()
 
+    @property
+    def pg_log(self) -> Path | None:
+        """The embedded server's log file (where `log_statement` writes), if it is ours."""
+        pgdata = getattr(self._pg, "pgdata", None)
+        return Path(pgdata) / "log" if pgdata is not None else None
+
     def close(self) -> None:
         self.stop_workers()
         for proc in reversed(list(self.procs.values())):
@@ -145,6 +151,9 @@ class PeakRss:
                 return
             self.peak_mb = max(self.peak_mb, rss)
             await asyncio.sleep(0.1)
+
+    def now_mb(self) -> float:
+        return float(self._proc.memory_info().rss / 1e6)
 
     def __enter__(self) -> PeakRss:
         self._task = asyncio.get_running_loop().create_task(self._sample())
