@@ -114,10 +114,10 @@ def split_records(records: str) -> list[list[str]]:
     return [r.split(FIELD_SEP) for r in records.split(RECORD_SEP)] if records else []
 
 
-def _unfinished(lines: list[str]) -> bool:
+def _unfinished(lines: list[str], delimiter: str) -> bool:
     """Do these lines end inside a quoted field (the record goes on in lines not read yet)?"""
     try:
-        next(csv.reader(lines, strict=True))
+        next(csv.reader(lines, delimiter=delimiter, strict=True))
     except csv.Error as exc:
         return "unexpected end of data" in str(exc)
     except StopIteration:
@@ -307,7 +307,7 @@ class CsvIntake:
                     after == count
                     and row
                     and row[-1].endswith("\n")
-                    and _unfinished(lines[before:])
+                    and _unfinished(lines[before:], delimiter)
                 ):
                     if not final:
                         self._carry = lines[before:]

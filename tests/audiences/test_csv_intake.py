@@ -147,7 +147,7 @@ csv_fields = st.text(
 )
 
 
-@settings(max_examples=200, deadline=None)
+@settings(max_examples=500, deadline=None)
 @given(
     rows=st.lists(st.lists(csv_fields, min_size=2, max_size=2), min_size=1, max_size=40),
     delimiter=st.sampled_from([",", ";", "\t"]),

@@ -115,7 +115,7 @@ async def test_an_excel_hebrew_list_imports_with_its_errors_kept(
         (3, 5, "+972523000003", ['Noa "N"', "Eilat"]),
     ]
     assert (await kept_for(stack.engine, business_id))["chunks"] == 0  # staging is gone
-    await record_history(stack.client, f"longtask-{started['task']['id']}", "audience_import-ready")
+    await record_history(stack.client, started["task"]["workflow_id"], "audience_import-ready")
 
 
 async def test_a_form_upload_from_the_web_page(
@@ -250,7 +250,7 @@ async def test_a_cancelled_import_leaves_the_audience_failed_and_no_staging(
             response = await http.post(f"/api/long_tasks/{task_id}/cancel")
             assert response.status_code == 202
         else:
-            await stack.client.get_workflow_handle(f"longtask-{task_id}").cancel()
+            await stack.client.get_workflow_handle(started["task"]["workflow_id"]).cancel()
         task = await wait_for_status(http, task_id, {"cancelled", "completed", "failed"})
         audience = await wait_audience(http, audience_id, {"ready", "failed"})
     assert task["status"] == "cancelled", task
@@ -259,4 +259,6 @@ async def test_a_cancelled_import_leaves_the_audience_failed_and_no_staging(
     assert audience["failure_reason"] == "the import was cancelled"
     assert await kept_for(stack.engine, business_id) == {"audiences": 1, "chunks": 0, "tasks": 1}
     assert await members(stack.engine, audience_id) == []
-    await record_history(stack.client, f"longtask-{task_id}", f"audience_import-cancelled-{how}")
+    await record_history(
+        stack.client, started["task"]["workflow_id"], f"audience_import-cancelled-{how}"
+    )

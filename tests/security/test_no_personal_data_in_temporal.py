@@ -309,8 +309,8 @@ async def test_no_personal_data_in_audience_histories(
         assert response.status_code == 202, response.text
         sent = response.json()
         await wait_for_status(http, sent["task"]["id"], {"completed"})
-    histories = await _histories(stack, f"longtask-{imported['task']['id']}")
-    histories += await _histories(stack, f"longtask-{sent['task']['id']}")
+    histories = await _histories(stack, imported["task"]["workflow_id"])
+    histories += await _histories(stack, sent["task"]["workflow_id"])
     decoded = "\n".join(t for h in histories for t in _payload_texts(json.loads(h)))
     assert "121 rows to import" in decoded  # the import's summary: counts only
     leaks = {
