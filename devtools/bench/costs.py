@@ -136,7 +136,7 @@ class CpuClock:
 
 # -- statements, from the server's own log ------------------------------------------------------
 
-_EXECUTE = re.compile(r"LOG:\s+(?:execute [^:]*|statement): (.*)$")
+_EXECUTE = re.compile(r"LOG:\s+(?:execute [^:]*|statement): ?(.*)$")
 
 
 def _kind(sql: str) -> str:
@@ -144,6 +144,8 @@ def _kind(sql: str) -> str:
     words = sql.split()
     verb = words[0].upper() if words else "?"
     lowered = sql.lower()
+    if verb == ";":
+        return "; (the pool's liveness ping)"
     for key in (" into ", " from ", "update ", " table "):
         at = lowered.find(key)
         if at >= 0:
@@ -163,12 +165,23 @@ async def log_statements(engine: AsyncEngine, on: bool) -> None:
 
 
 def count_statements(log_file: Path, since: int) -> collections.Counter[str]:
-    """Statements the server logged after byte `since` of its log, by kind."""
+    """Statements the server logged after byte `since` of its log, by kind. A statement's
+    text goes on over the following tab-indented lines."""
     kinds: collections.Counter[str] = collections.Counter()
+    statement: list[str] | None = None
     with log_file.open("rb") as log:
         log.seek(since)
         for raw in log:
-            match = _EXECUTE.search(raw.decode("utf-8", "replace").rstrip())
-            if match:
-                kinds[_kind(match.group(1))] += 1
+            line = raw.decode("utf-8", "replace").rstrip()
+            if statement is not None and line.startswith("\t"):
+                statement.append(line.strip())
+                continue
+            if statement is not None:
+                kinds[_kind(" ".join(statement).strip())] += 1
+                statement = None
+            match = _EXECUTE.search(line)
+            if match is not None:
+                statement = [match.group(1).strip()]
+    if statement is not None:
+        kinds[_kind(" ".join(statement).strip())] += 1
     return kinds
