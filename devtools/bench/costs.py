@@ -146,12 +146,15 @@ def _kind(sql: str) -> str:
     lowered = sql.lower()
     if verb == ";":
         return "; (the pool's liveness ping)"
-    for key in (" into ", " from ", "update ", " table "):
+    keys = {"INSERT": (" into ",), "UPDATE": ("update ",), "ALTER": (" table ",)}
+    for key in keys.get(verb, (" from ",)):
         at = lowered.find(key)
         if at >= 0:
             rest = sql[at + len(key) :].split()
             if rest:
                 return f"{verb} {rest[0].strip('(')}"
+    if verb == "SELECT" and len(words) > 1:  # a function: pg_notify(...)
+        return f"SELECT {words[1].split('(')[0]}"
     return verb
 
 
