@@ -122,7 +122,7 @@ class Bench:
                             sender_id=f"pn-{business_id}",
                             to=to,
                             message=TextMessage("Benchmark message"),
-                            idempotency_key=f"bare:{i}",
+                            idempotency_key=f"bare:{business_id}:{i}",
                         )
                         return
                     except WhatsAppRetryable:
