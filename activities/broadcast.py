@@ -102,10 +102,15 @@ async def audience_page(
     audience = await audience_repo.get(conn, broadcast.audience_id, broadcast.business_id)
     if audience is None:
         raise ApplicationError("the audience is gone", type="NotFound", non_retryable=True)
-    members = await audience_repo.members_page(
-        conn, audience.id, after_seq=after_seq, up_to_seq=up_to_seq
-    )
-    recipients = [RecipientRow(m.seq, m.seq, m.phone, None, m.line, m.vars) for m in members]
+    if broadcast.own_list:  # a retry: some members, listed with their seqs
+        recipients = await broadcast_repo.members_of_list_page(
+            conn, broadcast.broadcast_id, audience.id, after_seq=after_seq, up_to_seq=up_to_seq
+        )
+    else:
+        members = await audience_repo.members_page(
+            conn, audience.id, after_seq=after_seq, up_to_seq=up_to_seq
+        )
+        recipients = [RecipientRow(m.seq, m.seq, m.phone, None, m.line, m.vars) for m in members]
     spec = broadcast.message
     if spec.template_name is None:
         return recipients, None

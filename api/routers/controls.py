@@ -32,8 +32,8 @@ from api.errors import Conflict
 from api.routers.broadcasts import launch_broadcast
 from api.routers.tasks import load_task, render
 from api.schemas import PreviewOut, TaskEnvelope, TaskOut
+from longtasks.db.repositories import audiences as audience_repo
 from longtasks.db.repositories import broadcasts as broadcast_repo
-from longtasks.db.repositories.broadcasts import RecipientInput
 from longtasks.db.repositories.previews import broadcast_preview
 from longtasks.domain import Priority, TaskType
 from longtasks.tasks import Controlled, approve_task, pause_task, reject_task, resume_task
@@ -174,23 +174,28 @@ async def retry_failed(
         intake = await broadcast_repo.intake_of_task(conn, parent.id)
         if intake is None:
             raise Conflict(f"task {task_id} has no broadcast to retry")
-        phones = await broadcast_repo.retryable_failures(
-            conn, parent.id, intake.broadcast_id, error_codes=codes
+        retried = await broadcast_repo.retryable_failures(
+            conn, parent.id, intake, error_codes=codes
         )
-    if not phones:
+        # To an audience: the retry sends to those members, personalized from their rows.
+        audience = None
+        if intake.audience_id is not None:
+            audience = await audience_repo.get(conn, intake.audience_id, principal.business_id)
+    if not retried:
         raise Conflict(f"task {task_id} has no retryable failed items")
     task, broadcast_id = await launch_broadcast(
         resources,
         principal,
         name=intake.name[:180] + f" (retry of #{parent.id})",
         message=intake.message,
-        recipients=[RecipientInput(phone=p) for p in phones],
+        recipients=retried,
         priority=Priority(parent.priority),
         parent_task_id=parent.id,
+        audience=audience,
     )
     return RetryStarted(
         task=TaskOut.of(task),
         parent_task_id=parent.id,
         broadcast_id=broadcast_id,
-        items=len(phones),
+        items=len(retried),
     )

@@ -267,6 +267,8 @@ class BroadcastRecipient(Base):
     # E.164 when valid; the raw input (truncated) when not, with the reason.
     phone: Mapped[str] = mapped_column(String(64))
     invalid_reason: Mapped[str | None] = mapped_column(String(200))
+    # A retry of a broadcast to an audience: the member this recipient is (0008).
+    member_seq: Mapped[int | None] = mapped_column(Integer)
 
 
 class TaskItem(Base):

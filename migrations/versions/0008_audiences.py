@@ -11,7 +11,8 @@
   broadcast's pages are keyset ranges, exactly like `broadcast_recipients`.
 - `audience_errors`: every row left out, with its line and reason (an invalid number, a
   duplicate of an earlier line, a suppressed number).
-- `broadcasts.audience_id`: a broadcast that sends to an audience instead of its own list.
+- `broadcasts.audience_id`: a broadcast that sends to an audience instead of its own list;
+  `broadcast_recipients.member_seq`: a retry's recipient, as the audience member it is.
 - the task type `audience_import`.
 
 Revision ID: 0008_audiences
@@ -138,9 +139,11 @@ def upgrade() -> None:
         ),
     )
     op.create_index("ix_broadcasts_audience_id", "broadcasts", ["audience_id"])
+    op.add_column("broadcast_recipients", sa.Column("member_seq", sa.Integer()))
 
 
 def downgrade() -> None:
+    op.drop_column("broadcast_recipients", "member_seq")
     op.drop_index("ix_broadcasts_audience_id", table_name="broadcasts")
     op.drop_column("broadcasts", "audience_id")
     op.drop_table("audience_errors")

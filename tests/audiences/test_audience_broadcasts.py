@@ -7,6 +7,7 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 import httpx
+from sqlalchemy import text
 
 from tests.audiences.helpers import csv_bytes, import_ready, upload_ok
 from tests.conftest import Stack, israeli_numbers, wait_for_status
@@ -186,3 +187,46 @@ async def test_an_audience_cannot_be_deleted_while_a_broadcast_sends_to_it(
         items = (await http.get(f"/api/long_tasks/{task_id}/items", params={"limit": 5})).json()
         assert [i["status"] for i in items["items"]] == ["succeeded"] * 5
         assert items["items"][0]["label"] == "+972523043001"
+
+
+async def test_retrying_a_broadcast_to_an_audience_retries_those_members(
+    stack: Stack, new_business: Callable[[], Awaitable[int]]
+) -> None:
+    """The retry holds the members whose items failed retryably (here: numbers not on
+    WhatsApp, 131026), as those members: each message is personalized from its row again. A
+    row with an empty cell (missing_param) fails the same way again: not retried."""
+    business_id = await new_business()
+    reachable = israeli_numbers(30, start=44_000)
+    rows = [[n, f"name {i}", "x"] for i, n in enumerate(reachable)]
+    rows += [["052-3150000", "Unreachable A", "y"], ["052-3160000", "Unreachable B", ""]]
+    rows += [[israeli_numbers(1, start=44_500)[0], "", "z"]]  # no name: missing_param
+    async with stack.http(business_id, "operator") as http:
+        audience = await import_ready(http, csv_bytes(rows, ("phone", "name", "city")))
+        started = await start(http, audience["id"], template=TEMPLATE)
+        parent = await wait_for_status(http, started.json()["task"]["id"], {"completed"})
+        assert (parent["success_count"], parent["failed_count"]) == (30, 3)
+
+        response = await http.post(f"/api/long_tasks/{parent['id']}/retry_failed")
+        assert response.status_code == 202, response.text
+        retry = response.json()
+        assert retry["items"] == 2
+        done = await wait_for_status(http, retry["task"]["id"], {"completed"})
+        failed = (
+            await http.get(f"/api/long_tasks/{done['id']}/items", params={"status": "failed"})
+        ).json()["items"]
+    # Sent again, personalized (an unresolved parameter would have failed as missing_param),
+    # and refused by the provider again: the number is still not on WhatsApp.
+    assert sorted((i["label"], i["error_code"]) for i in failed) == [
+        ("+972523150000", "131026"),
+        ("+972523160000", "131026"),
+    ]
+    async with stack.engine.connect() as conn:
+        kept = await conn.execute(
+            text(
+                "SELECT b.audience_id, r.member_seq FROM broadcasts AS b"
+                " JOIN broadcast_recipients AS r ON r.broadcast_id = b.id"
+                " WHERE b.task_id = :t ORDER BY r.seq"
+            ),
+            {"t": done["id"]},
+        )
+        assert [tuple(r) for r in kept] == [(audience["id"], 31), (audience["id"], 32)]

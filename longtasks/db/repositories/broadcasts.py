@@ -6,9 +6,10 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, cast
 
-from sqlalchemy import Table, insert, select, text
+from sqlalchemy import Table, exists, insert, select, text
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from longtasks.audiences.template_params import MISSING_PARAM
 from longtasks.db.models import Broadcast, BroadcastRecipient, Business, BusinessPolicy
 from longtasks.db.repositories.policies import DEFAULT_FAILURE_SHARE, DEFAULT_WINDOW
 
@@ -22,6 +23,9 @@ policies = cast(Table, BusinessPolicy.__table__)
 class RecipientInput:
     phone: str
     invalid_reason: str | None = None
+    # A retry of a broadcast to an audience: the member this recipient is, whose row
+    # personalizes its message.
+    member_seq: int | None = None
 
 
 @dataclass(frozen=True)
@@ -44,7 +48,9 @@ class BroadcastForSend:
     daily_send_cap: int | None = None
     auto_pause_failure_share: float | None = DEFAULT_FAILURE_SHARE
     auto_pause_window: int = DEFAULT_WINDOW
+    # To an audience: its members, or (`own_list`, a retry) a list of some of them.
     audience_id: int | None = None
+    own_list: bool = True
 
 
 @dataclass(frozen=True)
@@ -59,9 +65,10 @@ class RecipientRow:
 
 
 _INSERT_RECIPIENTS = text("""
-    INSERT INTO broadcast_recipients (broadcast_id, seq, phone, invalid_reason)
-    SELECT :broadcast_id, ord, p, r
-    FROM unnest(CAST(:phones AS text[]), CAST(:reasons AS text[])) WITH ORDINALITY AS t(p, r, ord)
+    INSERT INTO broadcast_recipients (broadcast_id, seq, phone, invalid_reason, member_seq)
+    SELECT :broadcast_id, ord, p, r, m
+    FROM unnest(CAST(:phones AS text[]), CAST(:reasons AS text[]), CAST(:members AS int[]))
+        WITH ORDINALITY AS t(p, r, m, ord)
 """)
 
 
@@ -105,6 +112,7 @@ async def create_broadcast(
             "broadcast_id": broadcast_id,
             "phones": [r.phone for r in recipient_list],
             "reasons": [r.invalid_reason for r in recipient_list],
+            "members": [r.member_seq for r in recipient_list],
         },
     )
     return broadcast_id
@@ -127,6 +135,7 @@ async def get_for_task(conn: AsyncConnection, task_id: int) -> BroadcastForSend 
             policies.c.auto_pause_failure_share,
             policies.c.auto_pause_window,
             broadcasts.c.audience_id,
+            exists().where(recipients.c.broadcast_id == broadcasts.c.id),
         )
         .join(businesses, businesses.c.id == broadcasts.c.business_id)
         .outerjoin(policies, policies.c.business_id == broadcasts.c.business_id)
@@ -149,6 +158,7 @@ async def get_for_task(conn: AsyncConnection, task_id: int) -> BroadcastForSend 
         auto_pause_failure_share=row[11] if has_policy else DEFAULT_FAILURE_SHARE,
         auto_pause_window=row[12] if has_policy else DEFAULT_WINDOW,
         audience_id=row[13],
+        own_list=bool(row[14]),
     )
 
 
@@ -186,6 +196,7 @@ class BroadcastIntake:
     broadcast_id: int
     name: str
     message: MessageSpec
+    audience_id: int | None = None
 
 
 async def intake_of_task(conn: AsyncConnection, task_id: int) -> BroadcastIntake | None:
@@ -199,6 +210,7 @@ async def intake_of_task(conn: AsyncConnection, task_id: int) -> BroadcastIntake
                 broadcasts.c.template_name,
                 broadcasts.c.template_language,
                 broadcasts.c.template_params,
+                broadcasts.c.audience_id,
             ).where(broadcasts.c.task_id == task_id)
         )
     ).first()
@@ -210,17 +222,19 @@ async def intake_of_task(conn: AsyncConnection, task_id: int) -> BroadcastIntake
         message=MessageSpec(
             text=row[2], template_name=row[3], template_language=row[4], template_params=row[5]
         ),
+        audience_id=row[6],
     )
 
 
 # Failures a new attempt cannot fix, or must not try: a number that is not one, a recipient
-# who opted out (our suppression, or WhatsApp's 131050).
-NOT_RETRYABLE_CODES = ("invalid_phone", "opted_out", "131050")
+# who opted out (our suppression, or WhatsApp's 131050), a member whose row leaves a template
+# parameter empty.
+NOT_RETRYABLE_CODES = ("invalid_phone", "opted_out", "131050", MISSING_PARAM)
 
 # A recipient's ledger item is its seq in the broadcast. Only valid numbers that failed with a
 # retryable code, and never a number the task reached (succeeded) under another item.
 _RETRYABLE = text("""
-    SELECT r.phone, ti.error_code
+    SELECT r.phone, r.member_seq
     FROM task_items ti
     JOIN broadcast_recipients r ON r.broadcast_id = :broadcast AND r.seq = ti.seq
     WHERE ti.task_id = :task AND ti.status = 'failed'
@@ -235,17 +249,58 @@ _RETRYABLE = text("""
 """)
 
 
+# A broadcast to a whole audience: its items are the members' seqs (numbers are unique there).
+_RETRYABLE_MEMBERS = text("""
+    SELECT m.phone, m.seq
+    FROM task_items ti
+    JOIN audience_members m ON m.audience_id = :audience AND m.seq = ti.seq
+    WHERE ti.task_id = :task AND ti.status = 'failed'
+      AND coalesce(ti.error_code, '') <> ALL(CAST(:excluded AS text[]))
+      AND (CAST(:codes AS text[]) IS NULL OR ti.error_code = ANY(CAST(:codes AS text[])))
+    ORDER BY ti.seq
+""")
+
+
 async def retryable_failures(
-    conn: AsyncConnection, task_id: int, broadcast_id: int, *, error_codes: Sequence[str] | None
-) -> list[str]:
-    """The phones of a finished broadcast's items that failed retryably, in send order."""
+    conn: AsyncConnection,
+    task_id: int,
+    intake: BroadcastIntake,
+    *,
+    error_codes: Sequence[str] | None,
+) -> list[RecipientInput]:
+    """The recipients of a finished broadcast's items that failed retryably, in send order;
+    for a broadcast to an audience, as the members they are (a retry personalizes them)."""
+    to_members = intake.audience_id is not None and not await _has_own_list(
+        conn, intake.broadcast_id
+    )
     result = await conn.execute(
-        _RETRYABLE,
+        _RETRYABLE_MEMBERS if to_members else _RETRYABLE,
         {
             "task": task_id,
-            "broadcast": broadcast_id,
+            "broadcast": intake.broadcast_id,
+            "audience": intake.audience_id,
             "excluded": list(NOT_RETRYABLE_CODES),
             "codes": list(error_codes) if error_codes is not None else None,
         },
     )
-    return [r[0] for r in result]
+    return [RecipientInput(phone=r[0], member_seq=r[1]) for r in result]
+
+
+async def _has_own_list(conn: AsyncConnection, broadcast_id: int) -> bool:
+    found = await conn.execute(select(exists().where(recipients.c.broadcast_id == broadcast_id)))
+    return bool(found.scalar())
+
+
+async def members_of_list_page(
+    conn: AsyncConnection, broadcast_id: int, audience_id: int, *, after_seq: int, up_to_seq: int
+) -> list[RecipientRow]:
+    """A retry's recipients (some members of an audience) with their rows' line and values."""
+    result = await conn.execute(
+        text(
+            "SELECT r.id, r.seq, r.phone, m.line, m.vars FROM broadcast_recipients AS r"
+            " JOIN audience_members AS m ON m.audience_id = :a AND m.seq = r.member_seq"
+            " WHERE r.broadcast_id = :b AND r.seq > :after AND r.seq <= :up ORDER BY r.seq"
+        ),
+        {"a": audience_id, "b": broadcast_id, "after": after_seq, "up": up_to_seq},
+    )
+    return [RecipientRow(r[0], r[1], r[2], None, r[3], list(r[4])) for r in result]
