@@ -107,15 +107,23 @@ class AudienceBench(ReceiptBench):
             await asyncio.sleep(0.1)
 
     async def import_csv(self, business_id: int, csv: Path) -> dict[str, Any]:
-        """Upload and import; the figures of both."""
+        """Upload and import; the figures of both, and what the import cost."""
         api = self.stack.procs["api"]
         idle_rss = PeakRss(api.pid).now_mb()
-        with PeakRss(api.pid) as rss:
+        tables = costs.AUDIENCE_TABLES
+        await asyncio.sleep(1.5)
+        before = await costs.db_snapshot(self.engine, tables)
+        worker = costs.TreeCpuClock(self.stack.workers[0].pid)
+        with PeakRss(api.pid) as rss, costs.CpuClock(api.pid) as api_cpu:
             answer, answered_s = await self.upload(business_id, csv)
         stored = time.perf_counter()
-        audience = await self.wait_ready(business_id, answer["audience"]["id"])
+        with worker:
+            audience = await self.wait_ready(business_id, answer["audience"]["id"])
         imported_s = time.perf_counter() - stored
         rows = int(audience["row_count"])
+        await asyncio.sleep(1.5)
+        after = await costs.db_snapshot(self.engine, tables)
+        cost = costs.db_cost(before, after, rows, 0)
         return {
             "audience_id": audience["id"],
             "rows": rows,
@@ -127,6 +135,10 @@ class AudienceBench(ReceiptBench):
             "import_s": round(imported_s, 1),
             "import_rows_per_s": round(rows / imported_s, 1),
             "end_to_end_rows_per_s": round(rows / (answered_s + imported_s), 1),
+            "api_cpu_us_per_row": round(api_cpu.seconds / rows * 1e6, 1),
+            "import_cpu_us_per_row": round(worker.seconds / rows * 1e6, 1),
+            "member_bytes_per_row": cost["table_bytes_per_item"].get("audience_members"),
+            "wal_bytes_per_row": cost["wal_bytes_per_item"],
         }
 
     def bare_copy(self, csv: Path) -> float:

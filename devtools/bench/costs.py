@@ -78,6 +78,7 @@ def db_cost(before: DbSnapshot, after: DbSnapshot, items: int, pages: int) -> di
     wal = after.wal_lsn - before.wal_lsn
     xacts = after.xact_commit - before.xact_commit
     grown = {t: after.sizes[t] - before.sizes.get(t, 0) for t in after.sizes}
+    items = max(items, 1)
     return {
         "wal_bytes_per_item": round(wal / items, 1),
         "wal_bytes_per_page": round(wal / pages) if pages else None,
@@ -132,6 +133,34 @@ class CpuClock:
 
     def __exit__(self, *exc: object) -> None:
         self.seconds = self._now() - self._start
+
+
+class TreeCpuClock:
+    """CPU seconds of a process and its children (a worker and its normalizing processes),
+    counted over children alive at the end; a child's time is counted while it lives."""
+
+    def __init__(self, pid: int) -> None:
+        self._proc = psutil.Process(pid)
+        self._start: dict[int, float] = {}
+        self.seconds = 0.0
+
+    def _times(self) -> dict[int, float]:
+        found = {}
+        for proc in [self._proc, *self._proc.children(recursive=True)]:
+            try:
+                times = proc.cpu_times()
+            except psutil.Error:
+                continue
+            found[proc.pid] = float(times.user + times.system)
+        return found
+
+    def __enter__(self) -> TreeCpuClock:
+        self._start = self._times()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        end = self._times()
+        self.seconds = sum(t - self._start.get(pid, 0.0) for pid, t in end.items())
 
 
 # -- statements, from the server's own log ------------------------------------------------------

@@ -82,7 +82,14 @@ def markdown(r: dict[str, Any]) -> str:
                 f"202 after {i['answered_202_s']} s, API RSS {i['api_peak_rss_mb']:.0f} MB peak"
                 f" ({i['api_rss_idle_mb']:.0f} idle); import {i['import_rows_per_s']:,.0f}"
                 f" rows/s ({i['import_s']} s) vs one bare COPY of the file"
-                f" {i['bare_copy_rows_per_s']:,.0f} rows/s; {i['members']:,} members",
+                f" {i['bare_copy_rows_per_s']:,.0f} rows/s; {i['members']:,} members"
+                + (
+                    f"; import CPU {i['import_cpu_us_per_row']} us/row (worker and its"
+                    f" normalizing processes), {i['member_bytes_per_row']} B and"
+                    f" {i['wal_bytes_per_row']} B of WAL per member"
+                    if "import_cpu_us_per_row" in i
+                    else ""
+                ),
                 "202 <= 5 s, API RSS < 250 MB; rows/s stated",
                 _goal(i["answered_202_s"] <= 5 and i["api_peak_rss_mb"] < 250),
             )

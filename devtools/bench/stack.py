@@ -14,10 +14,25 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import psutil
+import psycopg
 
 from devtools.dev.processes import temporal_dev_command, wait_for_port
+from longtasks.db.engine import libpq_url
 from longtasks.settings import Settings
 from migrations.runner import upgrade
+
+# The compose stack's Postgres settings that take effect without a restart (see
+# docker-compose.yml and docs/capacity.md): checkpoints far enough apart that a million-item
+# broadcast does not rewrite the ledger's index pages into the WAL (full-page images) every
+# few hundred thousand items.
+POSTGRES_SETTINGS = {"max_wal_size": "4GB", "checkpoint_timeout": "15min"}
+
+
+def tune_postgres(database_url: str) -> None:
+    with psycopg.connect(libpq_url(database_url), autocommit=True) as conn:
+        for name, value in POSTGRES_SETTINGS.items():
+            conn.execute(f"ALTER SYSTEM SET {name} = '{value}'")
+        conn.execute("SELECT pg_reload_conf()")
 
 
 def free_port() -> int:
@@ -94,6 +109,7 @@ async def start_stack(**worker_env: str) -> BenchStack:
             import pgserver
         pg = pgserver.get_server(root / "pgdata", cleanup_mode="delete")  # type: ignore[attr-defined]
         database_url = str(pg.get_uri())
+        tune_postgres(database_url)
     upgrade(database_url)
     temporal_port, ui_port = free_port(), free_port()
     sandbox_port, api_port = free_port(), free_port()
