@@ -69,3 +69,23 @@ def test_the_worker_scales(compose: dict[str, Any]) -> None:
     assert "container_name" not in worker
     assert "ports" not in worker  # `--scale worker=N` would collide on a published port
     assert int(worker.get("stop_grace_period", "40s").rstrip("s")) >= 30
+
+
+def test_postgres_connections_cover_the_pools_at_twice_the_workers(
+    compose: dict[str, Any],
+) -> None:
+    """docs/capacity.md: each process's pool opens up to twice DB_POOL_SIZE (the overflow);
+    the server takes the API's, twice the configured workers' (`--scale worker=2N`) and room
+    for Temporal's own pools and the migration job."""
+    services = compose["services"]
+    command = services["postgres"]["command"]
+    settings = dict(arg.split("=", 1) for arg in command if "=" in str(arg))
+    max_connections = int(settings["max_connections"])
+    defaults = Settings()
+
+    def pool(name: str) -> int:
+        return 2 * int(_env(services[name]).get("DB_POOL_SIZE", defaults.db_pool_size))
+
+    workers = int(services["worker"].get("deploy", {}).get("replicas", 1))
+    needed = pool("api") + 2 * workers * pool("worker") + 50
+    assert max_connections >= needed, (max_connections, needed)
