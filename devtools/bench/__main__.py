@@ -3,7 +3,8 @@ and latest.md. The full run goes to a million: a 1,000,000-row CSV upload and im
 broadcasts to audiences of 10k, 100k and 1M, a delete of 1,000,000 receipts, a sync of a
 100,000-message mailbox (about 40 minutes on 2 cores). `BENCH_QUICK=1` stops at 100k (about
 10 minutes). `BENCH_ONLY=audience_intake,scale` runs just those scenarios and prints them
-without touching the committed results."""
+without touching the committed results, or keeps them as results/NAME.{json,md} with
+`BENCH_RESULTS=NAME`."""
 
 from __future__ import annotations
 
@@ -131,14 +132,17 @@ async def run(quick: bool, only: set[str]) -> dict[str, Any]:
 def main() -> int:
     quick = os.environ.get("BENCH_QUICK") == "1"
     only = {name for name in os.environ.get("BENCH_ONLY", "").split(",") if name}
+    # Where to keep the figures: `latest` for a whole run; a partial run (BENCH_ONLY) only
+    # prints, unless it is named (BENCH_RESULTS=million keeps results/million.{json,md}).
+    name = os.environ.get("BENCH_RESULTS") or (None if only else "latest")
     results = asyncio.run(run(quick, only))
-    if only:
-        print(markdown(results))
+    results["scenarios_run"] = sorted(only) if only else "all"
+    print(markdown(results))
+    if name is None:
         return 0
     RESULTS.mkdir(parents=True, exist_ok=True)
-    (RESULTS / "latest.json").write_text(json.dumps(results, indent=2) + "\n")
-    (RESULTS / "latest.md").write_text(markdown(results))
-    print(markdown(results))
+    (RESULTS / f"{name}.json").write_text(json.dumps(results, indent=2) + "\n")
+    (RESULTS / f"{name}.md").write_text(markdown(results))
     return 0
 
 
