@@ -166,8 +166,10 @@ def markdown(r: dict[str, Any]) -> str:
             )
         )
     load = r.get("load_average_at_start")
+    ran = r.get("scenarios_run", "all")
+    which = "" if ran == "all" else f", scenarios {', '.join(ran)} only"
     lines = [
-        f"# Benchmark results ({'quick' if r.get('quick') else 'full'} run)",
+        f"# Benchmark results ({'quick' if r.get('quick') else 'full'} run{which})",
         "",
         f"Commit `{r.get('commit')}`, measured {r.get('measured_at')} on {r.get('machine')}"
         + (f", load average {' / '.join(map(str, load))} at the start" if load else "")
