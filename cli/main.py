@@ -99,25 +99,25 @@ def _dev(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def _broadcast(settings: Settings, args: argparse.Namespace) -> int:
-    from cli.client import run_broadcast
+    from cli.verbs import run_broadcast
 
     return run_broadcast(args)
 
 
 def _tasks(settings: Settings, args: argparse.Namespace) -> int:
-    from cli.client import run_tasks
+    from cli.verbs import run_tasks
 
     return run_tasks(args)
 
 
 def _watch(settings: Settings, args: argparse.Namespace) -> int:
-    from cli.client import run_watch
+    from cli.verbs import run_watch
 
     return run_watch(args)
 
 
 def _cancel(settings: Settings, args: argparse.Namespace) -> int:
-    from cli.client import run_cancel
+    from cli.verbs import run_cancel
 
     return run_cancel(args)
 

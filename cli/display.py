@@ -1,0 +1,394 @@
+"""How the CLI shows tasks: rich's live progress bar, tables and colours on a terminal; plain
+lines anywhere else.
+
+On a terminal `longtasks watch` redraws rich's progress bar in place; the rate is rich's speed
+estimate over the last RATE_WINDOW_S seconds of snapshots, and the ETA its time remaining at
+that rate. When the output is not a terminal (a pipe, a file, CI) only plain text is written,
+one line per change, no colours or control codes, so scripts and logs can read it:
+
+    task 12 running  45.0%  540/1,200  ok 530  failed 10  cancelled 0  120/s  ETA 5s
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import io
+import math
+import time
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, TextIO
+
+from rich.console import Console, RenderableType
+from rich.progress import BarColumn, Progress, ProgressColumn, Task, TaskID
+from rich.table import Column, Table
+from rich.text import Text
+
+from longtasks.domain import TERMINAL_STATUSES, TaskStatus
+
+RATE_WINDOW_S = 10.0
+CANCELLING = "cancelling"  # shown for a running task whose cancel was requested
+
+_STATUS_STYLES: Mapping[str, str] = {
+    TaskStatus.scheduled: "blue",
+    TaskStatus.running: "cyan",
+    TaskStatus.completed: "green",
+    TaskStatus.cancelled: "yellow",
+    TaskStatus.failed: "bold red",
+    CANCELLING: "yellow",
+}
+
+
+def isatty(stream: object) -> bool:
+    isatty = getattr(stream, "isatty", None)
+    try:
+        return bool(isatty()) if callable(isatty) else False
+    except (ValueError, OSError):  # closed stream
+        return False
+
+
+def console(stream: TextIO, *, tty: bool | None = None) -> Console:
+    """A rich console on `stream`: colours and control codes only when it is a terminal.
+
+    Whether it is one is decided here, not by rich's reading of FORCE_COLOR or TTY_COMPATIBLE:
+    the plain form is a contract scripts rely on. NO_COLOR is still honoured.
+    """
+    terminal = isatty(stream) if tty is None else tty
+    return Console(file=stream, force_terminal=terminal, highlight=False, soft_wrap=not terminal)
+
+
+def _int(data: Mapping[str, Any], key: str) -> int:
+    value = data.get(key)
+    return int(value) if isinstance(value, int | float) and not isinstance(value, bool) else 0
+
+
+def parse_time(value: object) -> dt.datetime | None:
+    """An ISO 8601 timestamp from the API (`...Z` or `+00:00`), or None."""
+    if not isinstance(value, str) or not value:
+        return None
+    try:
+        return dt.datetime.fromisoformat(value)
+    except ValueError:
+        return None
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    """The fields of a task (the API's JSON) that the CLI shows."""
+
+    id: int
+    task_type: str
+    status: str  # a TaskStatus value, or one a newer server added
+    total: int
+    processed: int
+    success: int
+    failed: int
+    skipped: int
+    cancelled: int
+    cancel_requested: bool
+    error_message: str | None
+    created_at: dt.datetime | None
+    started_at: dt.datetime | None
+    completed_at: dt.datetime | None
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> Snapshot:
+        error = data.get("error_message")
+        return cls(
+            id=_int(data, "id"),
+            task_type=str(data.get("task_type") or "task"),
+            status=str(data.get("status") or "unknown"),
+            total=_int(data, "total_items"),
+            processed=_int(data, "processed_items"),
+            success=_int(data, "success_count"),
+            failed=_int(data, "failed_count"),
+            skipped=_int(data, "skipped_count"),
+            cancelled=_int(data, "cancelled_count"),
+            cancel_requested=bool(data.get("cancel_requested")),
+            error_message=str(error) if error else None,
+            created_at=parse_time(data.get("created_at")),
+            started_at=parse_time(data.get("started_at")),
+            completed_at=parse_time(data.get("completed_at")),
+        )
+
+    @property
+    def terminal(self) -> bool:
+        return self.status in TERMINAL_STATUSES
+
+    @property
+    def shown_status(self) -> str:
+        return CANCELLING if self.cancel_requested and not self.terminal else self.status
+
+    @property
+    def done(self) -> int:
+        """Items that need no more work: processed, plus the cancelled ones once terminal."""
+        return self.processed + (self.cancelled if self.terminal else 0)
+
+    @property
+    def percent(self) -> float:
+        """0..100, one decimal; an empty task is 0% while it runs and 100% once terminal."""
+        if self.total <= 0:
+            return 100.0 if self.terminal else 0.0
+        return round(min(100.0, max(0.0, 100.0 * self.done / self.total)), 1)
+
+    def change_key(self) -> tuple[object, ...]:
+        """What makes a new line worth printing when the output is not a terminal."""
+        return (
+            self.status,
+            self.total,
+            self.processed,
+            self.success,
+            self.failed,
+            self.skipped,
+            self.cancelled,
+            self.cancel_requested,
+        )
+
+
+def format_duration(seconds: float | None) -> str:
+    """`7s`, `1m05s`, `2h03m`, `3d04h`; `?` when unknown."""
+    if seconds is None or math.isnan(seconds) or math.isinf(seconds):
+        return "?"
+    total = max(0, round(seconds))
+    if total < 60:
+        return f"{total}s"
+    minutes, secs = divmod(total, 60)
+    if minutes < 60:
+        return f"{minutes}m{secs:02d}s"
+    hours, minutes = divmod(minutes, 60)
+    if hours < 24:
+        return f"{hours}h{minutes:02d}m"
+    days, hours = divmod(hours, 24)
+    return f"{days}d{hours:02d}h"
+
+
+def format_rate(rate: float | None) -> str:
+    """`-/s` when unknown, `12.5/s` below 100, `340/s`, `12.5k/s`."""
+    if rate is None or math.isnan(rate):
+        return "-/s"
+    rate = max(0.0, rate)
+    if rate < 100:
+        return f"{rate:.1f}/s"
+    if rate < 10_000:
+        return f"{rate:,.0f}/s"
+    return f"{rate / 1000:.1f}k/s"
+
+
+def _counts(snapshot: Snapshot, *, compact: bool = False) -> str:
+    counts = [f"ok {snapshot.success:,}", f"failed {snapshot.failed:,}"]
+    if snapshot.skipped:
+        counts.append(f"skipped {snapshot.skipped:,}")
+    if snapshot.cancelled or not compact:
+        counts.append(f"cancelled {snapshot.cancelled:,}")
+    return "  ".join(counts)
+
+
+def _pace(snapshot: Snapshot, rate: float | None, eta_s: float | None) -> str:
+    """Rate and ETA while a task runs; how long it took once it ended."""
+    if snapshot.terminal:
+        start = snapshot.started_at or snapshot.created_at
+        if start is None or snapshot.completed_at is None:
+            return ""
+        elapsed = max(0.0, (snapshot.completed_at - start).total_seconds())
+        pace = f"in {format_duration(elapsed)}"
+        if elapsed > 0 and snapshot.processed:
+            pace += f"  avg {format_rate(snapshot.processed / elapsed)}"
+        return pace
+    if snapshot.status == TaskStatus.scheduled:
+        return "waiting to start"
+    return f"{format_rate(rate)}  ETA {format_duration(eta_s)}"
+
+
+def plain_line(snapshot: Snapshot, rate: float | None = None, eta_s: float | None = None) -> str:
+    """The task on one line of plain text: status, percent, counts, then its pace."""
+    parts = [
+        f"task {snapshot.id} {snapshot.shown_status}",
+        f"{snapshot.percent:.1f}%",
+        f"{snapshot.processed:,}/{snapshot.total:,}",
+        _counts(snapshot),
+        _pace(snapshot, rate, eta_s),
+    ]
+    return "  ".join(part for part in parts if part)
+
+
+def styled_status(status: str) -> Text:
+    return Text(status, style=_STATUS_STYLES.get(status, ""))
+
+
+def styled_line(snapshot: Snapshot) -> Text:
+    """`plain_line` with its status coloured (colours show on a terminal only)."""
+    text = Text(plain_line(snapshot))
+    status = snapshot.shown_status
+    start = len(f"task {snapshot.id} ")
+    text.stylize(_STATUS_STYLES.get(status, ""), start, start + len(status))
+    return text
+
+
+def summary_line(snapshot: Snapshot) -> str:
+    line = (
+        f"task {snapshot.id} {snapshot.status}: {snapshot.processed:,} of {snapshot.total:,}"
+        f" processed, {snapshot.success:,} succeeded, {snapshot.failed:,} failed"
+    )
+    if snapshot.skipped:
+        line += f", {snapshot.skipped:,} skipped"
+    line += f", {snapshot.cancelled:,} cancelled"
+    if snapshot.error_message:
+        line += f" ({snapshot.error_message})"
+    return line
+
+
+def print_summary(out: Console, snapshot: Snapshot) -> None:
+    """The final line of a watch, its status coloured on a terminal."""
+    text = Text(summary_line(snapshot))
+    start = len(f"task {snapshot.id} ")
+    text.stylize(_STATUS_STYLES.get(snapshot.status, ""), start, start + len(snapshot.status))
+    out.print(text)
+
+
+class _SnapshotColumn(ProgressColumn):
+    """A column drawn from the task's latest snapshot; cut short, never wrapped, when the
+    terminal is too narrow for the whole line."""
+
+    def __init__(self, draw: Callable[[Snapshot, Task], Text]) -> None:
+        super().__init__(table_column=Column(no_wrap=True, overflow="ellipsis"))
+        self._draw = draw
+
+    def render(self, task: Task) -> Text:
+        snapshot: Snapshot = task.fields["snapshot"]
+        return self._draw(snapshot, task)
+
+
+def _title(snapshot: Snapshot, task: Task) -> Text:
+    return Text.assemble(f"task {snapshot.id} ", styled_status(snapshot.shown_status))
+
+
+def _amount(snapshot: Snapshot, task: Task) -> Text:
+    return Text(f"{snapshot.percent:5.1f}%  {snapshot.processed:,}/{snapshot.total:,}")
+
+
+def _live_pace(snapshot: Snapshot, task: Task) -> Text:
+    return Text(_pace(snapshot, task.speed, task.time_remaining), style="bold")
+
+
+class _TwoLineProgress(Progress):
+    """Rich's progress row, then the task's counts on a line of their own: the whole line does
+    not fit 80 columns once counts reach the thousands."""
+
+    def get_renderables(self) -> Iterable[RenderableType]:
+        yield self.make_tasks_table(self.tasks)
+        for task in self.tasks:
+            snapshot: Snapshot = task.fields["snapshot"]
+            yield Text(
+                _counts(snapshot, compact=True), style="dim", no_wrap=True, overflow="ellipsis"
+            )
+
+
+class ProgressDisplay:
+    """One task's progress: rich's live bar on a terminal, a plain line per change elsewhere.
+
+    Either way rich's task keeps the samples its rate and ETA come from; `clock` is its time
+    source (seconds, monotonic).
+    """
+
+    def __init__(
+        self,
+        out: TextIO,
+        *,
+        tty: bool | None = None,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.out = out
+        self.tty = isatty(out) if tty is None else tty
+        self._progress = _TwoLineProgress(
+            _SnapshotColumn(_title),
+            BarColumn(bar_width=20),
+            _SnapshotColumn(_amount),
+            _SnapshotColumn(_live_pace),
+            console=console(out, tty=self.tty),
+            get_time=clock,
+            speed_estimate_period=RATE_WINDOW_S,
+            disable=not self.tty,
+            # Our error stream is written to directly (after end_line); nothing to capture.
+            redirect_stdout=False,
+            redirect_stderr=False,
+        )
+        self._task: TaskID | None = None
+        self._live = False
+        self._last_key: tuple[object, ...] | None = None
+
+    def show(self, snapshot: Snapshot) -> None:
+        # Rich's bar and percentage run on (done, total); an empty task that has not ended has
+        # an unknown total (a pulsing bar), an empty one that ended is complete.
+        total: float | None = snapshot.total or (1 if snapshot.terminal else None)
+        done = snapshot.done if snapshot.total else (1 if snapshot.terminal else 0)
+        if self._task is None:
+            self._task = self._progress.add_task("", total=total, snapshot=snapshot)
+        self._progress.update(self._task, total=total, completed=done, snapshot=snapshot)
+        if self.tty:
+            if not self._live:
+                self._progress.start()
+                self._live = True
+            self._progress.refresh()
+            return
+        key = snapshot.change_key()
+        if key == self._last_key:
+            return
+        self._last_key = key
+        task = self._progress.tasks[0]
+        rate, eta_s = task.speed, task.time_remaining
+        self.out.write(plain_line(snapshot, rate, eta_s) + "\n")
+        self.out.flush()
+
+    def end_line(self) -> None:
+        """Stops redrawing (before a prompt, a message or the summary); the last bar stays."""
+        if self._live:
+            self._progress.stop()
+            self._live = False
+
+
+_RIGHT_ALIGNED = frozenset({"ID", "PROGRESS", "DONE/TOTAL", "OK", "FAILED", "CANCELLED"})
+TABLE_HEADERS = (
+    "ID", "TYPE", "STATUS", "PROGRESS", "DONE/TOTAL", "OK", "FAILED", "CANCELLED", "CREATED",
+)  # fmt: skip
+
+
+def _created(snapshot: Snapshot) -> str:
+    if snapshot.created_at is None:
+        return "-"
+    return snapshot.created_at.astimezone().strftime("%Y-%m-%d %H:%M:%S")
+
+
+def tasks_table(tasks: Sequence[Snapshot], *, tty: bool) -> Table:
+    """Aligned columns with a header, numbers right-aligned; statuses coloured on a terminal."""
+    table = Table(box=None, pad_edge=False, header_style="bold" if tty else "")
+    for header in TABLE_HEADERS:
+        table.add_column(
+            header,
+            justify="right" if header in _RIGHT_ALIGNED else "left",
+            # On a narrow terminal the date wraps at its space; numbers are never cut.
+            no_wrap=header != "CREATED",
+        )
+    for s in tasks:
+        table.add_row(
+            str(s.id),
+            s.task_type,
+            styled_status(s.shown_status),
+            f"{s.percent:.1f}%",
+            f"{s.processed:,}/{s.total:,}",
+            f"{s.success:,}",
+            f"{s.failed:,}",
+            f"{s.cancelled:,}",
+            _created(s),
+        )
+    return table
+
+
+def print_table(out: TextIO, table: Table, *, tty: bool | None = None) -> None:
+    """On a terminal, fitted to its width; elsewhere at full width, without trailing blanks."""
+    if tty if tty is not None else isatty(out):
+        console(out, tty=True).print(table)
+        return
+    buffer = io.StringIO()
+    Console(file=buffer, force_terminal=False, width=100_000).print(table)
+    out.write("".join(line.rstrip() + "\n" for line in buffer.getvalue().splitlines()))
+    out.flush()

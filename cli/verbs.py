@@ -1,0 +1,169 @@
+"""The client verbs, `broadcast`, `tasks`, `watch` and `cancel`, over the REST API.
+
+Each builds its client from the environment (`cli.rest`), prints a CliError as one line and
+exits with the codes in `cli.errors`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TextIO
+
+from rich.text import Text
+
+from cli.display import Snapshot, console, isatty, print_table, styled_line, tasks_table
+from cli.errors import EXIT_INTERRUPTED, EXIT_OK, CliError
+from cli.recipients import read_recipients
+from cli.rest import JSON, ApiClient, json_object
+from cli.watch import watch_task
+from longtasks.domain import TaskStatus, TaskType
+
+
+@dataclass
+class Streams:
+    out: TextIO
+    err: TextIO
+    stdin: TextIO
+
+    @classmethod
+    def default(cls) -> Streams:
+        return cls(sys.stdout, sys.stderr, sys.stdin)
+
+
+def _run(body: Callable[[ApiClient, Streams], int], streams: Streams | None = None) -> int:
+    """Builds the client from the environment, prints a CliError as one line."""
+    streams = streams or Streams.default()
+    # `longtasks` logs at INFO; httpx would log every request (one a second while polling).
+    logging.getLogger("httpx").setLevel(logging.WARNING)
+    try:
+        with ApiClient.from_env() as api:
+            return body(api, streams)
+    except CliError as exc:
+        error = Text.assemble(("longtasks: error:", "bold red"), " ", exc.message)
+        console(streams.err).print(error)
+        streams.err.flush()
+        return exc.exit_code
+    except KeyboardInterrupt:
+        streams.err.write("\ninterrupted\n")
+        return EXIT_INTERRUPTED
+
+
+def default_name(path: str) -> str:
+    return "broadcast" if path == "-" else (Path(path).stem or "broadcast")
+
+
+def broadcast_body(args: argparse.Namespace, recipients: Sequence[str]) -> JSON:
+    """The `POST /api/broadcasts` body from the verb's flags."""
+    params = list(args.param or [])
+    if args.template is not None:
+        if not args.language:
+            raise CliError("--template needs --language (e.g. --language he)")
+        message: JSON = {
+            "template": {"name": args.template, "language": args.language, "params": params}
+        }
+    else:
+        if args.language or params:
+            raise CliError("--language and --param go with --template, not --text")
+        message = {"text": args.text}
+    body: JSON = {
+        "name": args.name or default_name(args.recipients),
+        "message": message,
+        "recipients": list(recipients),
+    }
+    if args.start_at:
+        body["start_at"] = args.start_at
+    if args.priority:
+        body["priority"] = args.priority
+    return body
+
+
+def broadcast(api: ApiClient, args: argparse.Namespace, streams: Streams) -> int:
+    recipients = read_recipients(args.recipients, streams.stdin)
+    body = broadcast_body(args, recipients)
+    started = api.start_broadcast(body)
+    task = json_object(started.get("task"))
+    snapshot = Snapshot.from_json(task)
+    streams.out.write(
+        f"task {snapshot.id} {snapshot.status}: broadcast #{started.get('broadcast_id')}"
+        f" {body['name']!r} to {len(recipients):,} rows:"
+        f" {started.get('recipients_accepted', 0):,} accepted,"
+        f" {started.get('recipients_invalid', 0):,} invalid,"
+        f" {started.get('duplicates_dropped', 0):,} duplicates dropped\n"
+    )
+    if task.get("start_at") and snapshot.status == TaskStatus.scheduled:
+        streams.out.write(f"starts at {task['start_at']}\n")
+    streams.out.flush()
+    if not args.follow:
+        return EXIT_OK
+    return watch_task(api, snapshot.id, out=streams.out, err=streams.err, stdin=streams.stdin)
+
+
+def list_tasks(api: ApiClient, args: argparse.Namespace, streams: Streams) -> int:
+    if not 1 <= args.limit <= 500:
+        raise CliError("--limit must be between 1 and 500")
+    tasks: list[JSON] = []
+    cursor: str | None = None
+    seen_cursors: set[str] = set()
+    while True:
+        page = api.list_tasks(
+            task_type=TaskType(args.type) if args.type else None,
+            status=TaskStatus(args.status) if args.status else None,
+            limit=args.limit,
+            cursor=cursor,
+        )
+        tasks.extend(json_object(item) for item in page.get("items") or [])
+        next_cursor = page.get("next_cursor")
+        if not args.all or not next_cursor or next_cursor in seen_cursors:
+            break
+        seen_cursors.add(next_cursor)
+        cursor = str(next_cursor)
+    if not tasks:
+        streams.out.write("no tasks\n")
+    else:
+        tty = isatty(streams.out)
+        snapshots = [Snapshot.from_json(task) for task in tasks]
+        print_table(streams.out, tasks_table(snapshots, tty=tty), tty=tty)
+        if not args.all and page.get("next_cursor"):
+            streams.out.write(f"(first {len(tasks)} shown; --all for every task)\n")
+    streams.out.flush()
+    return EXIT_OK
+
+
+def watch(api: ApiClient, args: argparse.Namespace, streams: Streams) -> int:
+    return watch_task(api, args.task_id, out=streams.out, err=streams.err, stdin=streams.stdin)
+
+
+def cancel(api: ApiClient, args: argparse.Namespace, streams: Streams) -> int:
+    status, task = api.cancel_task(args.task_id, args.reason)
+    snapshot = Snapshot.from_json(task)
+    if status == 200 or snapshot.terminal:
+        streams.out.write(f"task {snapshot.id} is {snapshot.status}; nothing to cancel\n")
+    else:
+        streams.out.write(
+            f"task {snapshot.id}: cancel requested (`longtasks watch {snapshot.id}` to see it"
+            " stop)\n"
+        )
+    console(streams.out).print(styled_line(snapshot))
+    streams.out.flush()
+    return EXIT_OK
+
+
+def run_broadcast(args: argparse.Namespace, streams: Streams | None = None) -> int:
+    return _run(lambda api, s: broadcast(api, args, s), streams)
+
+
+def run_tasks(args: argparse.Namespace, streams: Streams | None = None) -> int:
+    return _run(lambda api, s: list_tasks(api, args, s), streams)
+
+
+def run_watch(args: argparse.Namespace, streams: Streams | None = None) -> int:
+    return _run(lambda api, s: watch(api, args, s), streams)
+
+
+def run_cancel(args: argparse.Namespace, streams: Streams | None = None) -> int:
+    return _run(lambda api, s: cancel(api, args, s), streams)

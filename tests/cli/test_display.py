@@ -1,0 +1,177 @@
+"""How the CLI shows tasks: plain lines off a terminal (what scripts read), rich's live bar, rate
+and ETA on one, and the tasks table in both."""
+
+from __future__ import annotations
+
+import io
+import re
+
+import pytest
+
+from cli.display import (
+    RATE_WINDOW_S,
+    ProgressDisplay,
+    Snapshot,
+    format_duration,
+    format_rate,
+    plain_line,
+    print_table,
+    summary_line,
+    tasks_table,
+)
+from tests.cli.helpers import FakeClock, TtyStringIO, done_json, task_json
+
+CONTROL_CODES = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]")
+
+
+def snapshot(**overrides: object) -> Snapshot:
+    return Snapshot.from_json(task_json(**overrides))
+
+
+def test_percent_rounds_clamps_and_treats_empty_tasks() -> None:
+    assert snapshot(total_items=3, processed_items=1).percent == 33.3
+    assert snapshot(processed_items=0).percent == 0.0
+    assert snapshot(processed_items=200).percent == 100.0
+    assert snapshot(processed_items=250).percent == 100.0
+    assert snapshot(processed_items=-5).percent == 0.0
+    assert snapshot(total_items=0, processed_items=0).percent == 0.0
+    assert Snapshot.from_json(done_json(total_items=0, processed_items=0)).percent == 100.0
+
+
+def test_durations_and_rates_are_short() -> None:
+    assert format_duration(None) == "?"
+    assert format_duration(float("inf")) == "?"
+    assert format_duration(0.4) == "0s"
+    assert format_duration(7) == "7s"
+    assert format_duration(65) == "1m05s"
+    assert format_duration(7380) == "2h03m"
+    assert format_duration(3 * 86400 + 4 * 3600) == "3d04h"
+    assert format_rate(None) == "-/s"
+    assert format_rate(12.345) == "12.3/s"
+    assert format_rate(340.4) == "340/s"
+    assert format_rate(1234.0) == "1,234/s"
+    assert format_rate(12_500.0) == "12.5k/s"
+
+
+def test_running_line_shows_counts_rate_and_eta() -> None:
+    line = plain_line(snapshot(), 15.0, 10)
+    assert line == ("task 7 running  25.0%  50/200  ok 48  failed 2  cancelled 0  15.0/s  ETA 10s")
+
+
+def test_terminal_line_shows_duration_instead_of_eta() -> None:
+    line = plain_line(Snapshot.from_json(done_json()))
+    assert line.startswith("task 7 completed  100.0%  200/200")
+    assert line.endswith("in 10s  avg 20.0/s")
+    assert "ETA" not in line
+
+
+def test_cancelled_line_counts_cancelled_items_as_done() -> None:
+    cancelled = Snapshot.from_json(
+        done_json(
+            "cancelled", processed_items=80, success_count=80, failed_count=0, cancelled_count=120
+        )
+    )
+    assert cancelled.done == 200
+    line = plain_line(cancelled)
+    assert "100.0%" in line and "cancelled 120" in line
+
+
+def test_cancel_requested_shows_cancelling_and_unknown_rate() -> None:
+    line = plain_line(snapshot(cancel_requested=True))
+    assert line.startswith("task 7 cancelling")
+    assert line.endswith("-/s  ETA ?")
+
+
+def test_scheduled_line_says_it_waits() -> None:
+    assert plain_line(snapshot(status="scheduled", processed_items=0)).endswith("waiting to start")
+
+
+def test_summary_mentions_skipped_only_when_there_are_some() -> None:
+    assert "skipped" not in summary_line(Snapshot.from_json(done_json()))
+    assert ", 3 skipped" in summary_line(Snapshot.from_json(done_json(skipped_count=3)))
+
+
+def shown(display: ProgressDisplay, clock: FakeClock, at: float, processed: int) -> None:
+    clock.now = at
+    display.show(snapshot(total_items=10_000, processed_items=processed))
+
+
+def test_plain_display_prints_a_line_per_change_with_rate_and_eta() -> None:
+    out, clock = io.StringIO(), FakeClock()
+    display = ProgressDisplay(out, clock=clock)
+    shown(display, clock, 0.0, 100)
+    shown(display, clock, 0.0, 100)  # unchanged: no line
+    shown(display, clock, 2.0, 140)
+    lines = out.getvalue().splitlines()
+    assert len(lines) == 2
+    assert lines[0].endswith("-/s  ETA ?"), "one sample: the rate is unknown"
+    assert lines[1].endswith("20.0/s  ETA 8m13s"), "40 items in 2 s; 9,860 left"
+    assert "\x1b" not in out.getvalue()
+
+
+def test_the_rate_follows_the_last_seconds() -> None:
+    out, clock = io.StringIO(), FakeClock()
+    display = ProgressDisplay(out, clock=clock)
+    for second in range(11):  # 10 items/s for 10 s
+        shown(display, clock, float(second), second * 10)
+    assert out.getvalue().splitlines()[-1].endswith("10.0/s  ETA 16m30s")
+    start = 10 + int(RATE_WINDOW_S)
+    for second in range(11, start + 2):  # then 50 items/s, for longer than the window
+        shown(display, clock, float(second), 100 + (second - 10) * 50)
+    assert " 50.0/s " in out.getvalue().splitlines()[-1]
+
+
+@pytest.mark.parametrize("columns", [80, 100])
+def test_a_terminal_gets_a_live_bar_that_fits_and_keeps_the_eta(
+    columns: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("COLUMNS", str(columns))
+    out, clock = TtyStringIO(), FakeClock()
+    display = ProgressDisplay(out, clock=clock)
+    wide = dict(id=1234, total_items=100_000, success_count=54_000, failed_count=321)
+    clock.now = 1.0
+    display.show(Snapshot.from_json(task_json(processed_items=50_000, **wide)))
+    clock.now = 11.0
+    display.show(Snapshot.from_json(task_json(processed_items=54_321, **wide)))
+    display.end_line()
+    frames = [CONTROL_CODES.sub("", frame) for frame in out.getvalue().split("\r")]
+    progress, counts = frames[-1].strip("\n").split("\n")
+    assert len(progress) <= columns
+    assert progress.startswith("task 1234 running ━")
+    assert progress.rstrip().endswith("54.3%  54,321/100,000 432/s  ETA 1m46s")
+    assert counts.rstrip() == "ok 54,000  failed 321", "a zero cancelled count left out"
+    assert "\x1b[36mrunning" in out.getvalue(), "the status in colour"
+
+
+def test_tasks_table_off_a_terminal_is_aligned_plain_text() -> None:
+    tasks = [
+        Snapshot.from_json(task_json(id=12)),
+        Snapshot.from_json(done_json(id=3, task_type="receipt_sync")),
+    ]
+    out = io.StringIO()
+    print_table(out, tasks_table(tasks, tty=False))
+    text = out.getvalue()
+    assert "\x1b" not in text
+    lines = text.splitlines()
+    assert all(line == line.rstrip() for line in lines)
+    assert lines[0].split() == [
+        "ID",
+        "TYPE",
+        "STATUS",
+        "PROGRESS",
+        "DONE/TOTAL",
+        "OK",
+        "FAILED",
+        "CANCELLED",
+        "CREATED",
+    ]
+    assert lines[1].split()[:6] == ["12", "broadcast", "running", "25.0%", "50/200", "48"]
+    assert lines[2].split()[:6] == ["3", "receipt_sync", "completed", "100.0%", "200/200", "198"]
+    assert lines[1].index("running") == lines[2].index("completed")
+
+
+def test_tasks_table_on_a_terminal_has_colours(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("COLUMNS", "120")
+    out = TtyStringIO()
+    print_table(out, tasks_table([Snapshot.from_json(done_json("failed"))], tty=True))
+    assert "\x1b[1;31mfailed" in out.getvalue()
