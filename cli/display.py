@@ -215,13 +215,17 @@ def styled_status(status: str) -> Text:
     return Text(status, style=_STATUS_STYLES.get(status, ""))
 
 
-def styled_line(snapshot: Snapshot) -> Text:
-    """`plain_line` with its status coloured (colours show on a terminal only)."""
-    text = Text(plain_line(snapshot))
-    status = snapshot.shown_status
+def _status_coloured(line: str, snapshot: Snapshot, status: str) -> Text:
+    """`line`, which starts `task {id} {status}`, with its status coloured."""
+    text = Text(line)
     start = len(f"task {snapshot.id} ")
     text.stylize(_STATUS_STYLES.get(status, ""), start, start + len(status))
     return text
+
+
+def styled_line(snapshot: Snapshot) -> Text:
+    """`plain_line` with its status coloured (colours show on a terminal only)."""
+    return _status_coloured(plain_line(snapshot), snapshot, snapshot.shown_status)
 
 
 def summary_line(snapshot: Snapshot) -> str:
@@ -239,10 +243,7 @@ def summary_line(snapshot: Snapshot) -> str:
 
 def print_summary(out: Console, snapshot: Snapshot) -> None:
     """The final line of a watch, its status coloured on a terminal."""
-    text = Text(summary_line(snapshot))
-    start = len(f"task {snapshot.id} ")
-    text.stylize(_STATUS_STYLES.get(snapshot.status, ""), start, start + len(snapshot.status))
-    out.print(text)
+    out.print(_status_coloured(summary_line(snapshot), snapshot, snapshot.status))
 
 
 class _SnapshotColumn(ProgressColumn):
@@ -299,22 +300,26 @@ class ProgressDisplay:
     ) -> None:
         self.out = out
         self.tty = isatty(out) if tty is None else tty
-        self._progress = _TwoLineProgress(
+        self.clock = clock
+        self._progress = self._new_progress()
+        self._task: TaskID | None = None
+        self._live = False
+        self._last_key: tuple[object, ...] | None = None
+
+    def _new_progress(self) -> Progress:
+        return _TwoLineProgress(
             _SnapshotColumn(_title),
             BarColumn(bar_width=20),
             _SnapshotColumn(_amount),
             _SnapshotColumn(_live_pace),
-            console=console(out, tty=self.tty),
-            get_time=clock,
+            console=console(self.out, tty=self.tty),
+            get_time=self.clock,
             speed_estimate_period=RATE_WINDOW_S,
             disable=not self.tty,
             # Our error stream is written to directly (after end_line); nothing to capture.
             redirect_stdout=False,
             redirect_stderr=False,
         )
-        self._task: TaskID | None = None
-        self._live = False
-        self._last_key: tuple[object, ...] | None = None
 
     def show(self, snapshot: Snapshot) -> None:
         # Rich's bar and percentage run on (done, total); an empty task that has not ended has
@@ -344,6 +349,11 @@ class ProgressDisplay:
         if self._live:
             self._progress.stop()
             self._live = False
+            # A live display started again would first move the cursor up over as many lines
+            # as its last frame had, erasing whatever was written since (a prompt, a note):
+            # the next one starts afresh, its rate from new samples.
+            self._progress = self._new_progress()
+            self._task = None
 
 
 _RIGHT_ALIGNED = frozenset({"ID", "PROGRESS", "DONE/TOTAL", "OK", "FAILED", "CANCELLED"})

@@ -151,30 +151,33 @@ def watch_task(
     display = display or ProgressDisplay(out)
     watcher = Watcher(api, task_id, display, err, poll_interval_s=poll_interval_s, sleep=sleep)
     cancel_sent = False
-    while True:
-        try:
-            final = watcher.run()
-            break
-        except KeyboardInterrupt:
-            display.end_line()
-            if cancel_sent:
-                err.write(f"stopped watching; task {task_id} is still being cancelled\n")
-                return EXIT_INTERRUPTED
-            if not confirm(f"Cancel task {task_id}? [y/N] ", stdin, err):
-                err.write(
-                    f"stopped watching; task {task_id} keeps running"
-                    f" (`longtasks watch {task_id}` to follow it again)\n"
-                )
-                return EXIT_INTERRUPTED
-            status, task = api.cancel_task(task_id, "cancelled from the CLI")
-            cancel_sent = True
-            snapshot = Snapshot.from_json(task)
-            if status == 200 or snapshot.terminal:
-                err.write(f"task {task_id} had already finished ({snapshot.status})\n")
-            else:
-                err.write(f"cancel requested; waiting for task {task_id} to stop...\n")
-            err.flush()
-    display.end_line()
+    try:
+        while True:
+            try:
+                final = watcher.run()
+                break
+            except KeyboardInterrupt:
+                display.end_line()
+                if cancel_sent:
+                    err.write(f"stopped watching; task {task_id} is still being cancelled\n")
+                    return EXIT_INTERRUPTED
+                if not confirm(f"Cancel task {task_id}? [y/N] ", stdin, err):
+                    err.write(
+                        f"stopped watching; task {task_id} keeps running"
+                        f" (`longtasks watch {task_id}` to follow it again)\n"
+                    )
+                    return EXIT_INTERRUPTED
+                status, task = api.cancel_task(task_id, "cancelled from the CLI")
+                cancel_sent = True
+                snapshot = Snapshot.from_json(task)
+                if status == 200 or snapshot.terminal:
+                    err.write(f"task {task_id} had already finished ({snapshot.status})\n")
+                else:
+                    err.write(f"cancel requested; waiting for task {task_id} to stop...\n")
+                err.flush()
+    finally:
+        # Also on an error: rich hides the cursor while its bar is live.
+        display.end_line()
     print_summary(console(out, tty=display.tty), final)
     out.flush()
     return exit_code_for(final.status)

@@ -220,6 +220,19 @@ def test_ctrl_c_then_yes_cancels_and_keeps_watching() -> None:
     assert out.splitlines()[-1].startswith("task 7 cancelled: 60 of 200 processed")
 
 
+def test_on_a_terminal_the_bar_drawn_after_the_question_leaves_it_on_screen() -> None:
+    cancelled = done_json("cancelled", processed_items=60, cancelled_count=140)
+    recorder = Recorder([sse_response(interrupted_stream()), sse_response(sse_body(cancelled))], [])
+    screen = TtyStringIO()  # the bar and the question share one terminal
+    with mock_api(recorder) as api:
+        code = watch_task(
+            api, 7, out=screen, err=screen, stdin=TtyStringIO("y\n"), sleep=lambda _: None
+        )
+    assert code == EXIT_CANCELLED
+    after_question = screen.getvalue().split("waiting for task 7 to stop...\n")[1]
+    assert "\x1b[1A" not in after_question.split("task 7")[0], "no cursor-up over the question"
+
+
 @pytest.mark.parametrize("stdin", [TtyStringIO("n\n"), TtyStringIO(""), io.StringIO("y\n")])
 def test_ctrl_c_without_yes_leaves_the_task_running(stdin: io.StringIO) -> None:
     recorder = Recorder([sse_response(interrupted_stream())], [])
