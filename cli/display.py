@@ -30,12 +30,21 @@ RATE_WINDOW_S = 10.0
 CANCELLING = "cancelling"  # shown for a running task whose cancel was requested
 
 _STATUS_STYLES: Mapping[str, str] = {
+    TaskStatus.awaiting_approval: "blue",
     TaskStatus.scheduled: "blue",
     TaskStatus.running: "cyan",
+    TaskStatus.paused: "magenta",
     TaskStatus.completed: "green",
     TaskStatus.cancelled: "yellow",
     TaskStatus.failed: "bold red",
+    TaskStatus.expired: "yellow",
     CANCELLING: "yellow",
+}
+# What a task that is not moving shows instead of a rate and an ETA.
+_WAITING: Mapping[str, str] = {
+    TaskStatus.awaiting_approval: "waiting for approval",
+    TaskStatus.scheduled: "waiting to start",
+    TaskStatus.paused: "no ETA while paused",
 }
 
 
@@ -194,8 +203,8 @@ def _pace(snapshot: Snapshot, rate: float | None, eta_s: float | None) -> str:
         if elapsed > 0 and snapshot.processed:
             pace += f"  avg {format_rate(snapshot.processed / elapsed)}"
         return pace
-    if snapshot.status == TaskStatus.scheduled:
-        return "waiting to start"
+    if snapshot.status in _WAITING:
+        return _WAITING[snapshot.status]
     return f"{format_rate(rate)}  ETA {format_duration(eta_s)}"
 
 

@@ -82,8 +82,16 @@ def test_cancel_requested_shows_cancelling_and_unknown_rate() -> None:
     assert line.endswith("-/s  ETA ?")
 
 
-def test_scheduled_line_says_it_waits() -> None:
+def test_a_task_that_is_not_moving_says_why_instead_of_an_eta() -> None:
     assert plain_line(snapshot(status="scheduled", processed_items=0)).endswith("waiting to start")
+    assert plain_line(snapshot(status="awaiting_approval")).endswith("waiting for approval")
+    assert plain_line(snapshot(status="paused")).endswith("no ETA while paused")
+
+
+def test_an_expired_task_has_ended() -> None:
+    expired = Snapshot.from_json(done_json("expired", processed_items=0, success_count=0))
+    assert expired.terminal
+    assert "ETA" not in plain_line(expired)
 
 
 def test_summary_mentions_skipped_only_when_there_are_some() -> None:
