@@ -28,23 +28,19 @@ from longtasks.domain import TERMINAL_STATUSES, TaskStatus
 
 RATE_WINDOW_S = 10.0
 CANCELLING = "cancelling"  # shown for a running task whose cancel was requested
+PAUSING = "pausing"  # shown for a running task whose pause was requested
 
 _STATUS_STYLES: Mapping[str, str] = {
-    TaskStatus.awaiting_approval: "blue",
     TaskStatus.scheduled: "blue",
     TaskStatus.running: "cyan",
-    TaskStatus.paused: "magenta",
     TaskStatus.completed: "green",
     TaskStatus.cancelled: "yellow",
     TaskStatus.failed: "bold red",
+    TaskStatus.paused: "magenta",
+    TaskStatus.awaiting_approval: "bold magenta",
     TaskStatus.expired: "yellow",
     CANCELLING: "yellow",
-}
-# What a task that is not moving shows instead of a rate and an ETA.
-_WAITING: Mapping[str, str] = {
-    TaskStatus.awaiting_approval: "waiting for approval",
-    TaskStatus.scheduled: "waiting to start",
-    TaskStatus.paused: "no ETA while paused",
+    PAUSING: "magenta",
 }
 
 
@@ -99,6 +95,12 @@ class Snapshot:
     created_at: dt.datetime | None
     started_at: dt.datetime | None
     completed_at: dt.datetime | None
+    pause_requested: bool = False
+    # Why it waits or paused (a quota, the circuit breaker), in the server's words.
+    status_reason: str | None = None
+    # The server's estimate (it knows the sender's pace and the daily caps); None: unknown.
+    eta_seconds: float | None = None
+    approval_expires_at: dt.datetime | None = None
 
     @classmethod
     def from_json(cls, data: Mapping[str, Any]) -> Snapshot:
@@ -118,6 +120,12 @@ class Snapshot:
             created_at=parse_time(data.get("created_at")),
             started_at=parse_time(data.get("started_at")),
             completed_at=parse_time(data.get("completed_at")),
+            pause_requested=bool(data.get("pause_requested")),
+            status_reason=str(reason) if (reason := data.get("status_reason")) else None,
+            eta_seconds=float(eta)
+            if isinstance(eta := data.get("eta_seconds"), int | float) and not isinstance(eta, bool)
+            else None,
+            approval_expires_at=parse_time(data.get("approval_expires_at")),
         )
 
     @property
@@ -126,7 +134,13 @@ class Snapshot:
 
     @property
     def shown_status(self) -> str:
-        return CANCELLING if self.cancel_requested and not self.terminal else self.status
+        if self.terminal:
+            return self.status
+        if self.cancel_requested:
+            return CANCELLING
+        if self.pause_requested and self.status != TaskStatus.paused:
+            return PAUSING
+        return self.status
 
     @property
     def done(self) -> int:
@@ -151,6 +165,8 @@ class Snapshot:
             self.skipped,
             self.cancelled,
             self.cancel_requested,
+            self.pause_requested,
+            self.status_reason,
         )
 
 
@@ -203,9 +219,17 @@ def _pace(snapshot: Snapshot, rate: float | None, eta_s: float | None) -> str:
         if elapsed > 0 and snapshot.processed:
             pace += f"  avg {format_rate(snapshot.processed / elapsed)}"
         return pace
-    if snapshot.status in _WAITING:
-        return _WAITING[snapshot.status]
-    return f"{format_rate(rate)}  ETA {format_duration(eta_s)}"
+    if snapshot.status == TaskStatus.scheduled:
+        return "waiting to start"
+    if snapshot.status == TaskStatus.awaiting_approval:
+        until = snapshot.approval_expires_at
+        return "awaiting approval" + (f" until {until:%Y-%m-%d %H:%M} UTC" if until else "")
+    if snapshot.status == TaskStatus.paused:
+        return f"paused: {snapshot.status_reason}" if snapshot.status_reason else "no ETA while paused"
+    # The server's estimate knows the sender's pace and the daily caps; the local one only
+    # what it has seen.
+    eta = snapshot.eta_seconds if snapshot.eta_seconds is not None else eta_s
+    return f"{format_rate(rate)}  ETA {format_duration(eta)}"
 
 
 def plain_line(snapshot: Snapshot, rate: float | None = None, eta_s: float | None = None) -> str:

@@ -122,6 +122,18 @@ def _cancel(settings: Settings, args: argparse.Namespace) -> int:
     return run_cancel(args)
 
 
+def _control(settings: Settings, args: argparse.Namespace) -> int:
+    from cli.verbs import run_control
+
+    return run_control(args)
+
+
+def _retry_failed(settings: Settings, args: argparse.Namespace) -> int:
+    from cli.verbs import run_retry_failed
+
+    return run_retry_failed(args)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="longtasks", description=__doc__)
     verbs = parser.add_subparsers(dest="verb", required=True)
@@ -186,6 +198,26 @@ def build_parser() -> argparse.ArgumentParser:
     cancel.add_argument("task_id", type=int, metavar="ID")
     cancel.add_argument("--reason", metavar="TEXT", help="recorded with the task")
     cancel.set_defaults(fn=_cancel)
+    for verb, what in (
+        ("pause", "pause a task: nothing new starts, items in flight settle"),
+        ("resume", "resume a paused task where it stopped"),
+        ("approve", "approve a task that waits for approval (admin; not its creator)"),
+        ("reject", "reject a task that waits for approval (admin): nothing is sent"),
+    ):
+        control = verbs.add_parser(verb, help=what)
+        control.add_argument("task_id", type=int, metavar="ID")
+        if verb == "reject":
+            control.add_argument("--reason", metavar="TEXT", help="recorded with the task")
+        control.set_defaults(fn=_control)
+    retry = verbs.add_parser(
+        "retry-failed", help="a new task for a finished task's failed items (not invalid numbers)"
+    )
+    retry.add_argument("task_id", type=int, metavar="ID")
+    retry.add_argument(
+        "--code", action="append", metavar="CODE", help="only items that failed so (repeat)"
+    )
+    retry.add_argument("--follow", action="store_true", help="then watch it to the end")
+    retry.set_defaults(fn=_retry_failed)
     return parser
 
 

@@ -235,6 +235,22 @@ class ApiClient:
         status, data = self.request("POST", f"/api/long_tasks/{task_id}/cancel", json_body=body)
         return status, json_object(json_object(data).get("task"))
 
+    def control_task(
+        self, task_id: int, verb: str, body: Mapping[str, Any] | None = None
+    ) -> tuple[int, JSON]:
+        """`pause`, `resume`, `approve` or `reject`: (HTTP status, task). 202 when the call
+        changed the task, 200 when it already was as asked; a refusal raises ApiError."""
+        status, data = self.request(
+            "POST", f"/api/long_tasks/{task_id}/{verb}", json_body=dict(body) if body else None
+        )
+        return status, json_object(json_object(data).get("task"))
+
+    def retry_failed(self, task_id: int, error_codes: list[str] | None = None) -> JSON:
+        """`POST /api/long_tasks/{id}/retry_failed`: the new task and how many items it holds."""
+        body = {"error_codes": error_codes} if error_codes else None
+        _, data = self.request("POST", f"/api/long_tasks/{task_id}/retry_failed", json_body=body)
+        return json_object(data)
+
     def task_events(self, task_id: int) -> Generator[JSON, None, None]:
         """The task's snapshots from `GET /api/long_tasks/{id}/events`, until the stream ends.
 

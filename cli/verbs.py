@@ -1,4 +1,5 @@
-"""The client verbs, `broadcast`, `tasks`, `watch` and `cancel`, over the REST API.
+"""The client verbs, `broadcast`, `tasks`, `watch`, `cancel`, `pause`, `resume`, `approve`,
+`reject` and `retry-failed`, over the REST API.
 
 Each builds its client from the environment (`cli.rest`), prints a CliError as one line and
 exits with the codes in `cli.errors`.
@@ -151,6 +152,51 @@ def cancel(api: ApiClient, args: argparse.Namespace, streams: Streams) -> int:
     console(streams.out).print(styled_line(snapshot))
     streams.out.flush()
     return EXIT_OK
+
+
+# What a control verb says when the call changed the task (202) and when it already was so.
+_CONTROL_WORDS = {
+    "pause": ("pause requested: items in flight settle, then it waits", "was pausing already"),
+    "resume": ("resumed where it stopped", "was not paused"),
+    "approve": ("approved: it starts now", "was approved already"),
+    "reject": ("rejected: it ends with nothing sent", "was rejected already"),
+}
+
+
+def control(api: ApiClient, args: argparse.Namespace, streams: Streams) -> int:
+    """`pause`, `resume`, `approve` or `reject` one task; the task's line after it."""
+    verb = args.verb
+    body = {"reason": args.reason} if getattr(args, "reason", None) else None
+    status, task = api.control_task(args.task_id, verb, body)
+    snapshot = Snapshot.from_json(task)
+    changed, unchanged = _CONTROL_WORDS[verb]
+    streams.out.write(f"task {snapshot.id}: {changed if status == 202 else unchanged}\n")
+    console(streams.out).print(styled_line(snapshot))
+    streams.out.flush()
+    return EXIT_OK
+
+
+def retry_failed(api: ApiClient, args: argparse.Namespace, streams: Streams) -> int:
+    """A new task of the same type for the items that failed retryably; `--follow` watches it."""
+    started = api.retry_failed(args.task_id, list(args.code) if args.code else None)
+    snapshot = Snapshot.from_json(json_object(started.get("task")))
+    streams.out.write(
+        f"task {snapshot.id} retries {started.get('items', snapshot.total):,} failed items of"
+        f" task {args.task_id}\n"
+    )
+    console(streams.out).print(styled_line(snapshot))
+    streams.out.flush()
+    if not args.follow:
+        return EXIT_OK
+    return watch_task(api, snapshot.id, out=streams.out, err=streams.err, stdin=streams.stdin)
+
+
+def run_control(args: argparse.Namespace, streams: Streams | None = None) -> int:
+    return _run(lambda api, s: control(api, args, s), streams)
+
+
+def run_retry_failed(args: argparse.Namespace, streams: Streams | None = None) -> int:
+    return _run(lambda api, s: retry_failed(api, args, s), streams)
 
 
 def run_broadcast(args: argparse.Namespace, streams: Streams | None = None) -> int:

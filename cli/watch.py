@@ -27,6 +27,8 @@ _EXIT_CODES: dict[str, int] = {
     TaskStatus.completed: EXIT_OK,
     TaskStatus.failed: EXIT_FAILED,
     TaskStatus.cancelled: EXIT_CANCELLED,
+    # Nobody approved it in time: nothing was done, as for a cancel.
+    TaskStatus.expired: EXIT_CANCELLED,
 }
 
 

@@ -84,7 +84,7 @@ def test_cancel_requested_shows_cancelling_and_unknown_rate() -> None:
 
 def test_a_task_that_is_not_moving_says_why_instead_of_an_eta() -> None:
     assert plain_line(snapshot(status="scheduled", processed_items=0)).endswith("waiting to start")
-    assert plain_line(snapshot(status="awaiting_approval")).endswith("waiting for approval")
+    assert plain_line(snapshot(status="awaiting_approval")).endswith("awaiting approval")
     assert plain_line(snapshot(status="paused")).endswith("no ETA while paused")
 
 

@@ -1,0 +1,120 @@
+"""The control verbs (`pause`, `resume`, `approve`, `reject`, `retry-failed`) and how a paused
+or waiting task is shown: lines, and end to end against the real stack."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+
+import pytest
+
+from cli.display import Snapshot, plain_line
+from cli.errors import EXIT_CANCELLED, EXIT_OK
+from cli.main import main
+from tests.cli.helpers import task_json
+from tests.conftest import Stack, configure_sender, israeli_numbers, wait_for_status
+
+
+def line(**overrides: object) -> str:
+    return plain_line(Snapshot.from_json(task_json(**overrides)), 15.0, 10)
+
+
+def test_paused_pausing_waiting_and_server_eta_lines() -> None:
+    assert line(pause_requested=True).startswith("task 7 pausing ")
+    paused = line(status="paused", pause_requested=True, status_reason="paused itself: 9 of 10")
+    assert paused.startswith("task 7 paused ") and paused.endswith("paused: paused itself: 9 of 10")
+    assert line(status="paused").endswith("  no ETA while paused")
+    waiting = line(status="awaiting_approval", approval_expires_at="2026-01-02T10:00:00Z")
+    assert waiting.endswith("awaiting approval until 2026-01-02 10:00 UTC")
+    # The server's estimate wins over the one made from the samples seen here.
+    assert line(eta_seconds=3600).endswith("15.0/s  ETA 1h00m")
+    assert line(eta_seconds=None).endswith("ETA 10s")
+    assert line(status="expired", completed_at="2026-01-01T10:00:11Z").startswith("task 7 expired")
+
+
+@pytest.fixture
+def as_user(monkeypatch: pytest.MonkeyPatch, stack: Stack) -> Callable[[int, str, str], None]:
+    def use(business_id: int, role: str, user: str) -> None:
+        monkeypatch.setenv("LONGTASKS_API", stack.api_url)
+        monkeypatch.setenv("LONGTASKS_TOKEN", stack.token(business_id, role, user=user))
+
+    return use
+
+
+async def cli(*argv: str) -> int:
+    return await asyncio.to_thread(main, list(argv))
+
+
+async def test_pause_and_resume_from_the_command_line(
+    stack: Stack,
+    new_business: Callable[[], Awaitable[int]],
+    as_user: Callable[[int, str, str], None],
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    business_id = await new_business()
+    await configure_sender(stack, business_id, latency_ms=30)
+    as_user(business_id, "operator", "olga")
+    recipients = tmp_path / "list.txt"
+    recipients.write_text("\n".join(israeli_numbers(1500, start=470_000)) + "\n")
+    assert await cli("broadcast", "--recipients", str(recipients), "--text", "Hi") == EXIT_OK
+    task_id = int(capsys.readouterr().out.split()[1])
+
+    assert await cli("pause", str(task_id)) == EXIT_OK
+    out = capsys.readouterr().out
+    assert f"task {task_id}: pause requested" in out
+    async with stack.http(business_id, "viewer") as http:
+        paused = await wait_for_status(http, task_id, {"paused"})
+    assert await cli("tasks", "--status", "paused") == EXIT_OK
+    assert str(task_id) in capsys.readouterr().out
+    assert await cli("pause", str(task_id)) == EXIT_OK
+    assert f"task {task_id}: was pausing already" in capsys.readouterr().out
+
+    assert await cli("resume", str(task_id)) == EXIT_OK
+    assert f"task {task_id}: resumed where it stopped" in capsys.readouterr().out
+    assert await cli("watch", str(task_id)) == EXIT_OK
+    summary = capsys.readouterr().out.splitlines()[-1]
+    assert summary.startswith(f"task {task_id} completed: 1,500 of 1,500 processed, 1,500")
+    assert paused["success_count"] < 1500
+
+
+async def test_approve_reject_and_retry_failed_from_the_command_line(
+    stack: Stack,
+    new_business: Callable[[], Awaitable[int]],
+    as_user: Callable[[int, str, str], None],
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    business_id = await new_business()
+    async with stack.http(business_id, "admin", user="ana") as http:
+        assert (await http.put("/api/policy", json={"approval_required_above": 3})).status_code
+    recipients = tmp_path / "list.txt"
+    # Two the sandbox does not reach (numbers ending in 0000): failures a retry may take.
+    numbers = [*israeli_numbers(4, start=480_000), "052-3710000", "052-3720000"]
+    recipients.write_text("\n".join(numbers) + "\n")
+
+    as_user(business_id, "admin", "carl")
+    assert await cli("broadcast", "--recipients", str(recipients), "--text", "Hi") == EXIT_OK
+    first = int(capsys.readouterr().out.split()[1])
+    assert await cli("broadcast", "--recipients", str(recipients), "--text", "Hi") == EXIT_OK
+    second = int(capsys.readouterr().out.split()[1])
+    # The creator may not approve their own task.
+    assert await cli("approve", str(first)) != EXIT_OK
+    assert "cannot approve" in capsys.readouterr().err
+
+    as_user(business_id, "admin", "ana")
+    assert await cli("reject", str(second), "--reason", "twice") == EXIT_OK
+    assert f"task {second}: rejected" in capsys.readouterr().out
+    assert await cli("watch", str(second)) == EXIT_CANCELLED
+    capsys.readouterr()
+    assert await cli("approve", str(first)) == EXIT_OK
+    assert f"task {first}: approved" in capsys.readouterr().out
+    assert await cli("watch", str(first)) == EXIT_OK
+    assert "4 succeeded, 2 failed" in capsys.readouterr().out
+
+    # Two items to retry: under the threshold, so it starts at once.
+    assert await cli("retry-failed", str(first), "--follow") == EXIT_OK
+    out = capsys.readouterr().out
+    assert f"retries 2 failed items of task {first}" in out
+    assert "0 succeeded, 2 failed" in out
