@@ -120,6 +120,9 @@ async def run(quick: bool, only: set[str]) -> dict[str, Any]:
                 "rate_limit",
                 bench.rate_limit(limit=80, recipients=600 if quick else 1600, workers=2),
             )
+            await scenario(
+                "pause", bench.pause(runs=3 if quick else 5, recipients=5000, latency_ms=20)
+            )
             await scenario("eta", bench.eta(recipients=3000 if quick else 6000, messages_per_s=100))
             await scenario("receipt_delete", bench.receipt_delete(million))
             await scenario("receipt_sync", bench.receipt_sync(mailbox, gmail_quota))

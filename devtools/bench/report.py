@@ -59,6 +59,18 @@ def markdown(r: dict[str, Any]) -> str:
                 _goal(rl["ratio"] >= 0.95 and rl["provider_429"] == 0),
             )
         )
+    pz = r.get("pause")
+    if pz:
+        rows.append(
+            (
+                "pause -> last provider send; resume -> next",
+                f"stop p50 {pz['stop_p50_s']} s, p95 {pz['stop_p95_s']} s; restart p50"
+                f" {pz['restart_p50_s']} s, p95 {pz['restart_p95_s']} s; {pz['duplicates']}"
+                f" duplicates ({pz['runs']} runs of {pz['recipients']:,})",
+                "stop p95 < 1 s, 0 duplicates",
+                _goal(pz["stop_p95_s"] < 1 and pz["duplicates"] == 0),
+            )
+        )
     e = r.get("eta")
     if e:
         points = ", ".join(

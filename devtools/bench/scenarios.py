@@ -296,6 +296,49 @@ class Bench:
             "max_s": round(max(lags), 3),
         }
 
+    async def pause(self, runs: int, recipients: int, latency_ms: float) -> dict[str, Any]:
+        """Pause request -> the last send the provider receives; resume request -> the first
+        send after it; and that the resumed run sends every message exactly once."""
+        stops: list[float] = []
+        restarts: list[float] = []
+        duplicates = 0
+        for _ in range(runs):
+            business_id = await self.new_business()
+            await self.configure_sender(business_id, latency_ms=latency_ms)
+            task_id = await self.start_broadcast(business_id, numbers(recipients))
+            while (await self.task(business_id, task_id))["processed_items"] < 300:
+                await asyncio.sleep(0.02)
+            requested = time.time()
+            await self.control(business_id, task_id, "pause")
+            while (await self.task(business_id, task_id))["status"] != "paused":
+                await asyncio.sleep(0.02)
+            await asyncio.sleep(1.0)
+            last = (await self.sender(business_id))["last_accept_at"]
+            stops.append(max(0.0, last - requested))
+            resumed = time.time()
+            await self.control(business_id, task_id, "resume")
+            task = await self.wait_done(business_id, task_id)
+            assert task["status"] == "completed", task
+            report = await self.sender(business_id, times=True)
+            restarts.append(min(t for t in report["accept_times"] if t > resumed) - resumed)
+            duplicates += report["accepted"] - report["unique_recipients"]
+        return {
+            "runs": runs,
+            "recipients": recipients,
+            "stop_p50_s": round(statistics.median(stops), 3),
+            "stop_p95_s": round(_pct(stops, 95), 3),
+            "restart_p50_s": round(statistics.median(restarts), 3),
+            "restart_p95_s": round(_pct(restarts, 95), 3),
+            "duplicates": duplicates,
+        }
+
+    async def control(self, business_id: int, task_id: int, verb: str) -> None:
+        async with self.session.post(
+            f"{self.stack.api_url}/api/long_tasks/{task_id}/{verb}",
+            headers=self.headers(business_id),
+        ) as response:
+            assert response.status == 202, await response.text()
+
     async def eta(self, recipients: int, messages_per_s: float) -> dict[str, Any]:
         """`eta_seconds` at 10%, 30% and 60% done against the time it really took from there,
         for a broadcast paced at `messages_per_s` (the sender's rate limit)."""
