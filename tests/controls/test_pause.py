@@ -8,6 +8,7 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 import httpx
+from sqlalchemy import text
 from temporalio.api.sdk.v1 import WorkflowMetadata
 from temporalio.client import WorkflowExecutionStatus, WorkflowHandle
 
@@ -174,3 +175,37 @@ async def test_a_receipt_sync_pauses_and_resumes_to_the_same_outcome(
     assert done["success_count"] == len(expected["receipts"]) + expected["newsletters"]
     assert done["failed_count"] == expected["malformed"]
     assert await receipt_count(stack.engine, business_id) == len(expected["receipts"])
+
+
+async def test_a_task_waiting_for_the_tier_pauses_and_resumes_into_the_same_wait(
+    stack: Stack, new_business: Callable[[], Awaitable[int]]
+) -> None:
+    business_id = await new_business()
+    async with stack.engine.begin() as conn:
+        await conn.execute(
+            text("UPDATE businesses SET whatsapp_daily_limit = 10 WHERE id = :b"),
+            {"b": business_id},
+        )
+    async with stack.http(business_id, "operator") as http:
+        task_id = (await start_broadcast(http, israeli_numbers(25, start=460_000)))["task"]["id"]
+
+        async def waiting() -> bool:
+            task = (await http.get(f"/api/long_tasks/{task_id}")).json()
+            return bool(task["status_reason"]) and task["status"] == "running"
+
+        await wait_until(waiting, what="the tier wait")
+        assert (await http.post(f"/api/long_tasks/{task_id}/pause")).status_code == 202
+        paused = await wait_for_status(http, task_id, {"paused"})
+        assert paused["success_count"] == 10
+        assert (await http.post(f"/api/long_tasks/{task_id}/resume")).status_code == 202
+        await wait_until(waiting, what="the tier wait again")
+        async with stack.engine.begin() as conn:
+            await conn.execute(
+                text("UPDATE businesses SET whatsapp_daily_limit = 1000 WHERE id = :b"),
+                {"b": business_id},
+            )
+        workflow_id = paused["workflow_id"]
+        await stack.client.get_workflow_handle(workflow_id).signal("recheck_quota")
+        done = await wait_for_status(http, task_id, {"completed", "failed", "cancelled"})
+    assert (done["status"], done["success_count"]) == ("completed", 25)
+    assert (await sender_report(stack, business_id))["max_per_recipient"] == 1
