@@ -225,7 +225,8 @@ def _pace(snapshot: Snapshot, rate: float | None, eta_s: float | None) -> str:
         until = snapshot.approval_expires_at
         return "awaiting approval" + (f" until {until:%Y-%m-%d %H:%M} UTC" if until else "")
     if snapshot.status == TaskStatus.paused:
-        return f"paused: {snapshot.status_reason}" if snapshot.status_reason else "no ETA while paused"
+        reason = snapshot.status_reason
+        return f"paused: {reason}" if reason else "no ETA while paused"
     # The server's estimate knows the sender's pace and the daily caps; the local one only
     # what it has seen.
     eta = snapshot.eta_seconds if snapshot.eta_seconds is not None else eta_s
