@@ -6,8 +6,8 @@
 const PHONE_HEADERS = new Set(['phone', 'phones', 'phone number', 'phone_number', 'mobile', 'טלפון', 'מספר טלפון', 'נייד']);
 
 /** Textarea input: one per line, or separated by commas/semicolons (not spaces: "050 123 4567"). */
-export function parseRecipientText(text) {
-  return String(text ?? '')
+export function parseRecipientText(text: string): string[] {
+  return text
     .split(/[\n\r,;]+/)
     .map((s) => s.trim())
     .filter(Boolean);
@@ -16,15 +16,14 @@ export function parseRecipientText(text) {
 /**
  * Minimal RFC 4180 CSV parser: quoted fields, doubled quotes, CRLF. The delimiter is guessed
  * from the first line (comma, semicolon or tab: Excel in Hebrew locales often writes ';').
- * @returns {string[][]}
  */
-export function parseCsv(text) {
-  const src = String(text ?? '').replace(/^\uFEFF/, ''); // Excel's UTF-8 BOM
+export function parseCsv(text: string): string[][] {
+  const src = text.replace(/^\uFEFF/, ''); // Excel's UTF-8 BOM
   const firstLine = src.slice(0, src.search(/\r?\n|$/));
   const delimiter = [',', ';', '\t'].reduce((best, d) => (count(firstLine, d) > count(firstLine, best) ? d : best), ',');
 
-  const rows = [];
-  let row = [];
+  const rows: string[][] = [];
+  let row: string[] = [];
   let field = '';
   let inQuotes = false;
   for (let i = 0; i < src.length; i++) {
@@ -55,32 +54,33 @@ export function parseCsv(text) {
   return rows.filter((r) => r.some((cell) => cell.trim() !== ''));
 }
 
-function count(s, ch) {
+function count(s: string, ch: string): number {
   return s.split(ch).length - 1;
 }
 
-const hasDigit = (s) => /\d/.test(s);
+const hasDigit = (s: string): boolean => /\d/.test(s);
 
 /**
  * Phones from a CSV: the column named phone/טלפון (any case) if the header has one, else the
  * first column. A first row without a single digit in that column is a header and is skipped.
  */
-export function recipientsFromCsv(text) {
+export function recipientsFromCsv(text: string): string[] {
   const rows = parseCsv(text);
   if (!rows.length) return [];
-  const header = rows[0].map((h) => h.trim().toLowerCase());
+  const first = rows[0] ?? [];
+  const header = first.map((h) => h.trim().toLowerCase());
   let column = header.findIndex((h) => PHONE_HEADERS.has(h));
   let body = rows;
   if (column >= 0) body = rows.slice(1);
   else {
     column = 0;
-    if (!hasDigit(rows[0][0] ?? '')) body = rows.slice(1);
+    if (!hasDigit(first[0] ?? '')) body = rows.slice(1);
   }
   return body.map((r) => (r[column] ?? '').trim()).filter(Boolean);
 }
 
 /** Read an uploaded File as UTF-8 text (FileReader-free: File.text() is everywhere now). */
-export async function recipientsFromFile(file) {
+export async function recipientsFromFile(file: File | undefined): Promise<string[]> {
   if (!file) return [];
   return recipientsFromCsv(await file.text());
 }

@@ -1,0 +1,61 @@
+// The API's data shapes, named. Everything here derives from `schema.ts`, which
+// openapi-typescript generates from the service's /openapi.json (`make web-types`): when the API
+// gains a field, a task type or a status, the compiler points at every place that must follow.
+
+import {
+  deleteFilterSourceAnyOf0Values,
+  taskOutPriorityValues,
+  taskOutStatusValues,
+  taskOutTask_typeValues,
+  type components,
+} from './schema';
+
+type Schemas = components['schemas'];
+
+export type Task = Schemas['TaskOut'];
+export type TaskType = Task['task_type'];
+export type TaskStatus = Task['status'];
+export type Priority = Task['priority'];
+export type TaskPage = Schemas['TaskPage'];
+export type TaskEnvelope = Schemas['TaskEnvelope'];
+export type Item = Schemas['ItemOut'];
+export type ItemPage = Schemas['ItemPage'];
+export type BroadcastRequest = Schemas['BroadcastIn'];
+export type BroadcastStarted = Schemas['BroadcastStarted'];
+export type ReceiptSyncRequest = Schemas['SyncIn'];
+export type ReceiptSyncStarted = Schemas['SyncStarted'];
+export type ReceiptDeleteRequest = Schemas['BulkDeleteIn'];
+export type ReceiptDeleteStarted = Schemas['BulkDeleteStarted'];
+export type ValidationIssue = Schemas['ValidationError'];
+
+/** Every task type and status the API can answer with, in the spec's order. */
+export const TASK_TYPES: readonly TaskType[] = taskOutTask_typeValues;
+export const TASK_STATUSES: readonly TaskStatus[] = taskOutStatusValues;
+export const PRIORITIES: readonly Priority[] = taskOutPriorityValues;
+export type ReceiptSource = NonNullable<(typeof deleteFilterSourceAnyOf0Values)[number]>;
+export const RECEIPT_SOURCES: readonly ReceiptSource[] = deleteFilterSourceAnyOf0Values.filter(
+  (s): s is ReceiptSource => s !== null,
+);
+
+/**
+ * What each status means for a watcher. A `Record` over the spec's statuses: a status added to
+ * the API does not compile until it is placed here.
+ *  - active: work is going on or will start by itself; follow it, offer cancel;
+ *  - terminal: nothing will change any more; stop following it.
+ */
+export const STATUS_PHASE: Record<TaskStatus, 'active' | 'terminal'> = {
+  scheduled: 'active',
+  running: 'active',
+  completed: 'terminal',
+  cancelled: 'terminal',
+  failed: 'terminal',
+};
+
+/** Broadcast delivery counts (issue 12 adds them to broadcast tasks): shown when present. */
+export interface DeliveryCounts {
+  accepted: number;
+  delivered: number;
+  read: number;
+  failed: number;
+  pending?: number;
+}

@@ -1,0 +1,53 @@
+// @longtasks/ui: the <long-task-card> element, the typed API client, and the pieces both the
+// service page and the React bindings are built from. Importing it registers the element.
+
+import { defineLongTaskCard } from './card/element';
+
+defineLongTaskCard();
+
+export { LongTaskCard, defineLongTaskCard, type CardActions, type CardTask } from './card/element';
+export { percentOf, ProgressTracker } from './card/progress';
+export {
+  ApiError,
+  createApiClient,
+  readableError,
+  type ApiClient,
+  type ApiClientOptions,
+  type ErrorDetail,
+  type FieldError,
+  type ListItemsQuery,
+  type ListTasksQuery,
+} from './api/client';
+export * from './api/types';
+export { asTask, isActiveStatus, isNewerSnapshot, isTerminal, isTerminalStatus, type TaskSnapshot } from './snapshots';
+export { LiveFeed, LIST_POLL_MS, TASK_POLL_MS, type FeedMode, type LiveFeedOptions } from './live';
+export {
+  createBusinessPersistence,
+  createTaskPersistence,
+  ENTRY_TTL_MS,
+  expiresAt,
+  storageKey,
+  TERMINAL_TTL_MS,
+  type BusinessPersistence,
+  type PersistenceOptions,
+  type TaskPersistence,
+  type TrackedTask,
+} from './persistence';
+export { matchesFilters, TaskStore, type Filters, type Received, type StoreState, type TaskView } from './store';
+export {
+  formatDateTime,
+  formatDecimal,
+  formatDuration,
+  formatNumber,
+  getLang,
+  interpolate,
+  isLang,
+  LANG_CHANGE_EVENT,
+  langDir,
+  LANGS,
+  setLang,
+  translator,
+  type Lang,
+  type Vars,
+} from './i18n/core';
+export { priorityLabel, statusLabel, typeLabel } from './i18n/messages';

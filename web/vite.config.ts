@@ -1,0 +1,26 @@
+// The library build: `dist/index.js` (the element, client, store...) and `dist/react.js` (the
+// React bindings, importing the first; React itself stays the host's). Declarations come from
+// `tsc -p tsconfig.build.json`. Vitest reads its settings from here too.
+import { resolve } from 'node:path';
+import { defineConfig } from 'vitest/config';
+
+export default defineConfig({
+  build: {
+    outDir: 'dist',
+    emptyOutDir: true,
+    sourcemap: true,
+    target: 'es2022',
+    lib: {
+      entry: { index: resolve(import.meta.dirname, 'src/index.ts'), react: resolve(import.meta.dirname, 'src/react/index.ts') },
+      formats: ['es'],
+    },
+    rollupOptions: {
+      external: ['react', 'react-dom', 'react/jsx-runtime'],
+    },
+  },
+  test: {
+    environment: 'jsdom',
+    include: ['test/**/*.test.{ts,tsx}'],
+    setupFiles: ['test/setup.ts'],
+  },
+});
