@@ -9,6 +9,7 @@ Screenshots go to `.artifacts/screenshots/` (git-ignored).
 
 from __future__ import annotations
 
+import os
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 
@@ -24,7 +25,12 @@ from playwright.async_api import (
 
 from tests.conftest import ARTIFACTS, Stack
 
-CHROMIUM = "/usr/bin/chromium"
+# Debian's Chromium (`make test` finds or installs it: devtools/ensure-tool.sh), never a
+# downloaded browser.
+CHROMIUM = os.environ.get("CHROMIUM_PATH") or next(
+    (p for p in ("/usr/bin/chromium", "/usr/bin/chromium-browser") if Path(p).exists()),
+    "/usr/bin/chromium",
+)
 SCREENSHOTS = ARTIFACTS / "screenshots"
 VIEWPORT: ViewportSize = {"width": 1280, "height": 900}
 

@@ -39,7 +39,7 @@ export function decodeToken(token: string): Claims {
   const businessId = Number(payload.business_id);
   if (!Number.isSafeInteger(businessId) || businessId <= 0) throw new TokenError('no business_id in the payload');
   const role = ROLES.find((r) => r === payload.role);
-  if (!role) throw new TokenError(`unknown role "${String(payload.role ?? '')}"`);
+  if (!role) throw new TokenError(`unknown role "${typeof payload.role === 'string' ? payload.role : ''}"`);
   const exp = typeof payload.exp === 'number' ? payload.exp : null;
   return { businessId, role, exp };
 }

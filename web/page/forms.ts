@@ -36,7 +36,7 @@ interface Started {
 }
 
 interface FormSpec<Body> {
-  buildPayload: () => Promise<Body>;
+  buildPayload: () => Body | Promise<Body>;
   send: (payload: Body) => Promise<Started>;
   /** A 422 `loc` (without "body") -> the form control's name. */
   fieldFor: (path: (string | number)[]) => string | null;
@@ -54,7 +54,7 @@ function control(form: HTMLFormElement, name: string): Control {
 /** A radio group's value (RadioNodeList) or a single control's. */
 function choice(form: HTMLFormElement, name: string): string {
   const found = form.elements.namedItem(name);
-  return found && 'value' in found ? String(found.value) : '';
+  return found && 'value' in found ? found.value : '';
 }
 
 const value = (form: HTMLFormElement, name: string): string => control(form, name).value.trim();
@@ -280,7 +280,7 @@ function setupSync(form: HTMLFormElement, api: ApiClient, onStarted: (task: Task
   wireForm<ReceiptSyncRequest>(
     form,
     {
-      async buildPayload() {
+      buildPayload() {
         const payload: ReceiptSyncRequest = {};
         const since = value(form, 'since');
         const query = value(form, 'query');
@@ -318,7 +318,7 @@ function setupDelete(form: HTMLFormElement, api: ApiClient, onStarted: (task: Ta
   wireForm<ReceiptDeleteRequest>(
     form,
     {
-      async buildPayload() {
+      buildPayload() {
         if ((choice(form, 'mode') || 'ids') === 'ids') {
           const { ids, bad } = parseReceiptIds(value(form, 'receipt_ids'));
           if (bad.length) throw new FormProblem(t('delete.badIds', { ids: bad.slice(0, 10).join(', ') }), 'receipt_ids');

@@ -27,7 +27,7 @@ export function parseCsv(text: string): string[][] {
   let field = '';
   let inQuotes = false;
   for (let i = 0; i < src.length; i++) {
-    const c = src[i];
+    const c = src.charAt(i);
     if (inQuotes) {
       if (c === '"') {
         if (src[i + 1] === '"') {

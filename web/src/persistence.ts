@@ -106,7 +106,7 @@ export function createTaskPersistence(businessId: number, taskType: TaskType, op
       console.warn(`[longtasks] cannot write ${key} to localStorage:`, err);
     }
     // Other tabs hear a `storage` event; this tab's other readers hear this one.
-    globalThis.dispatchEvent?.(new CustomEvent(SAME_TAB_EVENT, { detail: { key } }));
+    globalThis.dispatchEvent(new CustomEvent(SAME_TAB_EVENT, { detail: { key } }));
   }
 
   function list(): TrackedTask[] {

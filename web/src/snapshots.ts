@@ -5,7 +5,7 @@
 // (the page's store, the card, the React hook) asks `isNewerSnapshot` before replacing what it
 // shows, so counts never go backwards and a finished task never comes back to life.
 
-import { STATUS_PHASE, type DeliveryCounts, type Task, type TaskStatus } from './api/types';
+import { STATUS_PHASE, type DeliveryCounts, type Task } from './api/types';
 
 /**
  * A task as the card needs it: the identity and status, the rest optional (the React card is
@@ -16,11 +16,11 @@ export type TaskSnapshot = Pick<Task, 'id' | 'task_type' | 'status'> &
     delivery?: DeliveryCounts | null;
   };
 
-export function isTerminalStatus(status: TaskStatus | string | undefined): boolean {
+export function isTerminalStatus(status: string | undefined): boolean {
   return status !== undefined && (STATUS_PHASE as Record<string, string>)[status] === 'terminal';
 }
 
-export function isActiveStatus(status: TaskStatus | string | undefined): boolean {
+export function isActiveStatus(status: string | undefined): boolean {
   return status !== undefined && (STATUS_PHASE as Record<string, string>)[status] === 'active';
 }
 

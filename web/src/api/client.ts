@@ -48,7 +48,7 @@ export class ApiError extends Error {
     if (!Array.isArray(this.detail)) return [];
     return this.detail.map((issue) => {
       const loc = Array.isArray(issue.loc) ? issue.loc.filter((p, i) => !(i === 0 && (p === 'body' || p === 'query'))) : [];
-      return { field: loc.join('.'), path: loc, message: String(issue.msg) };
+      return { field: loc.join('.'), path: loc, message: issue.msg };
     });
   }
 
@@ -206,7 +206,9 @@ export function createApiClient(options: ApiClientOptions): ApiClient {
       request<TaskPage>('GET', '/long_tasks', { query: { limit, cursor, task_type: taskType, status } }),
     getTask: (taskId) => request<Task>('GET', `/long_tasks/${id(taskId)}`),
     cancelTask: async (taskId) => (await request<TaskEnvelope>('POST', `/long_tasks/${id(taskId)}/cancel`)).task,
-    deleteTask: (taskId) => request<void>('DELETE', `/long_tasks/${id(taskId)}`),
+    deleteTask: async (taskId) => {
+      await request<unknown>('DELETE', `/long_tasks/${id(taskId)}`);
+    },
     listItems: (taskId, { status = 'failed', limit = 50, cursor } = {}) =>
       request<ItemPage>('GET', `/long_tasks/${id(taskId)}/items`, { query: { status, limit, cursor } }),
     startBroadcast: (body) => request<BroadcastStarted>('POST', '/broadcasts', { body }),

@@ -40,7 +40,8 @@ const STYLE_ID = 'longtasks-card-style';
 export type CardTask = TaskSnapshot & { placeholder?: boolean };
 
 export interface CardActions {
-  cancel?: (task: CardTask) => Promise<CardTask | null | void> | void;
+  /** May resolve with the task's new state (the cancel answer), which the card then shows. */
+  cancel?: (task: CardTask) => unknown;
   dismiss?: (task: CardTask) => void;
   remove?: (task: CardTask) => Promise<void>;
   loadFailures?: (task: CardTask, cursor: string | undefined) => Promise<Pick<ItemPage, 'items' | 'next_cursor'>>;
@@ -342,7 +343,7 @@ export class LongTaskCard extends HTMLElement {
     this.classList.toggle('is-tracked', this.tracked);
 
     f.title.textContent = t('card.title', { type: typeLabel(task.task_type, lang), id: task.id }, lang);
-    f.status.textContent = status ? statusLabel(status, lang) : t('card.loading', {}, lang);
+    f.status.textContent = (status as string) === '' ? t('card.loading', {}, lang) : statusLabel(status, lang);
     f.tracked.hidden = !this.tracked;
     f.tracked.textContent = t('card.tracked', {}, lang);
 
@@ -496,9 +497,9 @@ export class LongTaskCard extends HTMLElement {
     this.showActionError('');
     this.render();
     try {
-      const answer = await cancel(task);
+      const answer: unknown = await cancel(task);
       this.cancelSent = true;
-      if (answer) this.task = answer;
+      if (answer && typeof answer === 'object' && 'id' in answer && 'status' in answer) this.task = answer as CardTask;
     } catch (err) {
       this.showActionError(t('card.actionFailed', { reason: readableError(err, this.cardLang) }, this.cardLang));
     } finally {

@@ -23,7 +23,7 @@ export function langDir(lang: Lang): 'rtl' | 'ltr' {
 
 function readStoredLang(): Lang {
   try {
-    const stored = globalThis.localStorage?.getItem(LANG_KEY);
+    const stored = localStorage.getItem(LANG_KEY);
     return isLang(stored) ? stored : 'he';
   } catch {
     return 'he'; // storage disabled (privacy mode): the default
@@ -61,7 +61,8 @@ export function interpolate(template: string, vars: Vars = {}): string {
 
 /** A typed `t(key, vars, lang)`: unknown keys do not compile, missing translations fall back to Hebrew. */
 export function translator<K extends string>(tables: Record<Lang, Table<K>>) {
-  return (key: K, vars?: Vars, lang: Lang = current): string => interpolate(tables[lang][key] ?? tables.he[key] ?? key, vars);
+  const lookup = tables as Record<Lang, Partial<Record<string, string>>>;
+  return (key: K, vars?: Vars, lang: Lang = current): string => interpolate(lookup[lang][key] ?? lookup.he[key] ?? key, vars);
 }
 
 // Intl objects are costly to build and cards re-render several times a second: cache them.

@@ -27,7 +27,10 @@ export interface UseLongTaskPersistenceResult {
 function sameEntries(a: TrackedTask[], b: TrackedTask[]): boolean {
   return (
     a.length === b.length &&
-    a.every((e, i) => e.taskId === b[i]?.taskId && e.status === b[i]?.status && e.savedAt === b[i]?.savedAt)
+    a.every((e, i) => {
+      const o = b.at(i);
+      return o !== undefined && e.taskId === o.taskId && e.status === o.status && e.savedAt === o.savedAt;
+    })
   );
 }
 
@@ -52,7 +55,7 @@ export function useLongTaskPersistence(
       // Wake up when the next entry expires, so a finished task leaves without a reload.
       clearTimeout(timer);
       const next = persistence.nextExpiry();
-      if (next !== null) timer = setTimeout(refresh, Math.min(Math.max(0, next - clock()) + 1, 2 ** 31 - 1));
+      if (next !== null) timer = setTimeout(refresh, Math.min(Math.max(0, next - clock()), 2 ** 31 - 1));
     };
     refresh();
     const unsubscribe = persistence.subscribe(refresh);
@@ -68,7 +71,7 @@ export function useLongTaskPersistence(
         console.warn(`[longtasks] saveTask: a ${task.taskType} task given to the ${taskType} tracker; ignored`);
         return;
       }
-      persistence.save(Number(task.taskId), task.status);
+      persistence.save(task.taskId, task.status);
     },
     [persistence, taskType],
   );
