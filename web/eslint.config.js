@@ -28,6 +28,10 @@ export default tseslint.config(
     ...tseslint.configs.disableTypeChecked,
   },
   {
+    files: ['scripts/*.mjs'],
+    languageOptions: { globals: { console: 'readonly', process: 'readonly' } },
+  },
+  {
     // The seed's example, compiled as its authors wrote it (not strict): only syntax is checked.
     files: ['examples/src/seed/**'],
     ...tseslint.configs.disableTypeChecked,

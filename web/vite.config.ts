@@ -5,6 +5,7 @@ import { resolve } from 'node:path';
 import { defineConfig } from 'vitest/config';
 
 export default defineConfig({
+  logLevel: 'warn',
   build: {
     outDir: 'dist',
     emptyOutDir: true,
@@ -16,6 +17,8 @@ export default defineConfig({
     },
     rollupOptions: {
       external: ['react', 'react-dom', 'react/jsx-runtime'],
+      // What both entry points share (the element, client, store...) in one chunk.
+      output: { chunkFileNames: 'shared-[hash].js' },
     },
   },
   test: {

@@ -4,6 +4,7 @@ import { resolve } from 'node:path';
 import { defineConfig } from 'vite';
 
 export default defineConfig({
+  logLevel: 'warn',
   root: resolve(import.meta.dirname, 'page'),
   base: '/static/',
   build: {
