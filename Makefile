@@ -26,7 +26,7 @@ install: $(STAMP)
 WEB_STAMP := web/node_modules/.installed
 WEB_SOURCES := $(shell find web/src web/page -type f 2>/dev/null) web/package.json web/tsconfig.json
 PAGE := api/static/index.html
-LIB := web/dist/.built
+LIB := web/node_modules/.lib-built
 EXAMPLE_STAMP := web/examples/node_modules/.installed
 EXAMPLE := web/examples/dist/index.html
 EXAMPLE_SOURCES := $(shell find web/examples/src -type f 2>/dev/null) web/examples/index.html \
@@ -45,10 +45,10 @@ $(WEB_STAMP): web/package.json web/package-lock.json | web-tools
 	@touch $@
 
 $(PAGE): $(WEB_STAMP) $(WEB_SOURCES) web/vite.page.config.ts
-	cd web && npm run --silent build:page -- --logLevel warn
+	cd web && npm run --silent build:page
 
 $(LIB): $(WEB_STAMP) $(WEB_SOURCES) web/vite.config.ts web/tsconfig.build.json
-	cd web && npm run --silent build -- --logLevel warn
+	cd web && npm run --silent build
 	@touch $@
 
 $(EXAMPLE_STAMP): web/examples/package.json web/examples/package-lock.json | web-tools
@@ -56,7 +56,7 @@ $(EXAMPLE_STAMP): web/examples/package.json web/examples/package-lock.json | web
 	@touch $@
 
 $(EXAMPLE): $(EXAMPLE_STAMP) $(LIB) $(EXAMPLE_SOURCES)
-	cd web/examples && npm run --silent build -- --logLevel warn
+	cd web/examples && npm run --silent build
 
 web: $(PAGE) $(LIB)
 
