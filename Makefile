@@ -27,6 +27,7 @@ WEB_STAMP := web/node_modules/.installed
 WEB_SOURCES := $(shell find web/src web/page -type f 2>/dev/null) web/package.json web/tsconfig.json
 PAGE := api/static/index.html
 LIB := web/node_modules/.lib-built
+REACT18_STAMP := web/test/react18/node_modules/.installed
 EXAMPLE_STAMP := web/examples/node_modules/.installed
 EXAMPLE := web/examples/dist/index.html
 EXAMPLE_SOURCES := $(shell find web/examples/src -type f 2>/dev/null) web/examples/index.html \
@@ -49,6 +50,11 @@ $(PAGE): $(WEB_STAMP) $(WEB_SOURCES) web/vite.page.config.ts
 
 $(LIB): $(WEB_STAMP) $(WEB_SOURCES) web/vite.config.ts web/tsconfig.build.json
 	cd web && npm run --silent build
+	@touch $@
+
+# React 18, for the vitest project that runs the React bindings' tests on a React 18 host.
+$(REACT18_STAMP): web/test/react18/package.json web/test/react18/package-lock.json | web-tools
+	cd web/test/react18 && npm ci --no-audit --no-fund --loglevel=error
 	@touch $@
 
 $(EXAMPLE_STAMP): web/examples/package.json web/examples/package-lock.json | web-tools
@@ -83,7 +89,7 @@ web-lint: $(WEB_STAMP) $(EXAMPLE_STAMP) $(LIB)
 	cd web && npx tsc --noEmit -p tsconfig.json && npx eslint --max-warnings 0 .
 	cd web/examples && npx tsc --noEmit -p tsconfig.json && npx tsc --noEmit -p tsconfig.seed.json
 
-web-test: $(WEB_STAMP)
+web-test: $(WEB_STAMP) $(REACT18_STAMP)
 	cd web && npx vitest run
 
 # The tarball `npm pack` makes holds both entry points and their types.
@@ -118,4 +124,4 @@ lock: $(BIN)/python
 
 clean:
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache
-	rm -rf web/node_modules web/dist web/examples/node_modules web/examples/dist api/static
+	rm -rf web/node_modules web/dist web/test/react18/node_modules web/examples/node_modules web/examples/dist api/static

@@ -1,8 +1,8 @@
 // The library build: `dist/index.js` (the element, client, store...) and `dist/react.js` (the
 // React bindings, importing the first; React itself stays the host's). Declarations come from
-// `tsc -p tsconfig.build.json`. Vitest reads its settings from here too.
+// `tsc -p tsconfig.build.json`. The tests have their own config (vitest.config.ts).
 import { resolve } from 'node:path';
-import { defineConfig } from 'vitest/config';
+import { defineConfig } from 'vite';
 
 export default defineConfig({
   logLevel: 'warn',
@@ -20,10 +20,5 @@ export default defineConfig({
       // What both entry points share (the element, client, store...) in one chunk.
       output: { chunkFileNames: 'shared-[hash].js' },
     },
-  },
-  test: {
-    environment: 'jsdom',
-    include: ['test/**/*.test.{ts,tsx}'],
-    setupFiles: ['test/setup.ts'],
   },
 });
