@@ -18,7 +18,7 @@ version_ok() {  # version_ok 20.19.2 20.19
   [ "$(printf '%s\n%s\n' "$2" "$1" | sort -V | head -1)" = "$2" ]
 }
 
-node_version() { node --version 2>/dev/null | sed 's/^v//'; }
+node_version() { if command -v node >/dev/null 2>&1; then node --version 2>/dev/null | sed 's/^v//' || true; fi; }
 
 ensure_node() {
   if ! command -v node >/dev/null 2>&1 || ! command -v npm >/dev/null 2>&1; then
