@@ -325,12 +325,8 @@ export interface components {
             message: components["schemas"]["MessageIn"];
             /** Name */
             name: string;
-            /**
-             * Priority
-             * @default normal
-             * @enum {string}
-             */
-            priority?: "high" | "normal" | "low";
+            /** @default normal */
+            priority?: components["schemas"]["Priority"];
             /** Recipients */
             recipients: string[];
             /**
@@ -361,7 +357,7 @@ export interface components {
              */
             reason?: string;
             /** Task Type */
-            task_type?: ("broadcast" | "receipt_delete" | "receipt_sync") | null;
+            task_type?: components["schemas"]["TaskType"] | null;
         };
         /** BulkCancelOut */
         BulkCancelOut: {
@@ -392,12 +388,8 @@ export interface components {
         /** BulkDeleteIn */
         BulkDeleteIn: {
             filter?: components["schemas"]["DeleteFilter"] | null;
-            /**
-             * Priority
-             * @default normal
-             * @enum {string}
-             */
-            priority?: "high" | "normal" | "low";
+            /** @default normal */
+            priority?: components["schemas"]["Priority"];
             /** Receipt Ids */
             receipt_ids?: number[] | null;
             /**
@@ -461,8 +453,7 @@ export interface components {
              * @description issued before this day
              */
             before?: string | null;
-            /** Source */
-            source?: ("gmail" | "manual" | "upload" | "email") | null;
+            source?: components["schemas"]["ReceiptSource"] | null;
         };
         /**
          * ErrorOut
@@ -476,6 +467,15 @@ export interface components {
         HTTPValidationError: {
             /** Detail */
             detail?: components["schemas"]["ValidationError"][];
+        };
+        /** HealthOut */
+        HealthOut: {
+            /** Ok */
+            ok: boolean;
+            /** Postgres */
+            postgres: string;
+            /** Temporal */
+            temporal: string;
         };
         /** ItemOut */
         ItemOut: {
@@ -493,8 +493,7 @@ export interface components {
             provider_ref: string | null;
             /** Seq */
             seq: number;
-            /** Status */
-            status: string;
+            status: components["schemas"]["ItemStatus"];
             /**
              * Updated At
              * Format: date-time
@@ -508,6 +507,12 @@ export interface components {
             /** Next Cursor */
             next_cursor: string | null;
         };
+        /**
+         * ItemStatus
+         * @description Per-item ledger states. `sending` is a claim: committed before the side effect.
+         * @enum {string}
+         */
+        ItemStatus: "sending" | "succeeded" | "failed" | "skipped" | "cancelled";
         /** MessageIn */
         MessageIn: {
             template?: components["schemas"]["TemplateIn"] | null;
@@ -534,6 +539,13 @@ export interface components {
             /** Webhook Url */
             webhook_url: string | null;
         };
+        /**
+         * Priority
+         * @description A start request's priority: the workflow's Temporal priority key, which its activities
+         *     inherit (`longtasks.temporal.tasks.PRIORITY_KEYS`).
+         * @enum {string}
+         */
+        Priority: "high" | "normal" | "low";
         /** ReceiptOut */
         ReceiptOut: {
             /**
@@ -578,14 +590,16 @@ export interface components {
             /** Next Cursor */
             next_cursor: string | null;
         };
+        /**
+         * ReceiptSource
+         * @description Where a receipt came from; a Gmail receipt carries its message id.
+         * @enum {string}
+         */
+        ReceiptSource: "gmail" | "manual" | "upload" | "email";
         /** SyncIn */
         SyncIn: {
-            /**
-             * Priority
-             * @default normal
-             * @enum {string}
-             */
-            priority?: "high" | "normal" | "low";
+            /** @default normal */
+            priority?: components["schemas"]["Priority"];
             /**
              * Query
              * @description a Gmail search, e.g. 'from:amazon.com'
@@ -635,11 +649,7 @@ export interface components {
             failed_count: number;
             /** Id */
             id: number;
-            /**
-             * Priority
-             * @enum {string}
-             */
-            priority: "high" | "normal" | "low";
+            priority: components["schemas"]["Priority"];
             /** Processed Items */
             processed_items: number;
             /** Progress Pct */
@@ -650,20 +660,12 @@ export interface components {
             start_at: string | null;
             /** Started At */
             started_at: string | null;
-            /**
-             * Status
-             * @enum {string}
-             */
-            status: "scheduled" | "running" | "completed" | "cancelled" | "failed";
+            status: components["schemas"]["TaskStatus"];
             /** Status Reason */
             status_reason: string | null;
             /** Success Count */
             success_count: number;
-            /**
-             * Task Type
-             * @enum {string}
-             */
-            task_type: "broadcast" | "receipt_delete" | "receipt_sync";
+            task_type: components["schemas"]["TaskType"];
             /** Total Items */
             total_items: number;
             /**
@@ -683,6 +685,17 @@ export interface components {
             /** Next Cursor */
             next_cursor: string | null;
         };
+        /**
+         * TaskStatus
+         * @enum {string}
+         */
+        TaskStatus: "scheduled" | "running" | "completed" | "cancelled" | "failed";
+        /**
+         * TaskType
+         * @description a task type this API serves
+         * @enum {string}
+         */
+        TaskType: "broadcast" | "receipt_delete" | "receipt_sync";
         /** TemplateIn */
         TemplateIn: {
             /** Language */
@@ -824,10 +837,10 @@ export interface operations {
     list_tasks_api_long_tasks_get: {
         parameters: {
             query?: {
-                task_type?: ("broadcast" | "receipt_delete" | "receipt_sync") | null;
-                status?: ("scheduled" | "running" | "completed" | "cancelled" | "failed") | null;
+                status?: components["schemas"]["TaskStatus"] | null;
                 limit?: number;
                 cursor?: string | null;
+                task_type?: components["schemas"]["TaskType"] | null;
             };
             header?: never;
             path?: never;
@@ -1562,7 +1575,7 @@ export interface operations {
     list_items_api_long_tasks__task_id__items_get: {
         parameters: {
             query?: {
-                status?: ("sending" | "succeeded" | "failed" | "skipped" | "cancelled") | null;
+                status?: components["schemas"]["ItemStatus"] | null;
                 limit?: number;
                 cursor?: string | null;
             };
@@ -1671,7 +1684,7 @@ export interface operations {
     export_items_api_long_tasks__task_id__items_csv_get: {
         parameters: {
             query?: {
-                status?: ("sending" | "succeeded" | "failed" | "skipped" | "cancelled") | null;
+                status?: components["schemas"]["ItemStatus"] | null;
             };
             header?: never;
             path: {
@@ -2069,7 +2082,7 @@ export interface operations {
     list_receipts_api_receipts_get: {
         parameters: {
             query?: {
-                source?: ("gmail" | "manual" | "upload" | "email") | null;
+                source?: components["schemas"]["ReceiptSource"] | null;
                 vendor?: string | null;
                 /** @description issued on or after */
                 after?: string | null;
@@ -2610,7 +2623,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": unknown;
+                    "application/json": components["schemas"]["HealthOut"];
                 };
             };
             /** @description a malformed value (e.g. a cursor) */
@@ -2678,13 +2691,13 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorOut"];
                 };
             };
-            /** @description Postgres or Temporal is unavailable; retry */
+            /** @description Postgres or Temporal is unreachable */
             503: {
                 headers: {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["ErrorOut"];
+                    "application/json": components["schemas"]["HealthOut"];
                 };
             };
         };
@@ -2698,16 +2711,8 @@ type ReadonlyArray<T> = [
 ] extends [
     unknown[]
 ] ? Readonly<Exclude<T, undefined>> : Readonly<Exclude<T, undefined>[]>;
-export const pathsApiLong_tasksGetParametersQueryTask_typeAnyOf0Values: ReadonlyArray<FlattenedDeepRequired<paths>["/api/long_tasks"]["get"]["parameters"]["query"]["task_type"]> = ["broadcast", "receipt_delete", "receipt_sync"];
-export const pathsApiLong_tasksGetParametersQueryStatusAnyOf0Values: ReadonlyArray<FlattenedDeepRequired<paths>["/api/long_tasks"]["get"]["parameters"]["query"]["status"]> = ["scheduled", "running", "completed", "cancelled", "failed"];
-export const pathsApiLong_tasksTask_idItemsGetParametersQueryStatusAnyOf0Values: ReadonlyArray<FlattenedDeepRequired<paths>["/api/long_tasks/{task_id}/items"]["get"]["parameters"]["query"]["status"]> = ["sending", "succeeded", "failed", "skipped", "cancelled"];
-export const pathsApiLong_tasksTask_idItemsCsvGetParametersQueryStatusAnyOf0Values: ReadonlyArray<FlattenedDeepRequired<paths>["/api/long_tasks/{task_id}/items.csv"]["get"]["parameters"]["query"]["status"]> = ["sending", "succeeded", "failed", "skipped", "cancelled"];
-export const pathsApiReceiptsGetParametersQuerySourceAnyOf0Values: ReadonlyArray<FlattenedDeepRequired<paths>["/api/receipts"]["get"]["parameters"]["query"]["source"]> = ["gmail", "manual", "upload", "email"];
-export const broadcastInPriorityValues: ReadonlyArray<FlattenedDeepRequired<components>["schemas"]["BroadcastIn"]["priority"]> = ["high", "normal", "low"];
-export const bulkCancelInTask_typeAnyOf0Values: ReadonlyArray<FlattenedDeepRequired<components>["schemas"]["BulkCancelIn"]["task_type"]> = ["broadcast", "receipt_delete", "receipt_sync"];
-export const bulkDeleteInPriorityValues: ReadonlyArray<FlattenedDeepRequired<components>["schemas"]["BulkDeleteIn"]["priority"]> = ["high", "normal", "low"];
-export const deleteFilterSourceAnyOf0Values: ReadonlyArray<FlattenedDeepRequired<components>["schemas"]["DeleteFilter"]["source"]> = ["gmail", "manual", "upload", "email"];
-export const syncInPriorityValues: ReadonlyArray<FlattenedDeepRequired<components>["schemas"]["SyncIn"]["priority"]> = ["high", "normal", "low"];
-export const taskOutPriorityValues: ReadonlyArray<FlattenedDeepRequired<components>["schemas"]["TaskOut"]["priority"]> = ["high", "normal", "low"];
-export const taskOutStatusValues: ReadonlyArray<FlattenedDeepRequired<components>["schemas"]["TaskOut"]["status"]> = ["scheduled", "running", "completed", "cancelled", "failed"];
-export const taskOutTask_typeValues: ReadonlyArray<FlattenedDeepRequired<components>["schemas"]["TaskOut"]["task_type"]> = ["broadcast", "receipt_delete", "receipt_sync"];
+export const itemStatusValues: ReadonlyArray<FlattenedDeepRequired<components>["schemas"]["ItemStatus"]> = ["sending", "succeeded", "failed", "skipped", "cancelled"];
+export const priorityValues: ReadonlyArray<FlattenedDeepRequired<components>["schemas"]["Priority"]> = ["high", "normal", "low"];
+export const receiptSourceValues: ReadonlyArray<FlattenedDeepRequired<components>["schemas"]["ReceiptSource"]> = ["gmail", "manual", "upload", "email"];
+export const taskStatusValues: ReadonlyArray<FlattenedDeepRequired<components>["schemas"]["TaskStatus"]> = ["scheduled", "running", "completed", "cancelled", "failed"];
+export const taskTypeValues: ReadonlyArray<FlattenedDeepRequired<components>["schemas"]["TaskType"]> = ["broadcast", "receipt_delete", "receipt_sync"];

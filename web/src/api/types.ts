@@ -2,20 +2,15 @@
 // openapi-typescript generates from the service's /openapi.json (`make web-types`): when the API
 // gains a field, a task type or a status, the compiler points at every place that must follow.
 
-import {
-  deleteFilterSourceAnyOf0Values,
-  taskOutPriorityValues,
-  taskOutStatusValues,
-  taskOutTask_typeValues,
-  type components,
-} from './schema';
+import { priorityValues, receiptSourceValues, taskStatusValues, taskTypeValues, type components } from './schema';
 
 type Schemas = components['schemas'];
 
 export type Task = Schemas['TaskOut'];
-export type TaskType = Task['task_type'];
-export type TaskStatus = Task['status'];
-export type Priority = Task['priority'];
+export type TaskType = Schemas['TaskType'];
+export type TaskStatus = Schemas['TaskStatus'];
+export type Priority = Schemas['Priority'];
+export type ReceiptSource = Schemas['ReceiptSource'];
 export type TaskPage = Schemas['TaskPage'];
 export type TaskEnvelope = Schemas['TaskEnvelope'];
 export type Item = Schemas['ItemOut'];
@@ -29,13 +24,10 @@ export type ReceiptDeleteStarted = Schemas['BulkDeleteStarted'];
 export type ValidationIssue = Schemas['ValidationError'];
 
 /** Every task type and status the API can answer with, in the spec's order. */
-export const TASK_TYPES: readonly TaskType[] = taskOutTask_typeValues;
-export const TASK_STATUSES: readonly TaskStatus[] = taskOutStatusValues;
-export const PRIORITIES: readonly Priority[] = taskOutPriorityValues;
-export type ReceiptSource = NonNullable<(typeof deleteFilterSourceAnyOf0Values)[number]>;
-export const RECEIPT_SOURCES: readonly ReceiptSource[] = deleteFilterSourceAnyOf0Values.filter(
-  (s): s is ReceiptSource => s !== null,
-);
+export const TASK_TYPES: readonly TaskType[] = taskTypeValues;
+export const TASK_STATUSES: readonly TaskStatus[] = taskStatusValues;
+export const PRIORITIES: readonly Priority[] = priorityValues;
+export const RECEIPT_SOURCES: readonly ReceiptSource[] = receiptSourceValues;
 
 /**
  * What each status means for a watcher. A `Record` over the spec's statuses: a status added to
