@@ -174,6 +174,17 @@ export function makeTask(fields: Partial<Task> & { id: number }): Task {
     updated_at: now,
     started_at: now,
     completed_at: null,
+    approval_expires_at: null,
+    approved_at: null,
+    approved_by: null,
+    rejected_by: null,
+    created_by: null,
+    child_task_ids: [],
+    parent_task_id: null,
+    eta_seconds: null,
+    pause_requested: false,
+    paused_at: null,
+    paused_by: null,
     ...fields,
   };
 }

@@ -4,6 +4,76 @@
  */
 
 export interface paths {
+    "/api/audiences": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * List Audiences
+         * @description The business's audiences, newest first.
+         */
+        get: operations["list_audiences_api_audiences_get"];
+        put?: never;
+        /**
+         * Upload Audience
+         * @description Upload a customer list: a header row with a phone column (or the one `phone_column`
+         *     names) and any other columns as variables. UTF-8 with or without BOM; commas, Excel's
+         *     semicolons (and its `sep=;` line) or tabs; quoted fields. Answers 202 once the file is
+         *     stored; the import task normalizes and deduplicates it, and the audience becomes `ready`.
+         */
+        post: operations["upload_audience_api_audiences_post"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/audiences/{audience_id}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** Get Audience */
+        get: operations["get_audience_api_audiences__audience_id__get"];
+        put?: never;
+        post?: never;
+        /**
+         * Delete Audience
+         * @description Removes the audience, its members and its errors. 409 while it imports (cancel its
+         *     task first) or while a broadcast is sending to it; finished broadcasts keep their ledgers.
+         */
+        delete: operations["delete_audience_api_audiences__audience_id__delete"];
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/audiences/{audience_id}/errors": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * List Errors
+         * @description The rows left out of the audience, in file order, each with its line and reason
+         *     (`format=csv`: all of them as a CSV file, with the row's columns to fix and upload again).
+         */
+        get: operations["list_errors_api_audiences__audience_id__errors_get"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/broadcasts": {
         parameters: {
             query?: never;
@@ -15,8 +85,9 @@ export interface paths {
         put?: never;
         /**
          * Start Broadcast
-         * @description Start a broadcast; 202 with the task. Invalid numbers become failed items
-         *     (`invalid_phone`), duplicates are dropped.
+         * @description Start a broadcast to a list of numbers or to a ready audience; 202 with the task.
+         *     Invalid numbers in a list become failed items (`invalid_phone`), duplicates are dropped.
+         *     To an audience, template parameters may name its columns, filled per member at send.
          */
         post: operations["start_broadcast_api_broadcasts_post"];
         delete?: never;
@@ -34,7 +105,7 @@ export interface paths {
         };
         /**
          * List Tasks
-         * @description The business's tasks, newest first.
+         * @description The business's tasks, newest first (`parent_task_id`: the retries of one task).
          */
         get: operations["list_tasks_api_long_tasks_get"];
         put?: never;
@@ -101,6 +172,26 @@ export interface paths {
          * @description Removes a terminal task and its ledger; 409 while it runs (cancel it first).
          */
         delete: operations["delete_task_api_long_tasks__task_id__delete"];
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/long_tasks/{task_id}/approve": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Approve
+         * @description Let a task that waits for approval start; not by the person who created it (403).
+         */
+        post: operations["approve_api_long_tasks__task_id__approve_post"];
+        delete?: never;
         options?: never;
         head?: never;
         patch?: never;
@@ -186,6 +277,107 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/long_tasks/{task_id}/pause": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Pause
+         * @description Pause: nothing new starts, what is in flight settles, then `paused` until resumed.
+         */
+        post: operations["pause_api_long_tasks__task_id__pause_post"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/long_tasks/{task_id}/preview": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Preview
+         * @description What a broadcast will do; 409 for other task types.
+         */
+        get: operations["preview_api_long_tasks__task_id__preview_get"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/long_tasks/{task_id}/reject": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Reject
+         * @description Refuse a task that waits for approval: it ends `cancelled`, nothing sent.
+         */
+        post: operations["reject_api_long_tasks__task_id__reject_post"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/long_tasks/{task_id}/resume": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Resume
+         * @description Resume a paused task where it stopped: nothing skipped, nothing done twice.
+         */
+        post: operations["resume_api_long_tasks__task_id__resume_post"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/long_tasks/{task_id}/retry_failed": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Retry Failed
+         * @description A new task of the same type for the items that failed retryably; 202 with it. 409 while
+         *     the task runs, for a type whose failures a retry cannot fix, or when nothing qualifies.
+         */
+        post: operations["retry_failed_api_long_tasks__task_id__retry_failed_post"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/notifications": {
         parameters: {
             query?: never;
@@ -203,6 +395,28 @@ export interface paths {
         post?: never;
         /** Delete Notifications */
         delete: operations["delete_notifications_api_notifications_delete"];
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/policy": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** Get Policy */
+        get: operations["get_policy_api_policy_get"];
+        /**
+         * Put Policy
+         * @description Change the policy. Tasks already waiting for approval keep waiting; a raised or removed
+         *     daily cap wakes the tasks it holds at once.
+         */
+        put: operations["put_policy_api_policy_put"];
+        post?: never;
+        delete?: never;
         options?: never;
         head?: never;
         patch?: never;
@@ -320,15 +534,135 @@ export interface paths {
 export type webhooks = Record<string, never>;
 export interface components {
     schemas: {
+        /** AudienceErrorOut */
+        AudienceErrorOut: {
+            /** Detail */
+            detail: string;
+            /**
+             * Duplicate Of
+             * @description for a duplicate: the line kept instead
+             */
+            duplicate_of: number | null;
+            /**
+             * Line
+             * @description the line of the file the row starts on (the header is 1)
+             */
+            line: number;
+            /** Phone */
+            phone: string;
+            reason: components["schemas"]["RowIssue"];
+            /**
+             * Values
+             * @description the row's other columns
+             */
+            values: {
+                [key: string]: string;
+            };
+        };
+        /** AudienceErrorPage */
+        AudienceErrorPage: {
+            /** Items */
+            items: components["schemas"]["AudienceErrorOut"][];
+            /** Next Cursor */
+            next_cursor: string | null;
+        };
+        /** AudienceOut */
+        AudienceOut: {
+            /** Byte Count */
+            byte_count: number;
+            /**
+             * Columns
+             * @description the header's columns, in file order
+             */
+            columns: string[];
+            /**
+             * Created At
+             * Format: date-time
+             */
+            created_at: string;
+            /** Duplicate Count */
+            duplicate_count: number | null;
+            /** Failure Reason */
+            failure_reason: string | null;
+            /** Filename */
+            filename: string | null;
+            /** Id */
+            id: number;
+            /** Invalid Count */
+            invalid_count: number | null;
+            /** Name */
+            name: string;
+            /** Phone Column */
+            phone_column: string;
+            /** Progress Pct */
+            progress_pct: number;
+            /** Ready At */
+            ready_at: string | null;
+            /**
+             * Row Count
+             * @description rows in the file (blank rows are not rows)
+             */
+            row_count: number;
+            status: components["schemas"]["AudienceStatus"];
+            /** Suppressed Count */
+            suppressed_count: number | null;
+            /**
+             * Task Id
+             * @description the import task (its progress, cancel, events)
+             */
+            task_id: number | null;
+            /**
+             * Updated At
+             * Format: date-time
+             */
+            updated_at: string;
+            /**
+             * Valid Count
+             * @description members: numbers a broadcast sends to
+             */
+            valid_count: number | null;
+            /**
+             * Variables
+             * @description the columns a template parameter may name: `{"column": name}`
+             */
+            variables: string[];
+        };
+        /** AudiencePage */
+        AudiencePage: {
+            /** Items */
+            items: components["schemas"]["AudienceOut"][];
+            /** Next Cursor */
+            next_cursor: string | null;
+        };
+        /** AudienceStarted */
+        AudienceStarted: {
+            audience: components["schemas"]["AudienceOut"];
+            task: components["schemas"]["TaskOut"];
+        };
+        /**
+         * AudienceStatus
+         * @description An uploaded customer list: imported by its task, then ready to send to (or failed,
+         *     with the reason).
+         * @enum {string}
+         */
+        AudienceStatus: "importing" | "ready" | "failed";
         /** BroadcastIn */
         BroadcastIn: {
+            /**
+             * Audience Id
+             * @description a ready audience of the business, instead of a list
+             */
+            audience_id?: number | null;
             message: components["schemas"]["MessageIn"];
             /** Name */
             name: string;
             /** @default normal */
             priority?: components["schemas"]["Priority"];
-            /** Recipients */
-            recipients: string[];
+            /**
+             * Recipients
+             * @description phone numbers; or give `audience_id`
+             */
+            recipients?: string[] | null;
             /**
              * Start At
              * @description delayed start (ISO 8601 with a time zone)
@@ -337,10 +671,13 @@ export interface components {
         };
         /** BroadcastStarted */
         BroadcastStarted: {
+            /** Audience Id */
+            audience_id?: number | null;
             /** Broadcast Id */
             broadcast_id: number;
             /** Duplicates Dropped */
             duplicates_dropped: number;
+            preview?: components["schemas"]["PreviewOut"] | null;
             /** Recipients Accepted */
             recipients_accepted: number;
             /** Recipients Invalid */
@@ -414,6 +751,22 @@ export interface components {
              * @default cancelled by user
              */
             reason?: string;
+        };
+        /**
+         * ColumnParamIn
+         * @description A parameter taken from each member's row of the broadcast's audience.
+         */
+        ColumnParamIn: {
+            /**
+             * Column
+             * @description one of the audience's variables
+             */
+            column: string;
+            /**
+             * Default
+             * @description for a member whose cell is empty (else that member's item fails)
+             */
+            default?: string | null;
         };
         /**
          * ConnectionIn
@@ -540,6 +893,87 @@ export interface components {
             webhook_url: string | null;
         };
         /**
+         * PolicyIn
+         * @description Fields left out keep their value; `null` turns approval, the cap or auto-pause off.
+         */
+        PolicyIn: {
+            /** Approval Required Above */
+            approval_required_above?: number | null;
+            /** Auto Pause Failure Share */
+            auto_pause_failure_share?: number | null;
+            /**
+             * Auto Pause Window
+             * @default 200
+             */
+            auto_pause_window?: number;
+            /** Daily Send Cap */
+            daily_send_cap?: number | null;
+        };
+        /** PolicyOut */
+        PolicyOut: {
+            /** Approval Required Above */
+            approval_required_above: number | null;
+            /** Auto Pause Failure Share */
+            auto_pause_failure_share: number | null;
+            /** Auto Pause Window */
+            auto_pause_window: number;
+            /** Daily Send Cap */
+            daily_send_cap: number | null;
+            /** Updated At */
+            updated_at: string | null;
+            /** Updated By */
+            updated_by: string | null;
+        };
+        /** PreviewOut */
+        PreviewOut: {
+            /** Broadcast Id */
+            broadcast_id: number;
+            /** Duplicates Removed */
+            duplicates_removed: number;
+            /**
+             * Estimated Duration S
+             * @description at the sender's pace
+             */
+            estimated_duration_s: number | null;
+            /** Exceeds Tier */
+            exceeds_tier: boolean;
+            /** Invalid */
+            invalid: number;
+            /**
+             * Messages Per S
+             * @description the sender's pace; null: unpaced
+             */
+            messages_per_s: number | null;
+            /**
+             * Recipients
+             * @description valid numbers after normalization, duplicates removed
+             */
+            recipients: number;
+            /**
+             * Submitted
+             * @description numbers the request carried
+             */
+            submitted: number;
+            /**
+             * Suppressed
+             * @description of those, opted out: not messaged
+             */
+            suppressed: number;
+            /** Task Id */
+            task_id: number;
+            /** Tier Headroom */
+            tier_headroom: number | null;
+            /**
+             * Tier Limit
+             * @description WhatsApp's unique recipients per 24 h
+             */
+            tier_limit: number | null;
+            /** Tier Used 24H */
+            tier_used_24h: number;
+            /** To Send */
+            to_send: number;
+        };
+        /**
          * Priority
          * @description A start request's priority: the workflow's Temporal priority key, which its activities
          *     inherit (`longtasks.temporal.tasks.PRIORITY_KEYS`).
@@ -596,6 +1030,35 @@ export interface components {
          * @enum {string}
          */
         ReceiptSource: "gmail" | "manual" | "upload" | "email";
+        /** RejectIn */
+        RejectIn: {
+            /** Reason */
+            reason?: string | null;
+        };
+        /** RetryFailedIn */
+        RetryFailedIn: {
+            /**
+             * Error Codes
+             * @description only items that failed with one of these codes (default: every retryable failure)
+             */
+            error_codes?: string[] | null;
+        };
+        /** RetryStarted */
+        RetryStarted: {
+            /** Broadcast Id */
+            broadcast_id: number;
+            /** Items */
+            items: number;
+            /** Parent Task Id */
+            parent_task_id: number;
+            task: components["schemas"]["TaskOut"];
+        };
+        /**
+         * RowIssue
+         * @description Why a row of an uploaded list is not a member of its audience.
+         * @enum {string}
+         */
+        RowIssue: "invalid_phone" | "missing_phone" | "too_many_fields" | "duplicate" | "suppressed";
         /** SyncIn */
         SyncIn: {
             /** @default normal */
@@ -628,6 +1091,12 @@ export interface components {
         };
         /** TaskOut */
         TaskOut: {
+            /** Approval Expires At */
+            approval_expires_at: string | null;
+            /** Approved At */
+            approved_at: string | null;
+            /** Approved By */
+            approved_by: string | null;
             /** Business Id */
             business_id: number;
             /** Cancel Reason */
@@ -636,6 +1105,11 @@ export interface components {
             cancel_requested: boolean;
             /** Cancelled Count */
             cancelled_count: number;
+            /**
+             * Child Task Ids
+             * @description the tasks retrying this one's failed items
+             */
+            child_task_ids: number[];
             /** Completed At */
             completed_at: string | null;
             /**
@@ -643,17 +1117,40 @@ export interface components {
              * Format: date-time
              */
             created_at: string;
+            /** Created By */
+            created_by: string | null;
             /** Error Message */
             error_message: string | null;
+            /**
+             * Eta Seconds
+             * @description seconds until the task ends, at the rate measured over the last ~30 s and no faster than pacing, WhatsApp's daily tier and the business's daily cap allow; null while it cannot be estimated and whenever the task is not running
+             */
+            eta_seconds: number | null;
             /** Failed Count */
             failed_count: number;
             /** Id */
             id: number;
+            /**
+             * Parent Task Id
+             * @description the task whose failed items this retries
+             */
+            parent_task_id: number | null;
+            /** Pause Requested */
+            pause_requested: boolean;
+            /** Paused At */
+            paused_at: string | null;
+            /**
+             * Paused By
+             * @description who paused it (`system`: it paused itself)
+             */
+            paused_by: string | null;
             priority: components["schemas"]["Priority"];
             /** Processed Items */
             processed_items: number;
             /** Progress Pct */
             progress_pct: number;
+            /** Rejected By */
+            rejected_by: string | null;
             /** Skipped Count */
             skipped_count: number;
             /** Start At */
@@ -689,21 +1186,24 @@ export interface components {
          * TaskStatus
          * @enum {string}
          */
-        TaskStatus: "scheduled" | "running" | "completed" | "cancelled" | "failed";
+        TaskStatus: "awaiting_approval" | "scheduled" | "running" | "paused" | "completed" | "cancelled" | "failed" | "expired";
         /**
          * TaskType
          * @description a task type this API serves
          * @enum {string}
          */
-        TaskType: "broadcast" | "receipt_delete" | "receipt_sync";
+        TaskType: "broadcast" | "receipt_delete" | "receipt_sync" | "audience_import";
         /** TemplateIn */
         TemplateIn: {
             /** Language */
             language: string;
             /** Name */
             name: string;
-            /** Params */
-            params?: string[];
+            /**
+             * Params
+             * @description literals, and with `audience_id` columns: ["Shalom", {"column": "name"}]
+             */
+            params?: (string | components["schemas"]["ColumnParamIn"])[];
         };
         /** ValidationError */
         ValidationError: {
@@ -727,6 +1227,550 @@ export interface components {
 }
 export type $defs = Record<string, never>;
 export interface operations {
+    list_audiences_api_audiences_get: {
+        parameters: {
+            query?: {
+                limit?: number;
+                cursor?: string | null;
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["AudiencePage"];
+                };
+            };
+            /** @description a malformed value (e.g. a cursor) */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorOut"];
+                };
+            };
+            /** @description a missing, expired or invalid bearer token */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorOut"];
+                };
+            };
+            /** @description the token's role is too weak */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorOut"];
+                };
+            };
+            /** @description not found in this business */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorOut"];
+                };
+            };
+            /** @description conflicts with the resource's state */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorOut"];
+                };
+            };
+            /** @description the body or the recipient list is too large */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorOut"];
+                };
+            };
+            /** @description Validation Error */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["HTTPValidationError"];
+                };
+            };
+            /** @description rate limit exceeded for this token */
+            429: {
+                headers: {
+                    /** @description seconds */
+                    "Retry-After": number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorOut"];
+                };
+            };
+            /** @description Postgres or Temporal is unavailable; retry */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorOut"];
+                };
+            };
+        };
+    };
+    upload_audience_api_audiences_post: {
+        parameters: {
+            query?: {
+                name?: string | null;
+                phone_column?: string | null;
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "multipart/form-data": {
+                    /** Format: binary */
+                    file: string;
+                    name?: string;
+                    phone_column?: string;
+                };
+                "text/csv": string;
+            };
+        };
+        responses: {
+            /** @description Successful Response */
+            202: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["AudienceStarted"];
+                };
+            };
+            /** @description a malformed value (e.g. a cursor) */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorOut"];
+                };
+            };
+            /** @description a missing, expired or invalid bearer token */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorOut"];
+                };
+            };
+            /** @description the token's role is too weak */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorOut"];
+                };
+            };
+            /** @description not found in this business */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorOut"];
+                };
+            };
+            /** @description conflicts with the resource's state */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorOut"];
+                };
+            };
+            /** @description over MAX_AUDIENCE_ROWS rows or MAX_AUDIENCE_BYTES bytes */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description not a UTF-8 CSV file (binary, a workbook, UTF-16, ...) */
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description empty, no phone column, a line too long, an unclosed quote */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description rate limit exceeded for this token */
+            429: {
+                headers: {
+                    /** @description seconds */
+                    "Retry-After": number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorOut"];
+                };
+            };
+            /** @description Postgres or Temporal is unavailable; retry */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorOut"];
+                };
+            };
+        };
+    };
+    get_audience_api_audiences__audience_id__get: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                audience_id: number;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["AudienceOut"];
+                };
+            };
+            /** @description a malformed value (e.g. a cursor) */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorOut"];
+                };
+            };
+            /** @description a missing, expired or invalid bearer token */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorOut"];
+                };
+            };
+            /** @description the token's role is too weak */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorOut"];
+                };
+            };
+            /** @description not found in this business */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorOut"];
+                };
+            };
+            /** @description conflicts with the resource's state */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorOut"];
+                };
+            };
+            /** @description the body or the recipient list is too large */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorOut"];
+                };
+            };
+            /** @description Validation Error */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["HTTPValidationError"];
+                };
+            };
+            /** @description rate limit exceeded for this token */
+            429: {
+                headers: {
+                    /** @description seconds */
+                    "Retry-After": number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorOut"];
+                };
+            };
+            /** @description Postgres or Temporal is unavailable; retry */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorOut"];
+                };
+            };
+        };
+    };
+    delete_audience_api_audiences__audience_id__delete: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                audience_id: number;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            204: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description a malformed value (e.g. a cursor) */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorOut"];
+                };
+            };
+            /** @description a missing, expired or invalid bearer token */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorOut"];
+                };
+            };
+            /** @description the token's role is too weak */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorOut"];
+                };
+            };
+            /** @description not found in this business */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorOut"];
+                };
+            };
+            /** @description conflicts with the resource's state */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorOut"];
+                };
+            };
+            /** @description the body or the recipient list is too large */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorOut"];
+                };
+            };
+            /** @description Validation Error */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["HTTPValidationError"];
+                };
+            };
+            /** @description rate limit exceeded for this token */
+            429: {
+                headers: {
+                    /** @description seconds */
+                    "Retry-After": number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorOut"];
+                };
+            };
+            /** @description Postgres or Temporal is unavailable; retry */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorOut"];
+                };
+            };
+        };
+    };
+    list_errors_api_audiences__audience_id__errors_get: {
+        parameters: {
+            query?: {
+                reason?: components["schemas"]["RowIssue"] | null;
+                limit?: number;
+                cursor?: string | null;
+                format?: "json" | "csv";
+            };
+            header?: never;
+            path: {
+                audience_id: number;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description JSON, or CSV with format=csv */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["AudienceErrorPage"];
+                    "text/csv": unknown;
+                };
+            };
+            /** @description a malformed value (e.g. a cursor) */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorOut"];
+                };
+            };
+            /** @description a missing, expired or invalid bearer token */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorOut"];
+                };
+            };
+            /** @description the token's role is too weak */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorOut"];
+                };
+            };
+            /** @description not found in this business */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorOut"];
+                };
+            };
+            /** @description conflicts with the resource's state */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorOut"];
+                };
+            };
+            /** @description the body or the recipient list is too large */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorOut"];
+                };
+            };
+            /** @description Validation Error */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["HTTPValidationError"];
+                };
+            };
+            /** @description rate limit exceeded for this token */
+            429: {
+                headers: {
+                    /** @description seconds */
+                    "Retry-After": number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorOut"];
+                };
+            };
+            /** @description Postgres or Temporal is unavailable; retry */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorOut"];
+                };
+            };
+        };
+    };
     start_broadcast_api_broadcasts_post: {
         parameters: {
             query?: never;
@@ -838,6 +1882,7 @@ export interface operations {
         parameters: {
             query?: {
                 status?: components["schemas"]["TaskStatus"] | null;
+                parent_task_id?: number | null;
                 limit?: number;
                 cursor?: string | null;
                 task_type?: components["schemas"]["TaskType"] | null;
@@ -1263,6 +2308,120 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content?: never;
+            };
+            /** @description a malformed value (e.g. a cursor) */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorOut"];
+                };
+            };
+            /** @description a missing, expired or invalid bearer token */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorOut"];
+                };
+            };
+            /** @description the token's role is too weak */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorOut"];
+                };
+            };
+            /** @description not found in this business */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorOut"];
+                };
+            };
+            /** @description conflicts with the resource's state */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorOut"];
+                };
+            };
+            /** @description the body or the recipient list is too large */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorOut"];
+                };
+            };
+            /** @description Validation Error */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["HTTPValidationError"];
+                };
+            };
+            /** @description rate limit exceeded for this token */
+            429: {
+                headers: {
+                    /** @description seconds */
+                    "Retry-After": number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorOut"];
+                };
+            };
+            /** @description Postgres or Temporal is unavailable; retry */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorOut"];
+                };
+            };
+        };
+    };
+    approve_api_long_tasks__task_id__approve_post: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                task_id: number;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description it already was as asked; nothing changed */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["TaskEnvelope"];
+                };
+            };
+            /** @description Successful Response */
+            202: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["TaskEnvelope"];
+                };
             };
             /** @description a malformed value (e.g. a cursor) */
             400: {
@@ -1786,6 +2945,566 @@ export interface operations {
             };
         };
     };
+    pause_api_long_tasks__task_id__pause_post: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                task_id: number;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description it already was as asked; nothing changed */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["TaskEnvelope"];
+                };
+            };
+            /** @description Successful Response */
+            202: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["TaskEnvelope"];
+                };
+            };
+            /** @description a malformed value (e.g. a cursor) */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorOut"];
+                };
+            };
+            /** @description a missing, expired or invalid bearer token */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorOut"];
+                };
+            };
+            /** @description the token's role is too weak */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorOut"];
+                };
+            };
+            /** @description not found in this business */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorOut"];
+                };
+            };
+            /** @description conflicts with the resource's state */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorOut"];
+                };
+            };
+            /** @description the body or the recipient list is too large */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorOut"];
+                };
+            };
+            /** @description Validation Error */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["HTTPValidationError"];
+                };
+            };
+            /** @description rate limit exceeded for this token */
+            429: {
+                headers: {
+                    /** @description seconds */
+                    "Retry-After": number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorOut"];
+                };
+            };
+            /** @description Postgres or Temporal is unavailable; retry */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorOut"];
+                };
+            };
+        };
+    };
+    preview_api_long_tasks__task_id__preview_get: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                task_id: number;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["PreviewOut"];
+                };
+            };
+            /** @description a malformed value (e.g. a cursor) */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorOut"];
+                };
+            };
+            /** @description a missing, expired or invalid bearer token */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorOut"];
+                };
+            };
+            /** @description the token's role is too weak */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorOut"];
+                };
+            };
+            /** @description not found in this business */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorOut"];
+                };
+            };
+            /** @description conflicts with the resource's state */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorOut"];
+                };
+            };
+            /** @description the body or the recipient list is too large */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorOut"];
+                };
+            };
+            /** @description Validation Error */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["HTTPValidationError"];
+                };
+            };
+            /** @description rate limit exceeded for this token */
+            429: {
+                headers: {
+                    /** @description seconds */
+                    "Retry-After": number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorOut"];
+                };
+            };
+            /** @description Postgres or Temporal is unavailable; retry */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorOut"];
+                };
+            };
+        };
+    };
+    reject_api_long_tasks__task_id__reject_post: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                task_id: number;
+            };
+            cookie?: never;
+        };
+        requestBody?: {
+            content: {
+                "application/json": components["schemas"]["RejectIn"] | null;
+            };
+        };
+        responses: {
+            /** @description it already was as asked; nothing changed */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["TaskEnvelope"];
+                };
+            };
+            /** @description Successful Response */
+            202: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["TaskEnvelope"];
+                };
+            };
+            /** @description a malformed value (e.g. a cursor) */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorOut"];
+                };
+            };
+            /** @description a missing, expired or invalid bearer token */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorOut"];
+                };
+            };
+            /** @description the token's role is too weak */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorOut"];
+                };
+            };
+            /** @description not found in this business */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorOut"];
+                };
+            };
+            /** @description conflicts with the resource's state */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorOut"];
+                };
+            };
+            /** @description the body or the recipient list is too large */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorOut"];
+                };
+            };
+            /** @description Validation Error */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["HTTPValidationError"];
+                };
+            };
+            /** @description rate limit exceeded for this token */
+            429: {
+                headers: {
+                    /** @description seconds */
+                    "Retry-After": number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorOut"];
+                };
+            };
+            /** @description Postgres or Temporal is unavailable; retry */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorOut"];
+                };
+            };
+        };
+    };
+    resume_api_long_tasks__task_id__resume_post: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                task_id: number;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description it already was as asked; nothing changed */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["TaskEnvelope"];
+                };
+            };
+            /** @description Successful Response */
+            202: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["TaskEnvelope"];
+                };
+            };
+            /** @description a malformed value (e.g. a cursor) */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorOut"];
+                };
+            };
+            /** @description a missing, expired or invalid bearer token */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorOut"];
+                };
+            };
+            /** @description the token's role is too weak */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorOut"];
+                };
+            };
+            /** @description not found in this business */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorOut"];
+                };
+            };
+            /** @description conflicts with the resource's state */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorOut"];
+                };
+            };
+            /** @description the body or the recipient list is too large */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorOut"];
+                };
+            };
+            /** @description Validation Error */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["HTTPValidationError"];
+                };
+            };
+            /** @description rate limit exceeded for this token */
+            429: {
+                headers: {
+                    /** @description seconds */
+                    "Retry-After": number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorOut"];
+                };
+            };
+            /** @description Postgres or Temporal is unavailable; retry */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorOut"];
+                };
+            };
+        };
+    };
+    retry_failed_api_long_tasks__task_id__retry_failed_post: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                task_id: number;
+            };
+            cookie?: never;
+        };
+        requestBody?: {
+            content: {
+                "application/json": components["schemas"]["RetryFailedIn"] | null;
+            };
+        };
+        responses: {
+            /** @description Successful Response */
+            202: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["RetryStarted"];
+                };
+            };
+            /** @description a malformed value (e.g. a cursor) */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorOut"];
+                };
+            };
+            /** @description a missing, expired or invalid bearer token */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorOut"];
+                };
+            };
+            /** @description the token's role is too weak */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorOut"];
+                };
+            };
+            /** @description not found in this business */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorOut"];
+                };
+            };
+            /** @description conflicts with the resource's state */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorOut"];
+                };
+            };
+            /** @description the body or the recipient list is too large */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorOut"];
+                };
+            };
+            /** @description Validation Error */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["HTTPValidationError"];
+                };
+            };
+            /** @description rate limit exceeded for this token */
+            429: {
+                headers: {
+                    /** @description seconds */
+                    "Retry-After": number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorOut"];
+                };
+            };
+            /** @description Postgres or Temporal is unavailable; retry */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorOut"];
+                };
+            };
+        };
+    };
     get_notifications_api_notifications_get: {
         parameters: {
             query?: never;
@@ -2055,6 +3774,207 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["ErrorOut"];
+                };
+            };
+            /** @description rate limit exceeded for this token */
+            429: {
+                headers: {
+                    /** @description seconds */
+                    "Retry-After": number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorOut"];
+                };
+            };
+            /** @description Postgres or Temporal is unavailable; retry */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorOut"];
+                };
+            };
+        };
+    };
+    get_policy_api_policy_get: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["PolicyOut"];
+                };
+            };
+            /** @description a malformed value (e.g. a cursor) */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorOut"];
+                };
+            };
+            /** @description a missing, expired or invalid bearer token */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorOut"];
+                };
+            };
+            /** @description the token's role is too weak */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorOut"];
+                };
+            };
+            /** @description not found in this business */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorOut"];
+                };
+            };
+            /** @description conflicts with the resource's state */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorOut"];
+                };
+            };
+            /** @description the body or the recipient list is too large */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorOut"];
+                };
+            };
+            /** @description rate limit exceeded for this token */
+            429: {
+                headers: {
+                    /** @description seconds */
+                    "Retry-After": number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorOut"];
+                };
+            };
+            /** @description Postgres or Temporal is unavailable; retry */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorOut"];
+                };
+            };
+        };
+    };
+    put_policy_api_policy_put: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["PolicyIn"];
+            };
+        };
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["PolicyOut"];
+                };
+            };
+            /** @description a malformed value (e.g. a cursor) */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorOut"];
+                };
+            };
+            /** @description a missing, expired or invalid bearer token */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorOut"];
+                };
+            };
+            /** @description the token's role is too weak */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorOut"];
+                };
+            };
+            /** @description not found in this business */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorOut"];
+                };
+            };
+            /** @description conflicts with the resource's state */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorOut"];
+                };
+            };
+            /** @description the body or the recipient list is too large */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorOut"];
+                };
+            };
+            /** @description Validation Error */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["HTTPValidationError"];
                 };
             };
             /** @description rate limit exceeded for this token */
@@ -2711,8 +4631,11 @@ type ReadonlyArray<T> = [
 ] extends [
     unknown[]
 ] ? Readonly<Exclude<T, undefined>> : Readonly<Exclude<T, undefined>[]>;
+export const pathsApiAudiencesAudience_idErrorsGetParametersQueryFormatValues: ReadonlyArray<FlattenedDeepRequired<paths>["/api/audiences/{audience_id}/errors"]["get"]["parameters"]["query"]["format"]> = ["json", "csv"];
+export const audienceStatusValues: ReadonlyArray<FlattenedDeepRequired<components>["schemas"]["AudienceStatus"]> = ["importing", "ready", "failed"];
 export const itemStatusValues: ReadonlyArray<FlattenedDeepRequired<components>["schemas"]["ItemStatus"]> = ["sending", "succeeded", "failed", "skipped", "cancelled"];
 export const priorityValues: ReadonlyArray<FlattenedDeepRequired<components>["schemas"]["Priority"]> = ["high", "normal", "low"];
 export const receiptSourceValues: ReadonlyArray<FlattenedDeepRequired<components>["schemas"]["ReceiptSource"]> = ["gmail", "manual", "upload", "email"];
-export const taskStatusValues: ReadonlyArray<FlattenedDeepRequired<components>["schemas"]["TaskStatus"]> = ["scheduled", "running", "completed", "cancelled", "failed"];
-export const taskTypeValues: ReadonlyArray<FlattenedDeepRequired<components>["schemas"]["TaskType"]> = ["broadcast", "receipt_delete", "receipt_sync"];
+export const rowIssueValues: ReadonlyArray<FlattenedDeepRequired<components>["schemas"]["RowIssue"]> = ["invalid_phone", "missing_phone", "too_many_fields", "duplicate", "suppressed"];
+export const taskStatusValues: ReadonlyArray<FlattenedDeepRequired<components>["schemas"]["TaskStatus"]> = ["awaiting_approval", "scheduled", "running", "paused", "completed", "cancelled", "failed", "expired"];
+export const taskTypeValues: ReadonlyArray<FlattenedDeepRequired<components>["schemas"]["TaskType"]> = ["broadcast", "receipt_delete", "receipt_sync", "audience_import"];

@@ -36,11 +36,17 @@ export const RECEIPT_SOURCES: readonly ReceiptSource[] = receiptSourceValues;
  *  - terminal: nothing will change any more; stop following it.
  */
 export const STATUS_PHASE: Record<TaskStatus, 'active' | 'terminal'> = {
+  // Waits for a person (approve or reject); still cancellable, and it may start at any moment.
+  awaiting_approval: 'active',
   scheduled: 'active',
   running: 'active',
+  // Resumable: the watcher keeps following it.
+  paused: 'active',
   completed: 'terminal',
   cancelled: 'terminal',
   failed: 'terminal',
+  // Nobody approved it in time.
+  expired: 'terminal',
 };
 
 /** Broadcast delivery counts (issue 12 adds them to broadcast tasks): shown when present. */

@@ -82,7 +82,7 @@ export class ProgressTracker {
   eta(rate: number | null): number | null {
     const task = this.task;
     if (!task) return null;
-    const server = (task as { eta_seconds?: number | null }).eta_seconds;
+    const server = task.eta_seconds;
     if (typeof server === 'number' && Number.isFinite(server)) return server;
     const remaining = num(task.total_items) - num(task.processed_items);
     return rate !== null && rate > 0 && remaining > 0 ? remaining / rate : null;

@@ -111,13 +111,31 @@ const en: Record<CardMessageKey, string> = {
 export const t = translator<CardMessageKey>({ he, en });
 
 const TYPE_LABELS: Record<Lang, Record<TaskType, string>> = {
-  he: { broadcast: 'תפוצת WhatsApp', receipt_delete: 'מחיקת קבלות', receipt_sync: 'סנכרון קבלות מ-Gmail' },
-  en: { broadcast: 'WhatsApp broadcast', receipt_delete: 'Receipt deletion', receipt_sync: 'Gmail receipt sync' },
+  he: { broadcast: 'תפוצת WhatsApp', receipt_delete: 'מחיקת קבלות', receipt_sync: 'סנכרון קבלות מ-Gmail', audience_import: 'ייבוא קהל' },
+  en: { broadcast: 'WhatsApp broadcast', receipt_delete: 'Receipt deletion', receipt_sync: 'Gmail receipt sync', audience_import: 'Audience import' },
 };
 
 const STATUS_LABELS: Record<Lang, Record<TaskStatus, string>> = {
-  he: { scheduled: 'מתוזמן', running: 'בתהליך', completed: 'הושלם', cancelled: 'בוטל', failed: 'נכשל' },
-  en: { scheduled: 'Scheduled', running: 'Running', completed: 'Completed', cancelled: 'Cancelled', failed: 'Failed' },
+  he: {
+    awaiting_approval: 'ממתין לאישור',
+    scheduled: 'מתוזמן',
+    running: 'בתהליך',
+    paused: 'מושהה',
+    completed: 'הושלם',
+    cancelled: 'בוטל',
+    failed: 'נכשל',
+    expired: 'פג תוקף',
+  },
+  en: {
+    awaiting_approval: 'Awaiting approval',
+    scheduled: 'Scheduled',
+    running: 'Running',
+    paused: 'Paused',
+    completed: 'Completed',
+    cancelled: 'Cancelled',
+    failed: 'Failed',
+    expired: 'Expired',
+  },
 };
 
 const PRIORITY_LABELS: Record<Lang, Record<Priority, string>> = {
