@@ -1,0 +1,214 @@
+"""The request's transaction (api/transactions.py), on an app with a test-only router mounted.
+
+The app has an engine of its own, so the pool's count of checked-out connections is this
+test's alone.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+
+import httpx
+import pytest
+from fastapi import APIRouter
+from fastapi.responses import StreamingResponse
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy.pool import QueuePool
+
+from api.app import create_app
+from api.deps import Resources
+from api.errors import Conflict
+from api.transactions import ExportConn, ReadConn, WriteConn
+from longtasks.db.engine import create_engine
+from tests.conftest import Stack, _free_port, serve_api, wait_until
+
+PROBE = "test_transaction_probe"
+
+
+@dataclass
+class Gates:
+    """Lets a test step a streaming route: it waits on `resume` after its first chunk."""
+
+    resume: asyncio.Event = field(default_factory=asyncio.Event)
+    finished: asyncio.Event = field(default_factory=asyncio.Event)
+
+
+def probe_router(gates: Gates) -> APIRouter:
+    router = APIRouter(prefix="/test/tx")
+
+    @router.post("/{key}")
+    async def write(key: str, conn: WriteConn, then: str = "return") -> dict[str, str]:
+        await conn.execute(text(f"INSERT INTO {PROBE} (key) VALUES (:k)"), {"k": key})
+        if then == "raise":
+            raise Conflict("refused after the write")
+        if then == "fail_commit":
+            # The unique constraint is deferred: the second row fails the COMMIT, not this
+            # statement, so only a commit before the response can turn it into an error.
+            await conn.execute(text(f"INSERT INTO {PROBE} (key) VALUES (:k)"), {"k": key})
+        return {"written": key}
+
+    @router.get("/settings")
+    async def settings(conn: ReadConn) -> dict[str, str]:
+        row = (
+            await conn.execute(
+                text(
+                    "SELECT current_setting('transaction_read_only'),"
+                    " current_setting('transaction_isolation')"
+                )
+            )
+        ).one()
+        return {"read_only": row[0], "isolation": row[1]}
+
+    @router.get("/stream")
+    async def stream(conn: ExportConn, prefix: str) -> StreamingResponse:
+        count = text(f"SELECT count(*) FROM {PROBE} WHERE key LIKE :p")
+
+        async def chunks() -> AsyncIterator[str]:
+            try:
+                first = (await conn.execute(count, {"p": f"{prefix}%"})).scalar_one()
+                yield f"{first}\n"
+                await gates.resume.wait()
+                later = (await conn.execute(count, {"p": f"{prefix}%"})).scalar_one()
+                yield f"{later}\n"
+            finally:
+                gates.finished.set()
+
+        return StreamingResponse(chunks(), media_type="text/plain")
+
+    return router
+
+
+@dataclass
+class ProbeApi:
+    http: httpx.AsyncClient
+    engine: AsyncEngine
+    gates: Gates
+
+    async def rows(self, prefix: str) -> list[str]:
+        async with self.engine.connect() as conn:
+            result = await conn.execute(
+                text(f"SELECT key FROM {PROBE} WHERE key LIKE :p ORDER BY key"),
+                {"p": f"{prefix}%"},
+            )
+            return [r[0] for r in result]
+
+
+@pytest.fixture
+async def probe_api(stack: Stack) -> AsyncIterator[ProbeApi]:
+    engine = create_engine(stack.settings.database_url or "", pool_size=4)
+    async with engine.begin() as conn:
+        await conn.execute(
+            text(
+                f"CREATE TABLE IF NOT EXISTS {PROBE} (key text,"
+                " CONSTRAINT test_transaction_probe_key UNIQUE (key) DEFERRABLE INITIALLY DEFERRED)"
+            )
+        )
+    gates = Gates()
+    app = create_app(stack.settings, Resources(settings=stack.settings, engine=engine))
+    app.include_router(probe_router(gates))
+    port = _free_port()
+    server, task = await serve_api(app, port)
+    try:
+        async with httpx.AsyncClient(
+            base_url=f"http://127.0.0.1:{port}",
+            headers={"Authorization": f"Bearer {stack.token(1, 'viewer')}"},
+            timeout=30,
+        ) as http:
+            yield ProbeApi(http=http, engine=engine, gates=gates)
+    finally:
+        server.should_exit = True
+        await task
+        async with engine.begin() as conn:
+            await conn.execute(text(f"DROP TABLE IF EXISTS {PROBE}"))
+        await engine.dispose()
+
+
+def new_key() -> str:
+    return uuid.uuid4().hex
+
+
+async def test_a_write_commits_when_the_route_returns(probe_api: ProbeApi) -> None:
+    key = new_key()
+    response = await probe_api.http.post(f"/test/tx/{key}")
+    assert response.status_code == 200, response.text
+    assert await probe_api.rows(key) == [key]
+
+
+async def test_an_error_raised_after_a_write_rolls_it_back(probe_api: ProbeApi) -> None:
+    key = new_key()
+    response = await probe_api.http.post(f"/test/tx/{key}", params={"then": "raise"})
+    assert response.status_code == 409
+    assert response.json() == {"detail": "refused after the write"}
+    assert await probe_api.rows(key) == []
+
+
+async def test_a_commit_that_fails_is_the_answer_not_a_200(probe_api: ProbeApi) -> None:
+    """The transaction ends before the response is sent, so its failure is what the client
+    hears (503, as for any database error) and nothing of it stays."""
+    key = new_key()
+    response = await probe_api.http.post(f"/test/tx/{key}", params={"then": "fail_commit"})
+    assert response.status_code == 503, response.text
+    assert await probe_api.rows(key) == []
+    # The connection went back to the pool, not left in a failed transaction.
+    assert probe_api.engine.pool.checkedout() == 0  # type: ignore[attr-defined]
+
+
+async def test_reads_are_one_read_only_snapshot(probe_api: ProbeApi) -> None:
+    response = await probe_api.http.get("/test/tx/settings")
+    assert response.status_code == 200, response.text
+    assert response.json() == {"read_only": "on", "isolation": "repeatable read"}
+    # The pool resets both when the connection comes back: the next write is a plain one.
+    key = new_key()
+    assert (await probe_api.http.post(f"/test/tx/{key}")).status_code == 200
+    assert await probe_api.rows(key) == [key]
+
+
+async def test_an_export_reads_one_snapshot_until_its_last_byte(probe_api: ProbeApi) -> None:
+    """A streamed response's transaction outlives the route (which returned before the first
+    chunk was read) and sees the snapshot of its first read to the end."""
+    prefix = new_key()
+    assert (await probe_api.http.post(f"/test/tx/{prefix}-a")).status_code == 200
+    async with probe_api.http.stream(
+        "GET", "/test/tx/stream", params={"prefix": prefix}
+    ) as response:
+        assert response.status_code == 200
+        lines = response.aiter_lines()
+        assert await anext(lines) == "1"
+        # Committed while the stream is open, after its first read.
+        assert (await probe_api.http.post(f"/test/tx/{prefix}-b")).status_code == 200
+        assert probe_api.engine.pool.checkedout() == 1  # type: ignore[attr-defined]
+        probe_api.gates.resume.set()
+        assert await anext(lines) == "1"
+    await wait_until(
+        lambda: _no_connection_out(probe_api.engine), what="the export's connection returned"
+    )
+    assert await probe_api.rows(prefix) == [f"{prefix}-a", f"{prefix}-b"]
+
+
+async def test_a_client_leaving_an_export_gives_its_connection_back(probe_api: ProbeApi) -> None:
+    prefix = new_key()
+    async with probe_api.http.stream(
+        "GET", "/test/tx/stream", params={"prefix": prefix}
+    ) as response:
+        lines = response.aiter_lines()
+        assert await anext(lines) == "0"
+        assert probe_api.engine.pool.checkedout() == 1  # type: ignore[attr-defined]
+    # The client hung up while the route waits: the stream ends and the transaction with it.
+    await asyncio.wait_for(probe_api.gates.finished.wait(), timeout=30)
+    await wait_until(
+        lambda: _no_connection_out(probe_api.engine), what="the export's connection returned"
+    )
+
+
+def checked_out(engine: AsyncEngine) -> int:
+    pool = engine.pool
+    assert isinstance(pool, QueuePool)
+    return pool.checkedout()
+
+
+async def _no_connection_out(engine: AsyncEngine) -> bool:
+    return checked_out(engine) == 0
