@@ -14,6 +14,7 @@ from api.deps import Operator, Resources, ResourcesDep
 from api.errors import AppError, Conflict
 from api.routers.audiences import load_audience
 from api.schemas import BroadcastIn, BroadcastStarted, PreviewOut, TaskOut
+from api.transactions import Transactions, TransactionsDep
 from longtasks.audiences import template_params
 from longtasks.db.repositories import audiences as audience_repo
 from longtasks.db.repositories import broadcasts as broadcast_repo
@@ -100,14 +101,14 @@ async def launch_broadcast(
 
 @router.post("", status_code=202, response_model=BroadcastStarted)
 async def start_broadcast(
-    body: BroadcastIn, resources: ResourcesDep, principal: Operator
+    body: BroadcastIn, resources: ResourcesDep, principal: Operator, transactions: TransactionsDep
 ) -> BroadcastStarted:
     """Start a broadcast to a list of numbers or to a ready audience; 202 with the task.
     Invalid numbers in a list become failed items (`invalid_phone`), duplicates are dropped.
     To an audience, template parameters may name its columns, filled per member at send."""
     settings = resources.settings
     if body.audience_id is not None:
-        return await _to_audience(body, body.audience_id, resources, principal)
+        return await _to_audience(body, body.audience_id, resources, principal, transactions)
     assert body.recipients is not None
     if len(body.recipients) > settings.max_recipients_per_broadcast:
         raise AppError(
@@ -143,15 +144,18 @@ async def start_broadcast(
         recipients_accepted=len(normalized.valid),
         recipients_invalid=len(normalized.invalid),
         duplicates_dropped=normalized.duplicates_dropped,
-        preview=await _preview(resources, task),
+        preview=await _preview(resources, transactions, task),
     )
 
 
-async def _preview(resources: Resources, task: TaskRow) -> PreviewOut | None:
+async def _preview(
+    resources: Resources, transactions: Transactions, task: TaskRow
+) -> PreviewOut | None:
     """What a broadcast waiting for approval will do, for the approver."""
     if task.status != TaskStatus.awaiting_approval:
         return None
-    async with resources.engine.connect() as conn:
+    # After `start_task` committed the task in its own transaction: a short read of its own.
+    async with transactions.read() as conn:
         found = await broadcast_preview(
             conn, task.id, default_messages_per_s=resources.settings.whatsapp_default_messages_per_s
         )
@@ -175,7 +179,11 @@ def _message(body: BroadcastIn) -> MessageSpec:
 
 
 async def _to_audience(
-    body: BroadcastIn, audience_id: int, resources: Resources, principal: Principal
+    body: BroadcastIn,
+    audience_id: int,
+    resources: Resources,
+    principal: Principal,
+    transactions: Transactions,
 ) -> BroadcastStarted:
     """Members are read page by page at send time, each message built from its row: nothing
     is copied, and two broadcasts to one audience share its members."""
@@ -198,7 +206,7 @@ async def _to_audience(
         recipients_accepted=audience.valid_count or 0,
         recipients_invalid=0,
         duplicates_dropped=0,
-        preview=await _preview(resources, task),
+        preview=await _preview(resources, transactions, task),
     )
 
 

@@ -16,6 +16,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 from api.deps import Operator, ResourcesDep, require_registered_task_type
 from api.errors import AppError
 from api.schemas import TaskTypeName
+from api.transactions import TransactionsDep
 from longtasks.db.repositories import ops as ops_repo
 from longtasks.db.repositories.tasks import TaskRow
 from longtasks.tasks import CancelNotDelivered, cancel_task
@@ -53,13 +54,19 @@ class BulkCancelOut(BaseModel):
 
 @router.post("/bulk_cancel", response_model=BulkCancelOut)
 async def bulk_cancel(
-    request: Request, resources: ResourcesDep, principal: Operator, body: BulkCancelIn | None = None
+    request: Request,
+    resources: ResourcesDep,
+    principal: Operator,
+    transactions: TransactionsDep,
+    body: BulkCancelIn | None = None,
 ) -> BulkCancelOut:
     """Cancel every running or scheduled task of the business matching the filter."""
     body = body or BulkCancelIn()
     if body.task_type is not None:
         require_registered_task_type(request, body.task_type, ("body", "task_type"))
-    async with resources.engine.connect() as conn:
+    # Not one request transaction: each task's cancel commits its flag before Temporal is told
+    # (`cancel_task`, in transactions of its own); the selection is one short snapshot.
+    async with transactions.read() as conn:
         candidates = await ops_repo.list_unfinished(
             conn,
             principal.business_id,

@@ -18,6 +18,11 @@ holding only the items that failed retryably (never an invalid number or a recip
 out), linked by `parent_task_id`; the parent lists it in `child_task_ids`. Broadcasts only: a
 receipt delete's failures are ids that are not the business's (`not_found`), and a sync's are
 messages the parser refused, both the same on every attempt.
+
+Pause, resume, approve and reject are not one request transaction: each service
+(`longtasks.tasks`) commits its flag or status before it tells Temporal, so the change stays
+recorded when Temporal cannot be reached; the task is loaded and shown in short transactions of
+their own (`Transactions`).
 """
 
 from __future__ import annotations
@@ -30,8 +35,9 @@ from pydantic import BaseModel, ConfigDict, Field
 from api.deps import Admin, Operator, Resources, ResourcesDep, Viewer
 from api.errors import Conflict
 from api.routers.broadcasts import launch_broadcast
-from api.routers.tasks import load_task, render
+from api.routers.tasks import load_in_own_transaction, load_task, render
 from api.schemas import PreviewOut, TaskEnvelope, TaskOut
+from api.transactions import ReadConn, Transactions, TransactionsDep
 from longtasks.db.repositories import audiences as audience_repo
 from longtasks.db.repositories import broadcasts as broadcast_repo
 from longtasks.db.repositories.previews import broadcast_preview
@@ -45,34 +51,44 @@ CONTROL_RESPONSES: dict[int | str, dict[str, object]] = {
 }
 
 
-async def _answer(resources: Resources, done: Controlled, response: Response) -> TaskEnvelope:
+async def _answer(
+    resources: Resources, transactions: Transactions, done: Controlled, response: Response
+) -> TaskEnvelope:
     if not done.changed:
         response.status_code = 200
-    return TaskEnvelope(task=await render(resources, done.task))
+    return TaskEnvelope(task=await render(resources, transactions, done.task))
 
 
 @router.post(
     "/{task_id}/pause", response_model=TaskEnvelope, status_code=202, responses=CONTROL_RESPONSES
 )
 async def pause(
-    task_id: int, resources: ResourcesDep, principal: Operator, response: Response
+    task_id: int,
+    resources: ResourcesDep,
+    principal: Operator,
+    transactions: TransactionsDep,
+    response: Response,
 ) -> TaskEnvelope:
     """Pause: nothing new starts, what is in flight settles, then `paused` until resumed."""
-    task = await load_task(resources, task_id, principal.business_id)
+    task = await load_in_own_transaction(transactions, task_id, principal.business_id)
     done = await pause_task(resources.engine, resources.temporal_client, task, by=principal.subject)
-    return await _answer(resources, done, response)
+    return await _answer(resources, transactions, done, response)
 
 
 @router.post(
     "/{task_id}/resume", response_model=TaskEnvelope, status_code=202, responses=CONTROL_RESPONSES
 )
 async def resume(
-    task_id: int, resources: ResourcesDep, principal: Operator, response: Response
+    task_id: int,
+    resources: ResourcesDep,
+    principal: Operator,
+    transactions: TransactionsDep,
+    response: Response,
 ) -> TaskEnvelope:
     """Resume a paused task where it stopped: nothing skipped, nothing done twice."""
-    task = await load_task(resources, task_id, principal.business_id)
+    task = await load_in_own_transaction(transactions, task_id, principal.business_id)
     done = await resume_task(resources.engine, resources.temporal_client, task)
-    return await _answer(resources, done, response)
+    return await _answer(resources, transactions, done, response)
 
 
 @router.post(
@@ -82,14 +98,18 @@ async def resume(
     responses=CONTROL_RESPONSES,
 )
 async def approve(
-    task_id: int, resources: ResourcesDep, principal: Admin, response: Response
+    task_id: int,
+    resources: ResourcesDep,
+    principal: Admin,
+    transactions: TransactionsDep,
+    response: Response,
 ) -> TaskEnvelope:
     """Let a task that waits for approval start; not by the person who created it (403)."""
-    task = await load_task(resources, task_id, principal.business_id)
+    task = await load_in_own_transaction(transactions, task_id, principal.business_id)
     done = await approve_task(
         resources.engine, resources.temporal_client, task, by=principal.subject
     )
-    return await _answer(resources, done, response)
+    return await _answer(resources, transactions, done, response)
 
 
 class RejectIn(BaseModel):
@@ -104,11 +124,12 @@ async def reject(
     task_id: int,
     resources: ResourcesDep,
     principal: Admin,
+    transactions: TransactionsDep,
     response: Response,
     body: RejectIn | None = None,
 ) -> TaskEnvelope:
     """Refuse a task that waits for approval: it ends `cancelled`, nothing sent."""
-    task = await load_task(resources, task_id, principal.business_id)
+    task = await load_in_own_transaction(transactions, task_id, principal.business_id)
     why = f": {body.reason}" if body is not None and body.reason else ""
     done = await reject_task(
         resources.engine,
@@ -117,19 +138,20 @@ async def reject(
         by=principal.subject,
         reason=f"rejected by {principal.subject}{why}",
     )
-    return await _answer(resources, done, response)
+    return await _answer(resources, transactions, done, response)
 
 
 @router.get("/{task_id}/preview", response_model=PreviewOut)
-async def preview(task_id: int, resources: ResourcesDep, principal: Viewer) -> PreviewOut:
+async def preview(
+    task_id: int, resources: ResourcesDep, principal: Viewer, conn: ReadConn
+) -> PreviewOut:
     """What a broadcast will do; 409 for other task types."""
-    task = await load_task(resources, task_id, principal.business_id)
-    async with resources.engine.connect() as conn:
-        found = await broadcast_preview(
-            conn,
-            task.id,
-            default_messages_per_s=resources.settings.whatsapp_default_messages_per_s,
-        )
+    task = await load_task(conn, task_id, principal.business_id)
+    found = await broadcast_preview(
+        conn,
+        task.id,
+        default_messages_per_s=resources.settings.whatsapp_default_messages_per_s,
+    )
     if found is None:
         raise Conflict(f"a {task.task_type} task has no preview; broadcasts do")
     return PreviewOut.of(task.id, found)
@@ -157,20 +179,23 @@ async def retry_failed(
     task_id: int,
     resources: ResourcesDep,
     principal: Operator,
+    transactions: TransactionsDep,
     body: RetryFailedIn | None = None,
 ) -> RetryStarted:
     """A new task of the same type for the items that failed retryably; 202 with it. 409 while
     the task runs, for a type whose failures a retry cannot fix, or when nothing qualifies."""
-    parent = await load_task(resources, task_id, principal.business_id)
-    if not parent.is_terminal:
-        raise Conflict(f"task {task_id} is {parent.status}; retry its failures once it ends")
-    if parent.task_type != TaskType.broadcast:
-        raise Conflict(
-            f"a {parent.task_type} task's failures fail the same way again; only broadcasts"
-            " are retried"
-        )
-    codes = body.error_codes if body is not None else None
-    async with resources.engine.connect() as conn:
+    # Not one request transaction: the new task is written and committed by `start_task` in its
+    # own, before its workflow starts; what it retries is read here, in one snapshot.
+    async with transactions.read() as conn:
+        parent = await load_task(conn, task_id, principal.business_id)
+        if not parent.is_terminal:
+            raise Conflict(f"task {task_id} is {parent.status}; retry its failures once it ends")
+        if parent.task_type != TaskType.broadcast:
+            raise Conflict(
+                f"a {parent.task_type} task's failures fail the same way again; only broadcasts"
+                " are retried"
+            )
+        codes = body.error_codes if body is not None else None
         intake = await broadcast_repo.intake_of_task(conn, parent.id)
         if intake is None:
             raise Conflict(f"task {task_id} has no broadcast to retry")

@@ -4,6 +4,10 @@ Each event is `id: <task version>` and `data: <the same JSON as GET /api/long_ta
 A reconnecting client sends `Last-Event-ID`; it gets the current snapshot at once only if the
 task changed since. Keep-alive comments hold proxies open; the task stream ends after the
 terminal snapshot.
+
+A stream never holds a database transaction: it lives for minutes or hours, and a transaction
+held that long would pin its snapshot (and vacuum) and a pool connection per watcher. It reads
+each snapshot in a short transaction of its own (`Transactions.read`), only when the task changed.
 """
 
 from __future__ import annotations
@@ -21,6 +25,7 @@ from api.events import TaskEventHub
 from api.routers.tasks import load_task
 from api.schemas import TaskOut
 from api.task_views import task_view, task_views
+from api.transactions import ReadConn, Transactions, TransactionsDep
 from longtasks.db.repositories import tasks as task_repo
 from longtasks.db.repositories.tasks import TaskRow
 
@@ -40,10 +45,13 @@ def sse(view: TaskOut, *, event_id: str | None = None) -> str:
     return f"id: {event_id or view.version}\nevent: task\ndata: {data}\n\n"
 
 
-async def _get(resources: Resources, task_id: int) -> tuple[TaskRow, TaskOut] | None:
-    """The task's row and its snapshot (the same JSON as GET /api/long_tasks/{id})."""
-    async with resources.engine.connect() as conn:
-        task = await task_repo.get_task(conn, task_id)
+async def _get(
+    resources: Resources, transactions: Transactions, task_id: int, business_id: int
+) -> tuple[TaskRow, TaskOut] | None:
+    """The task's row and its snapshot (the same JSON as GET /api/long_tasks/{id}); None when
+    it is gone or another business's (never read)."""
+    async with transactions.read() as conn:
+        task = await task_repo.get_task(conn, task_id, business_id=business_id)
         if task is None:
             return None
         return task, await task_view(resources, conn, task)
@@ -51,7 +59,7 @@ async def _get(resources: Resources, task_id: int) -> tuple[TaskRow, TaskOut] | 
 
 @router.get("/events", response_class=StreamingResponse)
 async def business_events(
-    request: Request, resources: ResourcesDep, principal: Viewer
+    request: Request, resources: ResourcesDep, principal: Viewer, transactions: TransactionsDep
 ) -> StreamingResponse:
     """Every change of any of the business's tasks (new ones included), as task snapshots."""
     settings = resources.settings
@@ -60,7 +68,7 @@ async def business_events(
     async def stream() -> AsyncIterator[str]:
         async with hub.subscribe(business_id=principal.business_id) as sub:
             yield "retry: 2000\n\n"
-            async with resources.engine.connect() as conn:
+            async with transactions.read() as conn:
                 recent = await task_repo.list_tasks(conn, principal.business_id, limit=50)
                 active = [t for t in recent if not t.is_terminal]
                 views = await task_views(resources, conn, active)
@@ -75,8 +83,8 @@ async def business_events(
                 await asyncio.sleep(settings.sse_coalesce_s)
                 dirty, _ = sub.take()
                 for task_id in sorted(dirty):
-                    changed = await _get(resources, task_id)
-                    if changed is not None and changed[0].business_id == principal.business_id:
+                    changed = await _get(resources, transactions, task_id, principal.business_id)
+                    if changed is not None:
                         view = changed[1]
                         yield sse(view, event_id=f"{view.id}.{view.version}")
 
@@ -89,10 +97,13 @@ async def task_events(
     request: Request,
     resources: ResourcesDep,
     principal: Viewer,
+    conn: ReadConn,
+    transactions: TransactionsDep,
     last_event_id: Annotated[str | None, Header()] = None,
 ) -> StreamingResponse:
     """A snapshot at each change of one task; ends after the terminal snapshot."""
-    await load_task(resources, task_id, principal.business_id)
+    # `conn` ends when this function returns, before the stream's first byte.
+    await load_task(conn, task_id, principal.business_id)
     settings = resources.settings
     hub = hub_of(resources)
     # A version is a bigint in ASCII digits: '²'.isdigit() is True but int('²') raises
@@ -111,7 +122,7 @@ async def task_events(
         async with hub.subscribe(task_id=task_id) as sub:
             yield "retry: 2000\n\n"
             while True:
-                current = await _get(resources, task_id)
+                current = await _get(resources, transactions, task_id, principal.business_id)
                 if current is None:  # deleted while watched
                     return
                 task, view = current

@@ -28,6 +28,8 @@ class HealthOut(BaseModel):
 async def healthz(resources: ResourcesDep) -> JSONResponse:
     checks: dict[str, str] = {}
     try:
+        # A probe, not a request transaction: an unreachable Postgres is part of its answer
+        # (503 with what failed), not an error that ends the request.
         async with resources.engine.connect() as conn:
             await conn.execute(text("SELECT 1"))
         checks["postgres"] = "ok"

@@ -17,6 +17,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 
 from api.deps import Admin, ResourcesDep, Viewer
 from api.errors import AppError
+from api.transactions import ReadConn, WriteConn
 from longtasks.db.repositories import businesses
 from longtasks.db.repositories import notifications as notification_repo
 from longtasks.db.repositories.notifications import NotificationConfig
@@ -79,15 +80,13 @@ class NotificationsOut(BaseModel):
 
 
 @router.get("", response_model=NotificationsOut)
-async def get_notifications(resources: ResourcesDep, principal: Viewer) -> NotificationsOut:
-    async with resources.engine.connect() as conn:
-        config = await notification_repo.get_config(conn, principal.business_id)
-    return NotificationsOut.of(config)
+async def get_notifications(principal: Viewer, conn: ReadConn) -> NotificationsOut:
+    return NotificationsOut.of(await notification_repo.get_config(conn, principal.business_id))
 
 
 @router.put("", response_model=NotificationsOut)
 async def put_notifications(
-    body: NotificationsIn, resources: ResourcesDep, principal: Admin
+    body: NotificationsIn, resources: ResourcesDep, principal: Admin, conn: WriteConn
 ) -> NotificationsOut:
     """Replace the business's settings; omit a channel to turn it off."""
     if body.webhook_url is not None and resources.settings.environment is Environment.production:
@@ -97,15 +96,14 @@ async def put_notifications(
         if body.webhook_url is not None and body.webhook_secret is not None
         else None
     )
-    async with resources.engine.begin() as conn:
-        await businesses.ensure_business(conn, principal.business_id)
-        config = await notification_repo.put_config(
-            conn,
-            principal.business_id,
-            webhook_url=body.webhook_url,
-            webhook_secret_encrypted=encrypted,
-            email_to=body.email_to,
-        )
+    await businesses.ensure_business(conn, principal.business_id)
+    config = await notification_repo.put_config(
+        conn,
+        principal.business_id,
+        webhook_url=body.webhook_url,
+        webhook_secret_encrypted=encrypted,
+        email_to=body.email_to,
+    )
     return NotificationsOut.of(config)
 
 
@@ -127,7 +125,6 @@ def _refuse_internal_targets(url: str) -> None:
 
 
 @router.delete("", status_code=204, response_class=Response)
-async def delete_notifications(resources: ResourcesDep, principal: Admin) -> Response:
-    async with resources.engine.begin() as conn:
-        await notification_repo.delete_config(conn, principal.business_id)
+async def delete_notifications(principal: Admin, conn: WriteConn) -> Response:
+    await notification_repo.delete_config(conn, principal.business_id)
     return Response(status_code=204)

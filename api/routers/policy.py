@@ -19,6 +19,7 @@ from fastapi import APIRouter
 from pydantic import BaseModel, ConfigDict, Field
 
 from api.deps import Admin, ResourcesDep, Viewer
+from api.transactions import ReadConn, TransactionsDep
 from longtasks.db.repositories import businesses
 from longtasks.db.repositories import policies as policy_repo
 from longtasks.db.repositories import tasks as task_repo
@@ -54,17 +55,19 @@ class PolicyIn(BaseModel):
 
 
 @router.get("", response_model=PolicyOut)
-async def get_policy(resources: ResourcesDep, principal: Viewer) -> PolicyOut:
-    async with resources.engine.connect() as conn:
-        return PolicyOut.of(await policy_repo.get_policy(conn, principal.business_id))
+async def get_policy(principal: Viewer, conn: ReadConn) -> PolicyOut:
+    return PolicyOut.of(await policy_repo.get_policy(conn, principal.business_id))
 
 
 @router.put("", response_model=PolicyOut)
-async def put_policy(body: PolicyIn, resources: ResourcesDep, principal: Admin) -> PolicyOut:
+async def put_policy(
+    body: PolicyIn, resources: ResourcesDep, principal: Admin, transactions: TransactionsDep
+) -> PolicyOut:
     """Change the policy. Tasks already waiting for approval keep waiting; a raised or removed
     daily cap wakes the tasks it holds at once."""
     changes = body.model_dump(include=body.model_fields_set)
-    async with resources.engine.begin() as conn:
+    # Committed before the tasks waiting on the cap are told to look again: they read it.
+    async with transactions.write() as conn:
         await businesses.ensure_business(conn, principal.business_id)
         policy = await policy_repo.put_policy(
             conn, principal.business_id, changes, by=principal.subject

@@ -24,6 +24,7 @@ from api.schemas import (
     decode_cursor,
     encode_cursor,
 )
+from api.transactions import ReadConn, TransactionsDep
 from longtasks.db.repositories import businesses
 from longtasks.db.repositories import gmail as gmail_repo
 from longtasks.db.repositories import receipts as receipt_repo
@@ -131,8 +132,8 @@ class ConnectionOut(BaseModel):
 
 @router.get("", response_model=ReceiptPage)
 async def list_receipts(
-    resources: ResourcesDep,
     principal: Viewer,
+    conn: ReadConn,
     source: ReceiptSource | None = None,
     vendor: Annotated[str | None, Query(max_length=200)] = None,
     after: Annotated[dt.date | None, Query(description="issued on or after")] = None,
@@ -146,17 +147,16 @@ async def list_receipts(
     if cursor is not None:
         before_id = cursor_int(decode_cursor(cursor))
     where = ReceiptFilter(source=source, vendor=vendor, after=after, before=before, task_id=task_id)
-    async with resources.engine.connect() as conn:
-        rows = await receipt_repo.list_receipts(
-            conn, principal.business_id, where=where, before_id=before_id, limit=limit + 1
-        )
+    rows = await receipt_repo.list_receipts(
+        conn, principal.business_id, where=where, before_id=before_id, limit=limit + 1
+    )
     next_cursor = encode_cursor(str(rows[limit - 1].id)) if len(rows) > limit else None
     return ReceiptPage(items=[ReceiptOut.of(r) for r in rows[:limit]], next_cursor=next_cursor)
 
 
 @delete_intake.post("/bulk_delete", status_code=202, response_model=BulkDeleteStarted)
 async def bulk_delete(
-    body: BulkDeleteIn, resources: ResourcesDep, principal: Operator
+    body: BulkDeleteIn, resources: ResourcesDep, principal: Operator, transactions: TransactionsDep
 ) -> BulkDeleteStarted:
     """Delete receipts by id or by filter, as a task; 202 with it. Ids that are not this
     business's receipts become failed items (`not_found`); nothing of another business is
@@ -175,7 +175,9 @@ async def bulk_delete(
         where = ReceiptFilter(
             source=body.filter.source, before=body.filter.before, after=body.filter.after
         )
-        async with resources.engine.connect() as conn:
+        # Not the request's transaction: `start_task` writes and commits the task in its own,
+        # before it starts the workflow (see longtasks.tasks).
+        async with transactions.read() as conn:
             total = await receipt_repo.count_matching(conn, business_id, where)
     assert total is not None
 
@@ -214,7 +216,9 @@ async def bulk_delete(
 
 
 @sync_intake.post("/sync", status_code=202, response_model=SyncStarted)
-async def sync(body: SyncIn, resources: ResourcesDep, principal: Operator) -> SyncStarted:
+async def sync(
+    body: SyncIn, resources: ResourcesDep, principal: Operator, transactions: TransactionsDep
+) -> SyncStarted:
     """Sync receipts out of the business's Gmail mailbox, as a task; 202 with it.
 
     Without `since`/`query` the sync is incremental from the last completed one (full the first
@@ -222,7 +226,9 @@ async def sync(body: SyncIn, resources: ResourcesDep, principal: Operator) -> Sy
     messages are listed, before any is fetched."""
     business_id = principal.business_id
     cipher = TokenCipher(resources.settings.encryption_key)
-    async with resources.engine.connect() as conn:
+    # Not the request's transaction: `start_task` writes and commits the task in its own,
+    # before it starts the workflow (see longtasks.tasks).
+    async with transactions.read() as conn:
         connection = await gmail_repo.get_connection(conn, cipher, business_id)
     if connection is None:
         raise Conflict("no Gmail mailbox is connected; PUT /api/receipts/gmail_connection first")
@@ -256,11 +262,12 @@ async def sync(body: SyncIn, resources: ResourcesDep, principal: Operator) -> Sy
 
 
 @sync_intake.get("/gmail_connection", response_model=ConnectionOut)
-async def get_connection(resources: ResourcesDep, principal: Viewer) -> ConnectionOut:
+async def get_connection(
+    resources: ResourcesDep, principal: Viewer, conn: ReadConn
+) -> ConnectionOut:
     """The connected mailbox (never its tokens); 404 when none is."""
     cipher = TokenCipher(resources.settings.encryption_key)
-    async with resources.engine.connect() as conn:
-        connection = await gmail_repo.get_connection(conn, cipher, principal.business_id)
+    connection = await gmail_repo.get_connection(conn, cipher, principal.business_id)
     if connection is None:
         raise NotFound("no Gmail mailbox is connected")
     return ConnectionOut(
@@ -272,13 +279,16 @@ async def get_connection(resources: ResourcesDep, principal: Viewer) -> Connecti
 
 @sync_intake.put("/gmail_connection", response_model=ConnectionOut)
 async def put_connection(
-    body: ConnectionIn, resources: ResourcesDep, principal: Admin
+    body: ConnectionIn, resources: ResourcesDep, principal: Admin, transactions: TransactionsDep
 ) -> ConnectionOut:
     """Connect (or reconnect) the business's mailbox; tokens are stored encrypted, and the
     business's Temporal Schedule of incremental syncs is created or updated."""
     settings = resources.settings
     cipher = TokenCipher(settings.encryption_key)
-    async with resources.engine.begin() as conn:
+    # Committed before Temporal is asked for the Schedule: no row lock is held across that
+    # call, and a Schedule never runs before the mailbox it syncs is stored. When Temporal
+    # fails, the mailbox stays connected and repeating the request makes the Schedule.
+    async with transactions.write() as conn:
         await businesses.ensure_business(conn, principal.business_id)
         await gmail_repo.upsert_connection(
             conn,

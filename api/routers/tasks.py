@@ -10,6 +10,7 @@ from typing import Annotated
 from fastapi import APIRouter, Query, Response
 from fastapi.responses import StreamingResponse
 from pydantic import BaseModel, Field
+from sqlalchemy.ext.asyncio import AsyncConnection
 
 from api.deps import Admin, Operator, Resources, ResourcesDep, TaskTypeFilter, Viewer
 from api.errors import AppError, Conflict, NotFound
@@ -26,6 +27,7 @@ from api.schemas import (
     encode_cursor,
 )
 from api.task_views import task_view, task_views
+from api.transactions import ExportConn, ReadConn, Transactions, TransactionsDep, WriteConn
 from longtasks.db.repositories import ledger
 from longtasks.db.repositories import tasks as task_repo
 from longtasks.db.repositories.tasks import TaskRow
@@ -35,12 +37,11 @@ from longtasks.tasks import cancel_task
 router = APIRouter(prefix="/api/long_tasks", tags=["long_tasks"])
 
 
-async def load_task(resources: Resources, task_id: int, business_id: int) -> TaskRow:
+async def load_task(conn: AsyncConnection, task_id: int, business_id: int) -> TaskRow:
     """Another business's task is 404, not 403: its existence is not revealed."""
     if not 0 < task_id <= MAX_BIGINT:  # not an id Postgres can hold
         raise NotFound(f"task {task_id} not found")
-    async with resources.engine.connect() as conn:
-        task = await task_repo.get_task(conn, task_id, business_id=business_id)
+    task = await task_repo.get_task(conn, task_id, business_id=business_id)
     if task is None:
         raise NotFound(f"task {task_id} not found")
     return task
@@ -50,6 +51,7 @@ async def load_task(resources: Resources, task_id: int, business_id: int) -> Tas
 async def list_tasks(
     resources: ResourcesDep,
     principal: Viewer,
+    conn: ReadConn,
     task_type: TaskTypeFilter,
     status: TaskStatus | None = None,
     parent_task_id: Annotated[int | None, Query(gt=0, le=MAX_BIGINT)] = None,
@@ -60,29 +62,39 @@ async def list_tasks(
     before_id = None
     if cursor is not None:
         before_id = cursor_int(decode_cursor(cursor))
-    async with resources.engine.connect() as conn:
-        rows = await task_repo.list_tasks(
-            conn,
-            principal.business_id,
-            limit=limit + 1,
-            task_type=task_type,
-            status=status,
-            before_id=before_id,
-            parent_task_id=parent_task_id,
-        )
-        items = await task_views(resources, conn, rows[:limit])
+    rows = await task_repo.list_tasks(
+        conn,
+        principal.business_id,
+        limit=limit + 1,
+        task_type=task_type,
+        status=status,
+        before_id=before_id,
+        parent_task_id=parent_task_id,
+    )
+    items = await task_views(resources, conn, rows[:limit])
     next_cursor = encode_cursor(str(rows[limit - 1].id)) if len(rows) > limit else None
     return TaskPage(items=items, next_cursor=next_cursor)
 
 
-async def render(resources: Resources, task: TaskRow) -> TaskOut:
-    async with resources.engine.connect() as conn:
+async def render(resources: Resources, transactions: Transactions, task: TaskRow) -> TaskOut:
+    """A task as GET /api/long_tasks/{id} shows it, in a short transaction of its own: for the
+    routes whose work is several transactions (see `Transactions`)."""
+    async with transactions.read() as conn:
         return await task_view(resources, conn, task)
 
 
+async def load_in_own_transaction(
+    transactions: Transactions, task_id: int, business_id: int
+) -> TaskRow:
+    async with transactions.read() as conn:
+        return await load_task(conn, task_id, business_id)
+
+
 @router.get("/{task_id}", response_model=TaskOut)
-async def get_task(task_id: int, resources: ResourcesDep, principal: Viewer) -> TaskOut:
-    return await render(resources, await load_task(resources, task_id, principal.business_id))
+async def get_task(
+    task_id: int, resources: ResourcesDep, principal: Viewer, conn: ReadConn
+) -> TaskOut:
+    return await task_view(resources, conn, await load_task(conn, task_id, principal.business_id))
 
 
 class CancelIn(BaseModel):
@@ -99,29 +111,31 @@ async def cancel(
     task_id: int,
     resources: ResourcesDep,
     principal: Operator,
+    transactions: TransactionsDep,
     response: Response,
     body: CancelIn | None = None,
 ) -> TaskEnvelope:
     """Idempotent: 202 while the task runs (cancelling), 200 with its state once terminal."""
-    task = await load_task(resources, task_id, principal.business_id)
+    # Not one request transaction: `cancel_task` commits the flag before it tells Temporal
+    # (so the cancel stays recorded when Temporal is down), in transactions of its own.
+    task = await load_in_own_transaction(transactions, task_id, principal.business_id)
     if task.is_terminal:
         response.status_code = 200
-        return TaskEnvelope(task=await render(resources, task))
+        return TaskEnvelope(task=await render(resources, transactions, task))
     reason = body.reason if body is not None else "cancelled by user"
     updated = await cancel_task(resources.engine, resources.temporal_client, task, reason)
     if updated.is_terminal:
         response.status_code = 200
-    return TaskEnvelope(task=await render(resources, updated))
+    return TaskEnvelope(task=await render(resources, transactions, updated))
 
 
 @router.delete("/{task_id}", status_code=204, response_class=Response)
-async def delete_task(task_id: int, resources: ResourcesDep, principal: Admin) -> Response:
+async def delete_task(task_id: int, principal: Admin, conn: WriteConn) -> Response:
     """Removes a terminal task and its ledger; 409 while it runs (cancel it first)."""
-    task = await load_task(resources, task_id, principal.business_id)
+    task = await load_task(conn, task_id, principal.business_id)
     if not task.is_terminal:
         raise Conflict(f"task {task_id} is {task.status}; cancel it first")
-    async with resources.engine.begin() as conn:
-        await task_repo.delete_task(conn, task_id)
+    await task_repo.delete_task(conn, task_id)
     return Response(status_code=204)
 
 
@@ -137,18 +151,19 @@ def _item_cursor(cursor: str | None) -> tuple[int, str] | None:
 @router.get("/{task_id}/items", response_model=ItemPage)
 async def list_items(
     task_id: int,
-    resources: ResourcesDep,
     principal: Viewer,
+    conn: ReadConn,
     status: ItemStatus | None = None,
     limit: Limit = 50,
     cursor: Annotated[str | None, Query(max_length=400)] = None,
 ) -> ItemPage:
     """Per-item outcomes in item order, with the provider's error code and message."""
-    await load_task(resources, task_id, principal.business_id)
-    async with resources.engine.connect() as conn:
-        items = await ledger.list_items(
-            conn, task_id, status=status, after=_item_cursor(cursor), limit=limit + 1
-        )
+    # The task and its items in one snapshot: a task deleted meanwhile is still found, with
+    # the items it had.
+    await load_task(conn, task_id, principal.business_id)
+    items = await ledger.list_items(
+        conn, task_id, status=status, after=_item_cursor(cursor), limit=limit + 1
+    )
     next_cursor = None
     if len(items) > limit:
         last = items[limit - 1]
@@ -172,12 +187,14 @@ CSV_COLUMNS = [
 @router.get("/{task_id}/items.csv", response_class=StreamingResponse)
 async def export_items(
     task_id: int,
-    resources: ResourcesDep,
     principal: Viewer,
+    conn: ExportConn,
     status: ItemStatus | None = None,
 ) -> StreamingResponse:
     """The whole ledger of a task (or one status of it) as CSV, streamed in pages."""
-    task = await load_task(resources, task_id, principal.business_id)
+    # The pages are read after the response has started, all in the snapshot of this first
+    # read (`ExportConn` lasts until the last byte): the file is the ledger as of one moment.
+    task = await load_task(conn, task_id, principal.business_id)
 
     async def rows() -> AsyncIterator[str]:
         buffer = io.StringIO()
@@ -185,10 +202,7 @@ async def export_items(
         writer.writerow(CSV_COLUMNS)
         after: tuple[int, str] | None = None
         while True:
-            async with resources.engine.connect() as conn:
-                items = await ledger.list_items(
-                    conn, task.id, status=status, after=after, limit=2000
-                )
+            items = await ledger.list_items(conn, task.id, status=status, after=after, limit=2000)
             for item in items:
                 writer.writerow([_csv_safe(getattr(item, c)) for c in CSV_COLUMNS])
             yield buffer.getvalue()

@@ -1,4 +1,5 @@
-"""The request's transaction (api/transactions.py), on an app with a test-only router mounted.
+"""The request's transaction (api/transactions.py): on an app with a test-only router mounted,
+and on the task routes that read a task and its items.
 
 The app has an engine of its own, so the pool's count of checked-out connections is this
 test's alone.
@@ -7,9 +8,14 @@ test's alone.
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import csv
+import io
+import json
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
+from typing import Any
 
 import httpx
 import pytest
@@ -24,7 +30,18 @@ from api.deps import Resources
 from api.errors import Conflict
 from api.transactions import ExportConn, ReadConn, WriteConn
 from longtasks.db.engine import create_engine
-from tests.conftest import Stack, _free_port, serve_api, wait_until
+from longtasks.db.repositories import ledger
+from longtasks.db.repositories import tasks as task_repo
+from longtasks.db.repositories.ledger import ClaimRequest, Outcome
+from longtasks.domain import ItemStatus
+from tests.conftest import (
+    Stack,
+    _free_port,
+    create_broadcast_task,
+    israeli_numbers,
+    serve_api,
+    wait_until,
+)
 
 PROBE = "test_transaction_probe"
 
@@ -87,6 +104,15 @@ class ProbeApi:
     http: httpx.AsyncClient
     engine: AsyncEngine
     gates: Gates
+    stack: Stack
+    url: str
+
+    def client(self, business_id: int) -> httpx.AsyncClient:
+        return httpx.AsyncClient(
+            base_url=self.url,
+            headers={"Authorization": f"Bearer {self.stack.token(business_id, 'viewer')}"},
+            timeout=30,
+        )
 
     async def rows(self, prefix: str) -> list[str]:
         async with self.engine.connect() as conn:
@@ -112,13 +138,14 @@ async def probe_api(stack: Stack) -> AsyncIterator[ProbeApi]:
     app.include_router(probe_router(gates))
     port = _free_port()
     server, task = await serve_api(app, port)
+    url = f"http://127.0.0.1:{port}"
     try:
         async with httpx.AsyncClient(
-            base_url=f"http://127.0.0.1:{port}",
+            base_url=url,
             headers={"Authorization": f"Bearer {stack.token(1, 'viewer')}"},
             timeout=30,
         ) as http:
-            yield ProbeApi(http=http, engine=engine, gates=gates)
+            yield ProbeApi(http=http, engine=engine, gates=gates, stack=stack, url=url)
     finally:
         server.should_exit = True
         await task
@@ -202,6 +229,107 @@ async def test_a_client_leaving_an_export_gives_its_connection_back(probe_api: P
     await wait_until(
         lambda: _no_connection_out(probe_api.engine), what="the export's connection returned"
     )
+
+
+# -- the task routes --------------------------------------------------------------------------
+
+
+async def task_with_items(stack: Stack, business_id: int, count: int) -> int:
+    """A running task (no workflow behind it) whose `count` items all succeeded."""
+    task_id = await create_broadcast_task(stack.engine, business_id, israeli_numbers(count))
+    keys = [f"item-{i:05d}" for i in range(1, count + 1)]
+    async with stack.engine.begin() as conn:
+        await ledger.claim(
+            conn, task_id, [ClaimRequest(key, seq, None) for seq, key in enumerate(keys, 1)]
+        )
+        await ledger.settle(conn, task_id, [Outcome(key, ItemStatus.succeeded) for key in keys])
+    return task_id
+
+
+@contextlib.asynccontextmanager
+async def items_changed_while_read(stack: Stack, task_id: int) -> AsyncIterator[None]:
+    """Holds the ledger locked while the block sends a request; once that request waits to
+    read the ledger (it has read its task by then), marks every item of the task failed and
+    commits, which lets the request's read go on. A read in the request's first snapshot sees
+    the items as they were; a read in a later one sees them failed."""
+    async with stack.engine.connect() as locker, locker.begin():
+        await locker.execute(text("LOCK TABLE task_items IN ACCESS EXCLUSIVE MODE"))
+        yield
+        await wait_until(lambda: _waits_for_the_ledger(stack), what="the request to read items")
+        await locker.execute(
+            text("UPDATE task_items SET status = 'failed' WHERE task_id = :t"), {"t": task_id}
+        )
+
+
+async def _waits_for_the_ledger(stack: Stack) -> bool:
+    async with stack.engine.connect() as conn:
+        waiting = await conn.execute(
+            text(
+                "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock'"
+                " AND query LIKE '%FROM task_ledger%'"
+            )
+        )
+        return bool(waiting.scalar_one())
+
+
+async def test_a_task_and_its_items_are_read_in_one_snapshot(
+    probe_api: ProbeApi, new_business: Callable[[], Awaitable[int]]
+) -> None:
+    business_id = await new_business()
+    task_id = await task_with_items(probe_api.stack, business_id, 3)
+    async with probe_api.client(business_id) as http:
+        async with items_changed_while_read(probe_api.stack, task_id):
+            request = asyncio.create_task(http.get(f"/api/long_tasks/{task_id}/items"))
+        response = await request
+    assert response.status_code == 200, response.text
+    assert [i["status"] for i in response.json()["items"]] == ["succeeded"] * 3
+
+
+async def test_a_csv_export_is_the_ledger_of_one_moment(
+    probe_api: ProbeApi, new_business: Callable[[], Awaitable[int]]
+) -> None:
+    """2,500 items: two pages, both read after the response started, in the snapshot of the
+    task's read."""
+    business_id = await new_business()
+    task_id = await task_with_items(probe_api.stack, business_id, 2500)
+    async with probe_api.client(business_id) as http:
+        async with items_changed_while_read(probe_api.stack, task_id):
+            request = asyncio.create_task(http.get(f"/api/long_tasks/{task_id}/items.csv"))
+        response = await request
+    assert response.status_code == 200, response.text
+    rows = list(csv.DictReader(io.StringIO(response.text)))
+    assert len(rows) == 2500
+    assert {r["status"] for r in rows} == {"succeeded"}
+    await wait_until(lambda: _no_connection_out(probe_api.engine), what="the connection back")
+
+
+async def test_an_event_stream_holds_no_connection_between_changes(
+    probe_api: ProbeApi, new_business: Callable[[], Awaitable[int]]
+) -> None:
+    business_id = await new_business()
+    task_id = await create_broadcast_task(probe_api.stack.engine, business_id, israeli_numbers(1))
+    async with (
+        probe_api.client(business_id) as http,
+        http.stream("GET", f"/api/long_tasks/{task_id}/events") as response,
+    ):
+        assert response.status_code == 200
+        lines = response.aiter_lines()
+        first = await _next_data(lines)
+        assert first["id"] == task_id
+        assert checked_out(probe_api.engine) == 0
+        async with probe_api.stack.engine.begin() as conn:
+            await task_repo.set_status_reason(conn, task_id, "changed while watched")
+        changed = await _next_data(lines)
+        assert changed["status_reason"] == "changed while watched"
+        assert checked_out(probe_api.engine) == 0
+
+
+async def _next_data(lines: AsyncIterator[str]) -> dict[str, Any]:
+    async for line in lines:
+        if line.startswith("data: "):
+            data: dict[str, Any] = json.loads(line[len("data: ") :])
+            return data
+    raise AssertionError("the stream ended")
 
 
 def checked_out(engine: AsyncEngine) -> int:
