@@ -20,10 +20,9 @@ from temporalio.exceptions import ApplicationError
 
 from longtasks.contracts import activities as act
 from longtasks.contracts.ops import NotifyPausedRequest, NotifyRequest, NotifyResult
+from longtasks.db.models import LongRunningTask, NotificationSettings
 from longtasks.db.repositories import notifications as notification_repo
 from longtasks.db.repositories import tasks as task_repo
-from longtasks.db.repositories.notifications import NotificationConfig
-from longtasks.db.repositories.tasks import TaskRow
 from longtasks.notifications import email, payload, secrets, webhook
 from longtasks.observability import metrics
 from longtasks.observability.logs import bind
@@ -84,7 +83,7 @@ class NotifyActivities:
             ),
         )
 
-    async def _notify(self, task: TaskRow, notice: Notice) -> NotifyResult:
+    async def _notify(self, task: LongRunningTask, notice: Notice) -> NotifyResult:
         async with self._engine.connect() as conn:
             config = await notification_repo.get_config(conn, task.business_id)
             done = await notification_repo.settled_channels(conn, task.id)
@@ -112,8 +111,8 @@ class NotifyActivities:
     async def _channel(
         self,
         channel: str,
-        task: TaskRow,
-        config: NotificationConfig,
+        task: LongRunningTask,
+        config: NotificationSettings,
         notice: Notice,
         result: NotifyResult,
         retry: list[str],
@@ -146,7 +145,7 @@ class NotifyActivities:
             await notification_repo.record_delivery(conn, task_id, channel, outcome, detail)
 
     async def _webhook(
-        self, task: TaskRow, config: NotificationConfig, notice: Notice, channel: str
+        self, task: LongRunningTask, config: NotificationSettings, notice: Notice, channel: str
     ) -> None:
         assert config.webhook_url is not None
         if not config.webhook_secret_encrypted:
@@ -161,7 +160,9 @@ class NotifyActivities:
             timeout_s=self._settings.webhook_timeout_s,
         )
 
-    async def _email(self, task: TaskRow, config: NotificationConfig, notice: Notice) -> None:
+    async def _email(
+        self, task: LongRunningTask, config: NotificationSettings, notice: Notice
+    ) -> None:
         assert config.email_to is not None
         domain = self._settings.smtp_from.rpartition("@")[2] or "longtasks"
         message = email.build_message(

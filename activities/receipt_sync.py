@@ -32,10 +32,11 @@ from longtasks.contracts.receipts import (
     SyncStart,
 )
 from longtasks.contracts.tasks import PageRequest, PageResult, TaskPlan
+from longtasks.db.models import GmailConnection, ReceiptSyncRun
 from longtasks.db.repositories import gmail as gmail_repo
 from longtasks.db.repositories import receipts as receipt_repo
 from longtasks.db.repositories import tasks as task_repo
-from longtasks.db.repositories.gmail import ConnectionRow, SyncRunRow, TokenCipher
+from longtasks.db.repositories.gmail import TokenCipher
 from longtasks.db.repositories.ledger import Claim, Outcome
 from longtasks.db.repositories.receipts import NewReceipt
 from longtasks.domain import ItemStatus, ReceiptSource
@@ -68,7 +69,7 @@ def gmail_query(query: str | None, since: object | None) -> str | None:
     return " ".join(parts) or None
 
 
-def revoked(connection: ConnectionRow, exc: GmailError) -> ApplicationError:
+def revoked(connection: GmailConnection, exc: GmailError) -> ApplicationError:
     return ApplicationError(
         f"Gmail access for {connection.email} was revoked or has expired ({exc.message});"
         " reconnect the mailbox and sync again",
@@ -104,29 +105,31 @@ class ReceiptSyncActivities:
             )
         return self._gmail
 
-    async def _load(self, task_id: int) -> tuple[SyncRunRow, ConnectionRow, GmailCredentials]:
+    async def _load(self, task_id: int) -> tuple[ReceiptSyncRun, GmailConnection, GmailCredentials]:
         async with self._engine.connect() as conn:
             run = await gmail_repo.get_sync_run(conn, task_id)
             if run is None:
                 raise ApplicationError(
                     f"task {task_id} has no sync request", type="NotFound", non_retryable=True
                 )
-            connection = await gmail_repo.get_connection(conn, self._cipher, run.business_id)
+            connection = await gmail_repo.get_connection(conn, run.business_id)
         if connection is None:
             raise ApplicationError(
                 f"business {run.business_id} has no Gmail connection; connect a mailbox first",
                 type="NoGmailConnection",
                 non_retryable=True,
             )
+        refresh_token = self._cipher.decrypt(connection.refresh_token_enc)
         cached = self._credentials.get(run.business_id)
-        if cached is None or cached.refresh_token != connection.refresh_token:
-            cached = GmailCredentials(connection.access_token, connection.refresh_token)
+        if cached is None or cached.refresh_token != refresh_token:
+            access_token = self._cipher.decrypt(connection.access_token_enc)
+            cached = GmailCredentials(access_token, refresh_token)
             self._credentials[run.business_id] = cached
         return run, connection, cached
 
-    async def _keep_token(self, connection: ConnectionRow, credentials: GmailCredentials) -> None:
+    async def _keep_token(self, connection: GmailConnection, credentials: GmailCredentials) -> None:
         """Store a refreshed access token again (encrypted), so other workers reuse it."""
-        if credentials.access_token == connection.access_token:
+        if credentials.access_token == self._cipher.decrypt(connection.access_token_enc):
             return
         async with self._engine.begin() as conn:
             await gmail_repo.store_access_token(
@@ -147,7 +150,7 @@ class ReceiptSyncActivities:
             activity.heartbeat()
 
     @contextlib.asynccontextmanager
-    async def _gmail_errors(self, connection: ConnectionRow) -> AsyncIterator[None]:
+    async def _gmail_errors(self, connection: GmailConnection) -> AsyncIterator[None]:
         try:
             yield
         except GmailAuthRevoked as exc:
@@ -300,9 +303,11 @@ class ReceiptSyncActivities:
                 attachments=parsed.attachments,
             )
             async with self._engine.begin() as conn:
-                row = await receipt_repo.insert_receipt(conn, business_id, receipt, task_id=task_id)
-                if row is not None:
-                    return Outcome(item.key, ItemStatus.succeeded, provider_ref=str(row.id))
+                receipt_id = await receipt_repo.insert_receipt(
+                    conn, business_id, receipt, task_id=task_id
+                )
+                if receipt_id is not None:
+                    return Outcome(item.key, ItemStatus.succeeded, provider_ref=str(receipt_id))
                 stored_by = await receipt_repo.task_of_gmail_message(conn, business_id, message_id)
             if stored_by == task_id:
                 # Stored by an earlier attempt of this page whose ledger update was lost.
@@ -331,7 +336,7 @@ class ReceiptSyncActivities:
             run = await gmail_repo.get_sync_run(conn, task_id)
             if run is None or run.new_history_id is None:
                 return
-            connection = await gmail_repo.get_connection(conn, self._cipher, run.business_id)
+            connection = await gmail_repo.get_connection(conn, run.business_id)
             if connection is None:
                 return
             await gmail_repo.store_history_id(

@@ -17,10 +17,10 @@ from temporalio.client import Client
 
 from longtasks.contracts import activities as act
 from longtasks.contracts.receipts import KickRequest, KickResult
+from longtasks.db.models import LongRunningTask
 from longtasks.db.repositories import gmail as gmail_repo
 from longtasks.db.repositories import tasks as task_repo
 from longtasks.db.repositories.gmail import TokenCipher
-from longtasks.db.repositories.tasks import TaskRow
 from longtasks.domain import Priority, TaskType
 from longtasks.tasks import NewTask, TaskNotStarted, launch, start_task
 
@@ -42,7 +42,7 @@ class SyncKickActivities:
             earlier = await gmail_repo.task_for_schedule_key(conn, request.schedule_key)
             task = await task_repo.get_task(conn, earlier) if earlier is not None else None
             if task is None:
-                if await gmail_repo.get_connection(conn, self._cipher, business_id) is None:
+                if await gmail_repo.get_connection(conn, business_id) is None:
                     return KickResult(None, "no Gmail connection")
                 running = await gmail_repo.running_sync_task(conn, business_id)
                 if running is not None:
@@ -76,8 +76,10 @@ class SyncKickActivities:
         return KickResult(task.id)
 
     @staticmethod
-    def _sync_run(request: KickRequest) -> Callable[[AsyncConnection, TaskRow], Awaitable[None]]:
-        async def create(conn: AsyncConnection, task: TaskRow) -> None:
+    def _sync_run(
+        request: KickRequest,
+    ) -> Callable[[AsyncConnection, LongRunningTask], Awaitable[None]]:
+        async def create(conn: AsyncConnection, task: LongRunningTask) -> None:
             await gmail_repo.create_sync_run(
                 conn,
                 task_id=task.id,

@@ -26,7 +26,7 @@ class TaskActivities:
     async def mark_running(self, task_id: int) -> bool:
         """Running from now on; False if the task already ended (e.g. cancelled while scheduled)."""
         async with self._engine.begin() as conn:
-            return await task_repo.mark_running(conn, task_id) is not None
+            return await task_repo.mark_running(conn, task_id)
 
     @activity.defn(name=act.REQUEST_CANCEL.name)
     async def request_cancel(self, request: CancelRequest) -> None:

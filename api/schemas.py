@@ -18,11 +18,11 @@ from pydantic import (
 )
 from pydantic.json_schema import JsonSchemaValue
 from pydantic_core import CoreSchema
+from sqlalchemy import inspect
 
 from api.errors import AppError
-from longtasks.db.repositories.ledger import LedgerItem
+from longtasks.db.models import LongRunningTask
 from longtasks.db.repositories.previews import BroadcastPreview
-from longtasks.db.repositories.tasks import TaskRow
 from longtasks.domain import ItemStatus, Priority, TaskStatus, TaskType
 
 # The spec's schema of task types; `create_app` sets its values to the app's registry's.
@@ -74,6 +74,8 @@ ERROR_RESPONSES[429] = {
 }
 
 
+# Built by validation from a task's row (`LongRunningTask`, see `of`). (Comments, not
+# docstrings: docstrings become the spec's descriptions.)
 class TaskOut(BaseModel):
     id: int
     business_id: int
@@ -116,15 +118,21 @@ class TaskOut(BaseModel):
 
     @classmethod
     def of(
-        cls, row: TaskRow, *, eta_seconds: int | None = None, child_task_ids: Sequence[int] = ()
+        cls,
+        row: LongRunningTask,
+        *,
+        eta_seconds: int | None = None,
+        child_task_ids: Sequence[int] = (),
     ) -> TaskOut:
-        computed = {"progress_pct", "eta_seconds", "child_task_ids"}
-        data = {name: getattr(row, name) for name in cls.model_fields if name not in computed}
-        return cls(
-            progress_pct=row.progress_pct,
-            eta_seconds=eta_seconds,
-            child_task_ids=list(child_task_ids),
-            **data,
+        """Validated from the row's columns (as loaded), its `progress_pct`, and the values
+        computed when it is read (`api.task_views`)."""
+        return cls.model_validate(
+            {
+                **inspect(row).dict,
+                "progress_pct": row.progress_pct,
+                "eta_seconds": eta_seconds,
+                "child_task_ids": child_task_ids,
+            }
         )
 
 
@@ -137,6 +145,7 @@ class TaskPage(BaseModel):
     next_cursor: str | None
 
 
+# Built by validation from a row of the `task_ledger` view (a mapping).
 class ItemOut(BaseModel):
     item_key: str
     seq: int
@@ -147,10 +156,6 @@ class ItemOut(BaseModel):
     provider_ref: str | None
     attempts: int
     updated_at: dt.datetime
-
-    @classmethod
-    def of(cls, item: LedgerItem) -> ItemOut:
-        return cls(**item.__dict__)
 
 
 class ItemPage(BaseModel):

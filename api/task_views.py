@@ -17,9 +17,9 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from api.deps import Resources
 from api.schemas import TaskOut
 from longtasks import eta
+from longtasks.db.models import LongRunningTask
 from longtasks.db.repositories import tasks as task_repo
 from longtasks.db.repositories.send_limits import send_limits
-from longtasks.db.repositories.tasks import TaskRow
 from longtasks.domain import TaskStatus, TaskType
 
 LIMITS_TTL_S = 2.0
@@ -45,7 +45,7 @@ async def _limits(resources: Resources, conn: AsyncConnection, business_id: int)
 
 
 async def task_views(
-    resources: Resources, conn: AsyncConnection, rows: Sequence[TaskRow]
+    resources: Resources, conn: AsyncConnection, rows: Sequence[LongRunningTask]
 ) -> list[TaskOut]:
     children = await task_repo.children_of(conn, [r.id for r in rows])
     now = dt.datetime.now(dt.UTC)
@@ -65,5 +65,5 @@ async def task_views(
     return views
 
 
-async def task_view(resources: Resources, conn: AsyncConnection, row: TaskRow) -> TaskOut:
+async def task_view(resources: Resources, conn: AsyncConnection, row: LongRunningTask) -> TaskOut:
     return (await task_views(resources, conn, [row]))[0]

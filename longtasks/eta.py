@@ -21,7 +21,7 @@ import datetime as dt
 import math
 from dataclasses import dataclass
 
-from longtasks.db.repositories.tasks import TaskRow
+from longtasks.db.models import LongRunningTask
 from longtasks.domain import TaskStatus
 
 # A rate over less than this is noise (the first flush, a burst).
@@ -42,7 +42,7 @@ class SendLimits:
     cap_used_today: int = 0
 
 
-def measured_rate(task: TaskRow, now: dt.datetime) -> float | None:
+def measured_rate(task: LongRunningTask, now: dt.datetime) -> float | None:
     """Items per second over the recent window, or None while it cannot be told."""
     if task.rate_prev_at is not None and task.rate_prev_items is not None:
         since, base = task.rate_prev_at, task.rate_prev_items
@@ -98,7 +98,7 @@ def lower_bounds(remaining: int, limits: SendLimits, now: dt.datetime) -> tuple[
     return pace, max(waits, default=0.0)
 
 
-def estimate(task: TaskRow, limits: SendLimits | None, now: dt.datetime) -> int | None:
+def estimate(task: LongRunningTask, limits: SendLimits | None, now: dt.datetime) -> int | None:
     """Seconds until the task ends, or None when there is no honest estimate."""
     if task.status != TaskStatus.running or task.pause_requested or task.cancel_requested:
         return None

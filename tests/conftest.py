@@ -33,11 +33,11 @@ from api.auth import issue_token
 from api.deps import Resources
 from devtools.sandbox.app import SandboxServer, build_sandbox, start_sandbox
 from longtasks.db.engine import create_engine, libpq_url
+from longtasks.db.models import LongRunningTask
 from longtasks.db.repositories import broadcasts as broadcast_repo
 from longtasks.db.repositories import tasks as task_repo
 from longtasks.db.repositories.broadcasts import MessageSpec, RecipientInput
 from longtasks.db.repositories.businesses import ensure_business
-from longtasks.db.repositories.tasks import TaskRow
 from longtasks.domain import Role
 from longtasks.phones import normalize_recipients
 from longtasks.settings import Environment, Settings
@@ -416,7 +416,7 @@ async def start_direct(
     )
 
 
-async def get_task_row(engine: AsyncEngine, task_id: int) -> TaskRow:
+async def get_task_row(engine: AsyncEngine, task_id: int) -> LongRunningTask:
     async with engine.connect() as conn:
         task = await task_repo.get_task(conn, task_id)
     assert task is not None

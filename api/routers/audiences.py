@@ -32,10 +32,10 @@ from api.schemas import (
 )
 from api.uploads import csv_upload
 from longtasks.audiences.csv_intake import Chunk, CsvIntake, CsvRefused
+from longtasks.db.models import LongRunningTask
 from longtasks.db.repositories import audiences as audience_repo
 from longtasks.db.repositories import tasks as task_repo
 from longtasks.db.repositories.audiences import AudienceRow, ErrorRow
-from longtasks.db.repositories.tasks import TaskRow
 from longtasks.domain import AudienceStatus, RowIssue, TaskType
 from longtasks.tasks import NewTask, TaskNotStarted, start_task
 
@@ -66,7 +66,7 @@ class AudienceOut(BaseModel):
     ready_at: dt.datetime | None
 
     @classmethod
-    def of(cls, row: AudienceRow, task: TaskRow | None = None) -> AudienceOut:
+    def of(cls, row: AudienceRow, task: LongRunningTask | None = None) -> AudienceOut:
         if row.status != audience_repo.IMPORTING:
             progress = 100.0
         else:
@@ -202,7 +202,7 @@ async def upload_audience(
             phone_column=phone_column or upload.fields.get("phone_column") or None,
         )
 
-    async def store_upload(conn: AsyncConnection, task: TaskRow) -> int:
+    async def store_upload(conn: AsyncConnection, task: LongRunningTask) -> int:
         nonlocal intake, audience_id
         chunks = upload.chunks()
         early: list[Chunk] = []
@@ -242,7 +242,7 @@ async def upload_audience(
         )
         return audience_id
 
-    def summary(task: TaskRow, audience_id: int) -> str:
+    def summary(task: LongRunningTask, audience_id: int) -> str:
         # Shown in the Temporal UI: ids and counts only, never numbers or names.
         rows = intake.rows if intake is not None else 0
         return f"audience #{audience_id} of business {business_id}: {rows:,} rows to import"

@@ -16,12 +16,12 @@ from api.routers.audiences import load_audience
 from api.schemas import BroadcastIn, BroadcastStarted, PreviewOut, TaskOut
 from api.transactions import Transactions, TransactionsDep
 from longtasks.audiences import template_params
+from longtasks.db.models import LongRunningTask
 from longtasks.db.repositories import audiences as audience_repo
 from longtasks.db.repositories import broadcasts as broadcast_repo
 from longtasks.db.repositories.audiences import AudienceRow
 from longtasks.db.repositories.broadcasts import MessageSpec, RecipientInput
 from longtasks.db.repositories.previews import broadcast_preview
-from longtasks.db.repositories.tasks import TaskRow
 from longtasks.domain import Priority, TaskStatus, TaskType
 from longtasks.phones import normalize_recipients
 from longtasks.tasks import NewTask, start_task
@@ -41,7 +41,7 @@ async def launch_broadcast(
     start_at: dt.datetime | None = None,
     parent_task_id: int | None = None,
     audience: AudienceRow | None = None,
-) -> tuple[TaskRow, int]:
+) -> tuple[LongRunningTask, int]:
     """Write the broadcast and its task, start the workflow; (the task, the broadcast id).
 
     To an `audience` (ready, checked by the caller) with no `recipients`: its members, read
@@ -50,7 +50,7 @@ async def launch_broadcast(
     """
     total = len(recipients) if recipients or audience is None else audience.valid_count or 0
 
-    async def create_rows(conn: AsyncConnection, task: TaskRow) -> int:
+    async def create_rows(conn: AsyncConnection, task: LongRunningTask) -> int:
         # Held until the transaction ends: a DELETE of the audience waits for this broadcast
         # to exist, then refuses (it is sending).
         if audience is not None and await audience_repo.lock_ready(conn, audience.id) is None:
@@ -67,7 +67,7 @@ async def launch_broadcast(
             recipient_count=total,
         )
 
-    def summary(task: TaskRow, broadcast_id: int) -> str:
+    def summary(task: LongRunningTask, broadcast_id: int) -> str:
         # Shown in the Temporal UI: ids and counts only, never numbers or message text.
         retry = f" (retry of task {parent_task_id})" if parent_task_id is not None else ""
         to = f" to audience #{audience.id}" if audience is not None else ""
@@ -149,7 +149,7 @@ async def start_broadcast(
 
 
 async def _preview(
-    resources: Resources, transactions: Transactions, task: TaskRow
+    resources: Resources, transactions: Transactions, task: LongRunningTask
 ) -> PreviewOut | None:
     """What a broadcast waiting for approval will do, for the approver."""
     if task.status != TaskStatus.awaiting_approval:

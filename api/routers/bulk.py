@@ -17,8 +17,8 @@ from api.deps import Operator, ResourcesDep, require_registered_task_type
 from api.errors import AppError
 from api.schemas import TaskTypeName
 from api.transactions import TransactionsDep
+from longtasks.db.models import LongRunningTask
 from longtasks.db.repositories import ops as ops_repo
-from longtasks.db.repositories.tasks import TaskRow
 from longtasks.tasks import CancelNotDelivered, cancel_task
 
 router = APIRouter(prefix="/api/long_tasks", tags=["long_tasks"])
@@ -86,7 +86,7 @@ async def bulk_cancel(
     cancelled: list[int] = []
     not_signalled: list[int] = []
 
-    async def cancel_one(task: TaskRow) -> None:
+    async def cancel_one(task: LongRunningTask) -> None:
         nonlocal already_terminal
         async with gate:
             try:

@@ -26,8 +26,8 @@ from api.routers.tasks import load_task
 from api.schemas import TaskOut
 from api.task_views import task_view, task_views
 from api.transactions import ReadConn, Transactions, TransactionsDep
+from longtasks.db.models import LongRunningTask
 from longtasks.db.repositories import tasks as task_repo
-from longtasks.db.repositories.tasks import TaskRow
 
 router = APIRouter(prefix="/api/long_tasks", tags=["events"])
 
@@ -47,7 +47,7 @@ def sse(view: TaskOut, *, event_id: str | None = None) -> str:
 
 async def _get(
     resources: Resources, transactions: Transactions, task_id: int, business_id: int
-) -> tuple[TaskRow, TaskOut] | None:
+) -> tuple[LongRunningTask, TaskOut] | None:
     """The task's row and its snapshot (the same JSON as GET /api/long_tasks/{id}); None when
     it is gone or another business's (never read)."""
     async with transactions.read() as conn:

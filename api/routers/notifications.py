@@ -20,7 +20,6 @@ from api.errors import AppError
 from api.transactions import ReadConn, WriteConn
 from longtasks.db.repositories import businesses
 from longtasks.db.repositories import notifications as notification_repo
-from longtasks.db.repositories.notifications import NotificationConfig
 from longtasks.notifications import secrets
 from longtasks.settings import Environment
 
@@ -61,27 +60,34 @@ class NotificationsIn(BaseModel):
         return self
 
 
+# Built by validation from the business's row (`NotificationSettings`), read by attribute, or
+# from `NOT_CONFIGURED` when it has none. The secret itself never leaves: only whether one is set.
 class NotificationsOut(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
     webhook_url: str | None
-    webhook_secret_set: bool
+    webhook_secret_set: bool = Field(validation_alias="webhook_secret_encrypted")
     email_to: str | None
     updated_at: dt.datetime | None
 
+    @field_validator("webhook_secret_set", mode="before")
     @classmethod
-    def of(cls, config: NotificationConfig | None) -> NotificationsOut:
-        if config is None:
-            return cls(webhook_url=None, webhook_secret_set=False, email_to=None, updated_at=None)
-        return cls(
-            webhook_url=config.webhook_url,
-            webhook_secret_set=bool(config.webhook_secret_encrypted),
-            email_to=config.email_to,
-            updated_at=config.updated_at,
-        )
+    def _set(cls, encrypted: str | None) -> bool:
+        return bool(encrypted)
+
+
+NOT_CONFIGURED = {
+    "webhook_url": None,
+    "webhook_secret_encrypted": None,
+    "email_to": None,
+    "updated_at": None,
+}
 
 
 @router.get("", response_model=NotificationsOut)
 async def get_notifications(principal: Viewer, conn: ReadConn) -> NotificationsOut:
-    return NotificationsOut.of(await notification_repo.get_config(conn, principal.business_id))
+    config = await notification_repo.get_config(conn, principal.business_id)
+    return NotificationsOut.model_validate(config or NOT_CONFIGURED)
 
 
 @router.put("", response_model=NotificationsOut)
@@ -104,7 +110,7 @@ async def put_notifications(
         webhook_secret_encrypted=encrypted,
         email_to=body.email_to,
     )
-    return NotificationsOut.of(config)
+    return NotificationsOut.model_validate(config)
 
 
 def _refuse_internal_targets(url: str) -> None:

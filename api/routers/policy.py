@@ -20,10 +20,10 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from api.deps import Admin, ResourcesDep, Viewer
 from api.transactions import ReadConn, TransactionsDep
+from longtasks.db.models import DEFAULT_WINDOW
 from longtasks.db.repositories import businesses
 from longtasks.db.repositories import policies as policy_repo
 from longtasks.db.repositories import tasks as task_repo
-from longtasks.db.repositories.policies import Policy
 from longtasks.temporal.tasks import signal_recheck_quota
 
 log = logging.getLogger("longtasks.api")
@@ -31,17 +31,16 @@ log = logging.getLogger("longtasks.api")
 router = APIRouter(prefix="/api/policy", tags=["policy"])
 
 
+# Built by validation from the business's row (`BusinessPolicy`), read by attribute.
 class PolicyOut(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
     approval_required_above: int | None
     daily_send_cap: int | None
     auto_pause_failure_share: float | None
     auto_pause_window: int
     updated_by: str | None
     updated_at: dt.datetime | None
-
-    @classmethod
-    def of(cls, policy: Policy) -> PolicyOut:
-        return cls(**{name: getattr(policy, name) for name in cls.model_fields})
 
 
 class PolicyIn(BaseModel):
@@ -51,12 +50,12 @@ class PolicyIn(BaseModel):
     approval_required_above: int | None = Field(default=None, ge=0, le=100_000_000)
     daily_send_cap: int | None = Field(default=None, ge=0, le=100_000_000)
     auto_pause_failure_share: float | None = Field(default=None, gt=0, le=1)
-    auto_pause_window: int = Field(default=policy_repo.DEFAULT_WINDOW, ge=10, le=10_000)
+    auto_pause_window: int = Field(default=DEFAULT_WINDOW, ge=10, le=10_000)
 
 
 @router.get("", response_model=PolicyOut)
 async def get_policy(principal: Viewer, conn: ReadConn) -> PolicyOut:
-    return PolicyOut.of(await policy_repo.get_policy(conn, principal.business_id))
+    return PolicyOut.model_validate(await policy_repo.get_policy(conn, principal.business_id))
 
 
 @router.put("", response_model=PolicyOut)
@@ -80,4 +79,4 @@ async def put_policy(
                 await signal_recheck_quota(client, workflow_id)
             except Exception:  # a task that just ended; the others still hear it
                 log.warning("%s: could not signal a quota recheck", workflow_id, exc_info=True)
-    return PolicyOut.of(policy)
+    return PolicyOut.model_validate(policy)

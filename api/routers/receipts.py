@@ -8,10 +8,18 @@ types bring through the registry (`task_types/`): `delete_intake` (receipt_delet
 from __future__ import annotations
 
 import datetime as dt
+from decimal import Decimal
 from typing import Annotated
 
 from fastapi import APIRouter, Query
-from pydantic import BaseModel, ConfigDict, Field, field_serializer, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    field_serializer,
+    field_validator,
+    model_validator,
+)
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from api.deps import Admin, Operator, ResourcesDep, Viewer
@@ -25,13 +33,13 @@ from api.schemas import (
     encode_cursor,
 )
 from api.transactions import ReadConn, TransactionsDep
+from longtasks.db.models import LongRunningTask
 from longtasks.db.repositories import businesses
 from longtasks.db.repositories import gmail as gmail_repo
 from longtasks.db.repositories import receipts as receipt_repo
 from longtasks.db.repositories import tasks as task_repo
 from longtasks.db.repositories.gmail import TokenCipher
-from longtasks.db.repositories.receipts import ReceiptFilter, ReceiptRow
-from longtasks.db.repositories.tasks import TaskRow
+from longtasks.db.repositories.receipts import ReceiptFilter
 from longtasks.domain import ReceiptSource, TaskType
 from longtasks.tasks import NewTask, start_task
 from longtasks.temporal.gmail_schedule import ensure_gmail_sync_schedule
@@ -41,7 +49,10 @@ delete_intake = APIRouter(prefix="/api/receipts", tags=["receipts"])
 sync_intake = APIRouter(prefix="/api/receipts", tags=["receipts"])
 
 
+# Built by validation from a receipt's row (`Receipt`), read by attribute.
 class ReceiptOut(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
     id: int
     source: str
     gmail_message_id: str | None
@@ -54,11 +65,11 @@ class ReceiptOut(BaseModel):
     task_id: int | None = Field(description="the sync task that stored it")
     created_at: dt.datetime
 
+    @field_validator("amount", mode="before")
     @classmethod
-    def of(cls, row: ReceiptRow) -> ReceiptOut:
-        data = {name: getattr(row, name) for name in cls.model_fields if name != "amount"}
+    def _decimal_string(cls, amount: Decimal) -> str:
         # Money leaves as a decimal string, never a JSON float.
-        return cls(amount=f"{row.amount:.2f}", **data)
+        return f"{amount:.2f}"
 
 
 class ReceiptPage(BaseModel):
@@ -118,7 +129,10 @@ class ConnectionIn(BaseModel):
     access_token: str = Field(default="", max_length=4000)
 
 
+# Built by validation from the business's row (`GmailConnection`, whose tokens it never reads).
 class ConnectionOut(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
     email: str
     history_id: int | None
     last_synced_at: dt.datetime | None
@@ -151,7 +165,9 @@ async def list_receipts(
         conn, principal.business_id, where=where, before_id=before_id, limit=limit + 1
     )
     next_cursor = encode_cursor(str(rows[limit - 1].id)) if len(rows) > limit else None
-    return ReceiptPage(items=[ReceiptOut.of(r) for r in rows[:limit]], next_cursor=next_cursor)
+    return ReceiptPage(
+        items=[ReceiptOut.model_validate(r) for r in rows[:limit]], next_cursor=next_cursor
+    )
 
 
 @delete_intake.post("/bulk_delete", status_code=202, response_model=BulkDeleteStarted)
@@ -181,7 +197,7 @@ async def bulk_delete(
             total = await receipt_repo.count_matching(conn, business_id, where)
     assert total is not None
 
-    async def create_rows(conn: AsyncConnection, task: TaskRow) -> int:
+    async def create_rows(conn: AsyncConnection, task: LongRunningTask) -> int:
         if body.receipt_ids is not None:
             return await receipt_repo.select_ids(conn, task.id, body.receipt_ids)
         assert where is not None
@@ -193,7 +209,7 @@ async def bulk_delete(
             await task_repo.set_total(conn, task.id, selected)
         return selected
 
-    def summary(task: TaskRow, selected: int) -> str:
+    def summary(task: LongRunningTask, selected: int) -> str:
         how = "by id" if body.receipt_ids is not None else "by filter"
         return f"receipt delete of business {business_id}: {selected:,} receipts {how}"
 
@@ -225,21 +241,20 @@ async def sync(
     time, or when Gmail no longer has that much history). The total is exact once the matching
     messages are listed, before any is fetched."""
     business_id = principal.business_id
-    cipher = TokenCipher(resources.settings.encryption_key)
     # Not the request's transaction: `start_task` writes and commits the task in its own,
     # before it starts the workflow (see longtasks.tasks).
     async with transactions.read() as conn:
-        connection = await gmail_repo.get_connection(conn, cipher, business_id)
+        connection = await gmail_repo.get_connection(conn, business_id)
     if connection is None:
         raise Conflict("no Gmail mailbox is connected; PUT /api/receipts/gmail_connection first")
 
-    async def create_rows(conn: AsyncConnection, task: TaskRow) -> None:
+    async def create_rows(conn: AsyncConnection, task: LongRunningTask) -> None:
         query = body.query.strip() if body.query and body.query.strip() else None
         await gmail_repo.create_sync_run(
             conn, task_id=task.id, business_id=business_id, query=query, since=body.since
         )
 
-    def summary(task: TaskRow, _: None) -> str:
+    def summary(task: LongRunningTask, _: None) -> str:
         # Ids only: the mailbox address and the query stay out of Temporal.
         return f"Gmail receipt sync of business {business_id}"
 
@@ -262,19 +277,12 @@ async def sync(
 
 
 @sync_intake.get("/gmail_connection", response_model=ConnectionOut)
-async def get_connection(
-    resources: ResourcesDep, principal: Viewer, conn: ReadConn
-) -> ConnectionOut:
+async def get_connection(principal: Viewer, conn: ReadConn) -> ConnectionOut:
     """The connected mailbox (never its tokens); 404 when none is."""
-    cipher = TokenCipher(resources.settings.encryption_key)
-    connection = await gmail_repo.get_connection(conn, cipher, principal.business_id)
+    connection = await gmail_repo.get_connection(conn, principal.business_id)
     if connection is None:
         raise NotFound("no Gmail mailbox is connected")
-    return ConnectionOut(
-        email=connection.email,
-        history_id=connection.history_id,
-        last_synced_at=connection.last_synced_at,
-    )
+    return ConnectionOut.model_validate(connection)
 
 
 @sync_intake.put("/gmail_connection", response_model=ConnectionOut)
@@ -298,7 +306,7 @@ async def put_connection(
             refresh_token=body.refresh_token,
             access_token=body.access_token,
         )
-        connection = await gmail_repo.get_connection(conn, cipher, principal.business_id)
+        connection = await gmail_repo.get_connection(conn, principal.business_id)
     assert connection is not None
     schedule_id = await ensure_gmail_sync_schedule(
         await resources.temporal_client(),
@@ -306,9 +314,4 @@ async def put_connection(
         task_queue=settings.temporal_task_queue,
         interval_s=settings.gmail_sync_interval_s,
     )
-    return ConnectionOut(
-        email=connection.email,
-        history_id=connection.history_id,
-        last_synced_at=connection.last_synced_at,
-        schedule_id=schedule_id,
-    )
+    return ConnectionOut.model_validate(connection).model_copy(update={"schedule_id": schedule_id})

@@ -28,16 +28,16 @@ from api.schemas import (
 )
 from api.task_views import task_view, task_views
 from api.transactions import ExportConn, ReadConn, Transactions, TransactionsDep, WriteConn
+from longtasks.db.models import LongRunningTask
 from longtasks.db.repositories import ledger
 from longtasks.db.repositories import tasks as task_repo
-from longtasks.db.repositories.tasks import TaskRow
 from longtasks.domain import ItemStatus, TaskStatus
 from longtasks.tasks import cancel_task
 
 router = APIRouter(prefix="/api/long_tasks", tags=["long_tasks"])
 
 
-async def load_task(conn: AsyncConnection, task_id: int, business_id: int) -> TaskRow:
+async def load_task(conn: AsyncConnection, task_id: int, business_id: int) -> LongRunningTask:
     """Another business's task is 404, not 403: its existence is not revealed."""
     if not 0 < task_id <= MAX_BIGINT:  # not an id Postgres can hold
         raise NotFound(f"task {task_id} not found")
@@ -76,7 +76,9 @@ async def list_tasks(
     return TaskPage(items=items, next_cursor=next_cursor)
 
 
-async def render(resources: Resources, transactions: Transactions, task: TaskRow) -> TaskOut:
+async def render(
+    resources: Resources, transactions: Transactions, task: LongRunningTask
+) -> TaskOut:
     """A task as GET /api/long_tasks/{id} shows it, in a short transaction of its own: for the
     routes whose work is several transactions (see `Transactions`)."""
     async with transactions.read() as conn:
@@ -85,7 +87,7 @@ async def render(resources: Resources, transactions: Transactions, task: TaskRow
 
 async def load_in_own_transaction(
     transactions: Transactions, task_id: int, business_id: int
-) -> TaskRow:
+) -> LongRunningTask:
     async with transactions.read() as conn:
         return await load_task(conn, task_id, business_id)
 
@@ -167,8 +169,10 @@ async def list_items(
     next_cursor = None
     if len(items) > limit:
         last = items[limit - 1]
-        next_cursor = encode_cursor(f"{last.seq}:{last.item_key}")
-    return ItemPage(items=[ItemOut.of(i) for i in items[:limit]], next_cursor=next_cursor)
+        next_cursor = encode_cursor(f"{last['seq']}:{last['item_key']}")
+    return ItemPage(
+        items=[ItemOut.model_validate(i) for i in items[:limit]], next_cursor=next_cursor
+    )
 
 
 CSV_COLUMNS = [
@@ -204,13 +208,13 @@ async def export_items(
         while True:
             items = await ledger.list_items(conn, task.id, status=status, after=after, limit=2000)
             for item in items:
-                writer.writerow([_csv_safe(getattr(item, c)) for c in CSV_COLUMNS])
+                writer.writerow([_csv_safe(item[c]) for c in CSV_COLUMNS])
             yield buffer.getvalue()
             buffer.seek(0)
             buffer.truncate()
             if len(items) < 2000:
                 return
-            after = (items[-1].seq, items[-1].item_key)
+            after = (items[-1]["seq"], items[-1]["item_key"])
 
     filename = f"task-{task.id}-{status or 'all'}.csv"
     return StreamingResponse(

@@ -25,7 +25,7 @@ async def connect_demo_mailbox(database_url: str, settings: Settings) -> None:
     try:
         async with engine.begin() as conn:
             await ensure_business(conn, DEMO_BUSINESS_ID)
-            if await gmail_repo.get_connection(conn, cipher, DEMO_BUSINESS_ID) is None:
+            if await gmail_repo.get_connection(conn, DEMO_BUSINESS_ID) is None:
                 await gmail_repo.upsert_connection(
                     conn,
                     cipher,

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import enum
+from decimal import Decimal
 from typing import Any
 
 from sqlalchemy import (
@@ -168,6 +169,23 @@ class LongRunningTask(Base):
     # `1` a failure and `0` a success, at most the policy's `auto_pause_window` of them.
     recent_outcomes: Mapped[str | None] = mapped_column(Text)
 
+    @property
+    def is_terminal(self) -> bool:
+        return self.status in TERMINAL_STATUSES
+
+    @property
+    def progress_pct(self) -> float:
+        if self.total_items <= 0:
+            return 100.0 if self.is_terminal else 0.0
+        # Items cancelled unprocessed are not progress: a task cancelled at 30% stays at 30%.
+        return round(min(100.0, 100.0 * self.processed_items / self.total_items), 1)
+
+
+# A business without a policy row: no approval, no cap, and a circuit breaker that pauses a
+# task when half of its last 200 provider answers were failures.
+DEFAULT_FAILURE_SHARE = 0.5
+DEFAULT_WINDOW = 200
+
 
 class BusinessPolicy(Base):
     """What a business allows its tasks: approval above a size, a daily send cap, and when a
@@ -195,6 +213,22 @@ class BusinessPolicy(Base):
     updated_at: Mapped[dt.datetime] = mapped_column(
         DateTime(timezone=True), server_default=func.now()
     )
+
+    @classmethod
+    def defaults(cls, business_id: int) -> BusinessPolicy:
+        """The policy of a business without a row (never stored as such)."""
+        return cls(
+            business_id=business_id,
+            approval_required_above=None,
+            daily_send_cap=None,
+            auto_pause_failure_share=DEFAULT_FAILURE_SHARE,
+            auto_pause_window=DEFAULT_WINDOW,
+            updated_by=None,
+            updated_at=None,
+        )
+
+    def needs_approval(self, items: int) -> bool:
+        return self.approval_required_above is not None and items > self.approval_required_above
 
 
 class BusinessSendDay(Base):
@@ -360,7 +394,7 @@ class Receipt(Base):
     )
     vendor: Mapped[str] = mapped_column(String(200))
     # Money is Numeric, never float.
-    amount: Mapped[Any] = mapped_column(Numeric(14, 2))
+    amount: Mapped[Decimal] = mapped_column(Numeric(14, 2))
     currency: Mapped[str] = mapped_column(String(3))
     issued_at: Mapped[dt.date] = mapped_column(Date)
     subject: Mapped[str] = mapped_column(Text, server_default="")

@@ -11,7 +11,7 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any
 
-from longtasks.db.repositories.tasks import TaskRow
+from longtasks.db.models import LongRunningTask
 
 EVENT = "task.finished"
 PAUSED_EVENT = "task.paused"
@@ -38,7 +38,7 @@ _FIELDS = (
 )
 
 
-def task_snapshot(task: TaskRow) -> dict[str, Any]:
+def task_snapshot(task: LongRunningTask) -> dict[str, Any]:
     snapshot: dict[str, Any] = {}
     for name in _FIELDS:
         value = getattr(task, name)
@@ -58,7 +58,7 @@ def pause_channel(channel: str, pause: int) -> str:
 
 
 def webhook_body(
-    task: TaskRow, sent_at: dt.datetime, *, event: str = EVENT, channel: str = "webhook"
+    task: LongRunningTask, sent_at: dt.datetime, *, event: str = EVENT, channel: str = "webhook"
 ) -> dict[str, Any]:
     return {
         "event": event,
@@ -69,11 +69,11 @@ def webhook_body(
     }
 
 
-def email_subject(task: TaskRow) -> str:
+def email_subject(task: LongRunningTask) -> str:
     return f"longtasks: {task.task_type} task #{task.id} {task.status}"
 
 
-def email_text(task: TaskRow) -> str:
+def email_text(task: LongRunningTask) -> str:
     lines = [
         f"Task #{task.id} ({task.task_type}) of business {task.business_id} is {task.status}.",
         "",
@@ -89,11 +89,11 @@ def email_text(task: TaskRow) -> str:
     return "\n".join(lines) + "\n"
 
 
-def paused_subject(task: TaskRow) -> str:
+def paused_subject(task: LongRunningTask) -> str:
     return f"longtasks: {task.task_type} task #{task.id} paused itself"
 
 
-def paused_text(task: TaskRow) -> str:
+def paused_text(task: LongRunningTask) -> str:
     lines = [
         f"Task #{task.id} ({task.task_type}) of business {task.business_id} paused itself and"
         " starts nothing more until someone resumes it.",

@@ -11,8 +11,8 @@ from temporalio.client import Client
 from temporalio.service import RPCError, RPCStatusCode
 
 from longtasks.contracts.tasks import CancelSignal
+from longtasks.db.models import LongRunningTask
 from longtasks.db.repositories import tasks as task_repo
-from longtasks.db.repositories.tasks import TaskRow
 from longtasks.domain import TaskStatus
 from longtasks.tasks.errors import CancelNotDelivered
 from longtasks.temporal.tasks import signal_cancel
@@ -21,9 +21,9 @@ from longtasks.temporal.tasks import signal_cancel
 async def cancel_task(
     engine: AsyncEngine,
     temporal: Callable[[], Awaitable[Client]],
-    task: TaskRow,
+    task: LongRunningTask,
     reason: str,
-) -> TaskRow:
+) -> LongRunningTask:
     """Cancel a task; the row as it is now (the same row when it had already ended).
 
     `temporal` gives the client only once the flag is set: a cancel is recorded even while

@@ -24,8 +24,8 @@ from longtasks.contracts.tasks import (
     RECHECK_QUOTA_SIGNAL,
     RESUME_SIGNAL,
 )
+from longtasks.db.models import LongRunningTask
 from longtasks.db.repositories import tasks as task_repo
-from longtasks.db.repositories.tasks import TaskRow
 from longtasks.domain import TaskStatus
 from longtasks.tasks.cancel import cancel_task
 from longtasks.tasks.errors import ControlRefused, SignalNotDelivered
@@ -36,12 +36,12 @@ TemporalClient = Callable[[], Awaitable[Client]]
 
 @dataclass(frozen=True)
 class Controlled:
-    task: TaskRow
+    task: LongRunningTask
     # False when the task already was as asked (a repeated request): the API answers 200.
     changed: bool
 
 
-async def _signal(temporal: TemporalClient, task: TaskRow, signal: str) -> None:
+async def _signal(temporal: TemporalClient, task: LongRunningTask, signal: str) -> None:
     assert task.workflow_id is not None
     try:
         await signal_control(await temporal(), task.workflow_id, signal)
@@ -54,13 +54,13 @@ async def _signal(temporal: TemporalClient, task: TaskRow, signal: str) -> None:
         ) from exc
 
 
-async def _current(engine: AsyncEngine, task: TaskRow) -> TaskRow:
+async def _current(engine: AsyncEngine, task: LongRunningTask) -> LongRunningTask:
     async with engine.connect() as conn:
         return await task_repo.get_task(conn, task.id) or task
 
 
 async def pause_task(
-    engine: AsyncEngine, temporal: TemporalClient, task: TaskRow, *, by: str
+    engine: AsyncEngine, temporal: TemporalClient, task: LongRunningTask, *, by: str
 ) -> Controlled:
     """No new item starts; items in flight settle; then the task is `paused` until resumed."""
     if task.is_terminal:
@@ -81,7 +81,9 @@ async def pause_task(
     return Controlled(updated, changed=True)
 
 
-async def resume_task(engine: AsyncEngine, temporal: TemporalClient, task: TaskRow) -> Controlled:
+async def resume_task(
+    engine: AsyncEngine, temporal: TemporalClient, task: LongRunningTask
+) -> Controlled:
     """Go on where the task stopped. A task the daily cap holds looks at its quota again."""
     if task.is_terminal:
         raise ControlRefused(task.id, f"task {task.id} is {task.status}: nothing to resume")
@@ -100,7 +102,7 @@ async def resume_task(engine: AsyncEngine, temporal: TemporalClient, task: TaskR
 
 
 async def approve_task(
-    engine: AsyncEngine, temporal: TemporalClient, task: TaskRow, *, by: str
+    engine: AsyncEngine, temporal: TemporalClient, task: LongRunningTask, *, by: str
 ) -> Controlled:
     """An admin other than the creator lets a task over the approval threshold start."""
     if task.created_by is not None and task.created_by == by:
@@ -122,7 +124,7 @@ async def approve_task(
 
 
 async def reject_task(
-    engine: AsyncEngine, temporal: TemporalClient, task: TaskRow, *, by: str, reason: str
+    engine: AsyncEngine, temporal: TemporalClient, task: LongRunningTask, *, by: str, reason: str
 ) -> Controlled:
     """An admin refuses a task that waits for approval: it ends `cancelled`, nothing sent."""
     if task.status != TaskStatus.awaiting_approval:

@@ -12,9 +12,9 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from temporalio.client import Client
 from temporalio.exceptions import WorkflowAlreadyStartedError
 
+from longtasks.db.models import LongRunningTask
 from longtasks.db.repositories import businesses, policies
 from longtasks.db.repositories import tasks as task_repo
-from longtasks.db.repositories.tasks import TaskRow
 from longtasks.domain import Priority, TaskStatus
 from longtasks.tasks.errors import TaskNotStarted
 from longtasks.temporal.tasks import start_task_workflow
@@ -50,10 +50,10 @@ async def start_task(
     new: NewTask,
     *,
     task_queue: str,
-    create_domain_rows: Callable[[AsyncConnection, TaskRow], Awaitable[T]],
-    summary: Callable[[TaskRow, T], str],
+    create_domain_rows: Callable[[AsyncConnection, LongRunningTask], Awaitable[T]],
+    summary: Callable[[LongRunningTask, T], str],
     approval_ttl_s: float = DEFAULT_APPROVAL_TTL_S,
-) -> tuple[TaskRow, T]:
+) -> tuple[LongRunningTask, T]:
     """Write the task row and the domain rows in one transaction, commit, start the workflow.
 
     The workflow is the one registered under the task's type name, on `task_queue`, with the
@@ -88,7 +88,7 @@ async def start_task(
 async def launch(
     engine: AsyncEngine,
     client: Client,
-    task: TaskRow,
+    task: LongRunningTask,
     *,
     task_queue: str,
     summary: str,
@@ -123,7 +123,7 @@ async def launch(
         await _refused(engine, task, str(exc))
 
 
-async def _refused(engine: AsyncEngine, task: TaskRow, why: str) -> None:
+async def _refused(engine: AsyncEngine, task: LongRunningTask, why: str) -> None:
     log.exception("starting the workflow of task %s failed: %s", task.id, why)
     async with engine.begin() as conn:
         await task_repo.finish(

@@ -2,22 +2,22 @@
 
 from __future__ import annotations
 
-import dataclasses
 import datetime as dt
 from collections.abc import Awaitable, Callable
 from typing import Any
 
 from sqlalchemy import text
 
-from longtasks.db.repositories.tasks import TaskRow
+from longtasks.db.models import LongRunningTask
 from longtasks.eta import SendLimits, estimate
 from tests.conftest import Stack, israeli_numbers, start_broadcast, wait_for_status, wait_until
 
 NOW = dt.datetime(2026, 11, 5, 12, 0, tzinfo=dt.UTC)
 
 
-def _task(**changes: Any) -> TaskRow:
-    values: dict[str, Any] = {name: None for name in TaskRow.__dataclass_fields__}
+def _task(**changes: Any) -> LongRunningTask:
+    # A row as read (every column set), built in memory: `estimate` only reads attributes.
+    values: dict[str, Any] = {column.key: None for column in LongRunningTask.__table__.columns}
     values.update(
         id=1,
         business_id=1,
@@ -43,7 +43,7 @@ def _task(**changes: Any) -> TaskRow:
         rate_mark_items=240,
     )
     values.update(changes)
-    return TaskRow(**values)
+    return LongRunningTask(**values)
 
 
 def test_remaining_items_at_the_measured_rate() -> None:
@@ -53,7 +53,14 @@ def test_remaining_items_at_the_measured_rate() -> None:
     assert only_mark.rate_mark_at is not None
     assert (
         estimate(
-            dataclasses.replace(only_mark, rate_mark_at=NOW - dt.timedelta(seconds=10)), None, NOW
+            _task(
+                rate_prev_at=None,
+                rate_prev_items=None,
+                rate_mark_items=0,
+                rate_mark_at=NOW - dt.timedelta(seconds=10),
+            ),
+            None,
+            NOW,
         )
         == 34
     )

@@ -69,7 +69,7 @@ async def seed_receipts(
     ids = []
     async with engine.begin() as conn:
         for i in range(count):
-            row = await receipt_repo.insert_receipt(
+            receipt_id = await receipt_repo.insert_receipt(
                 conn,
                 business_id,
                 NewReceipt(
@@ -82,8 +82,8 @@ async def seed_receipts(
                     gmail_message_id=f"seed-{business_id}-{i}" if source == "gmail" else None,
                 ),
             )
-            assert row is not None
-            ids.append(row.id)
+            assert receipt_id is not None
+            ids.append(receipt_id)
     return ids
 
 

@@ -243,8 +243,10 @@ async def test_expired_access_token_is_refreshed_and_stored_encrypted(
     assert first["status"] == "completed"
     cipher = TokenCipher(stack.settings.encryption_key)
     async with stack.engine.connect() as conn:
-        before = await gmail_repo.get_connection(conn, cipher, business_id)
-    assert before is not None and before.access_token.startswith("ya29.")
+        before = await gmail_repo.get_connection(conn, business_id)
+    assert before is not None
+    access_before = cipher.decrypt(before.access_token_enc)
+    assert access_before.startswith("ya29.")
     refreshes = gmail_sandbox(stack).stats()["token_refreshes"]
 
     assert gmail_sandbox(stack).expire_access_tokens(email) >= 1
@@ -253,7 +255,7 @@ async def test_expired_access_token_is_refreshed_and_stored_encrypted(
     assert (task["status"], task["success_count"]) == ("completed", 3), task
     assert gmail_sandbox(stack).stats()["token_refreshes"] > refreshes
     async with stack.engine.connect() as conn:
-        after = await gmail_repo.get_connection(conn, cipher, business_id)
+        after = await gmail_repo.get_connection(conn, business_id)
         raw = (
             await conn.execute(
                 text(
@@ -263,9 +265,11 @@ async def test_expired_access_token_is_refreshed_and_stored_encrypted(
                 {"b": business_id},
             )
         ).one()
-    assert after is not None and after.access_token != before.access_token
+    assert after is not None
+    access_after = cipher.decrypt(after.access_token_enc)
+    assert access_after != access_before
     # At rest, neither token is readable.
-    assert after.access_token not in raw[0] and "sandbox:" not in raw[1]
+    assert access_after not in raw[0] and "sandbox:" not in raw[1]
 
 
 async def test_revoked_grant_fails_the_task_with_a_clear_error(

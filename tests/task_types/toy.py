@@ -22,8 +22,8 @@ from activities.pages import PageItem, PageRun, PageTuning
 from api.deps import Operator, ResourcesDep
 from api.schemas import TaskOut
 from longtasks.contracts.tasks import PageRequest, PageResult, TaskPlan
+from longtasks.db.models import LongRunningTask
 from longtasks.db.repositories.ledger import Claim, Outcome
-from longtasks.db.repositories.tasks import TaskRow
 from longtasks.domain import ItemStatus
 from longtasks.tasks import NewTask, start_task
 from task_types.registry import TaskTypeSpec, WorkerContext
@@ -42,11 +42,11 @@ DROP_TABLE = "DROP TABLE IF EXISTS toy_words"
 
 async def start_toy(
     engine: AsyncEngine, client: Client, *, task_queue: str, business_id: int, words: list[str]
-) -> TaskRow:
+) -> LongRunningTask:
     """The toy's start, through the task service: its words and its task row in one
     transaction, then its workflow."""
 
-    async def store_words(conn: AsyncConnection, task: TaskRow) -> int:
+    async def store_words(conn: AsyncConnection, task: LongRunningTask) -> int:
         await conn.execute(
             text("INSERT INTO toy_words (task_id, seq, word) VALUES (:task_id, :seq, :word)"),
             [{"task_id": task.id, "seq": seq, "word": w} for seq, w in enumerate(words, 1)],

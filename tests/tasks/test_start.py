@@ -16,7 +16,7 @@ from temporalio.client import Client, WorkflowExecutionStatus
 from api.app import create_app
 from api.deps import Resources
 from longtasks.db.engine import create_engine
-from longtasks.db.repositories.tasks import TaskRow
+from longtasks.db.models import LongRunningTask
 from longtasks.domain import TaskType
 from longtasks.tasks import NewTask, TaskNotStarted, launch, start_task
 from tests.conftest import (
@@ -33,11 +33,11 @@ from tests.conftest import (
 )
 
 
-async def no_domain_rows(conn: AsyncConnection, task: TaskRow) -> None:
+async def no_domain_rows(conn: AsyncConnection, task: LongRunningTask) -> None:
     return None
 
 
-async def first_task(engine: AsyncEngine, client: Client, queue: str) -> TaskRow:
+async def first_task(engine: AsyncEngine, client: Client, queue: str) -> LongRunningTask:
     task, _ = await start_task(
         engine,
         client,
@@ -56,7 +56,7 @@ async def test_two_fresh_databases_both_start_task_one_on_one_temporal(
     workflow ids of the last one: the id's unique part keeps them apart."""
     # No worker polls this queue: the workflows only have to be accepted.
     queue = f"ids-{uuid.uuid4().hex[:8]}"
-    started: list[TaskRow] = []
+    started: list[LongRunningTask] = []
     for _ in range(2):
         async with fresh_database(postgres_url) as url:
             engine = create_engine(url, pool_size=1)

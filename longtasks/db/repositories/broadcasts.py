@@ -10,8 +10,14 @@ from sqlalchemy import Table, exists, insert, select, text
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from longtasks.audiences.template_params import MISSING_PARAM
-from longtasks.db.models import Broadcast, BroadcastRecipient, Business, BusinessPolicy
-from longtasks.db.repositories.policies import DEFAULT_FAILURE_SHARE, DEFAULT_WINDOW
+from longtasks.db.models import (
+    DEFAULT_FAILURE_SHARE,
+    DEFAULT_WINDOW,
+    Broadcast,
+    BroadcastRecipient,
+    Business,
+    BusinessPolicy,
+)
 
 broadcasts = cast(Table, Broadcast.__table__)
 recipients = cast(Table, BroadcastRecipient.__table__)
@@ -55,6 +61,10 @@ class BroadcastForSend:
 
 @dataclass(frozen=True)
 class RecipientRow:
+    """What a send needs of a recipient, read on the send path. Not the table's row type
+    (`BroadcastRecipient`): a page of 500 read as mapped objects costs ~1-3 ms more (a session,
+    instrumented objects), on every page of every broadcast."""
+
     id: int
     seq: int
     phone: str

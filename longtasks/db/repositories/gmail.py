@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Sequence
-from dataclasses import dataclass
 
 from cryptography.fernet import Fernet, InvalidToken
-from sqlalchemy import text
+from sqlalchemy import select, text
 from sqlalchemy.ext.asyncio import AsyncConnection
+
+from longtasks.db.models import GmailConnection, ReceiptSyncRun
+from longtasks.db.rows import mapped_first
 
 
 class TokenCipher:
@@ -25,27 +27,6 @@ class TokenCipher:
             return self._fernet.decrypt(value.encode()).decode()
         except InvalidToken as exc:
             raise ValueError("a stored token cannot be decrypted with ENCRYPTION_KEY") from exc
-
-
-@dataclass(frozen=True)
-class ConnectionRow:
-    business_id: int
-    email: str
-    access_token: str
-    refresh_token: str
-    history_id: int | None
-    last_synced_at: dt.datetime | None
-
-
-@dataclass(frozen=True)
-class SyncRunRow:
-    task_id: int
-    business_id: int
-    query: str | None
-    since: dt.date | None
-    mode: str | None
-    start_history_id: int | None
-    new_history_id: int | None
 
 
 async def upsert_connection(
@@ -80,26 +61,11 @@ async def upsert_connection(
     )
 
 
-async def get_connection(
-    conn: AsyncConnection, cipher: TokenCipher, business_id: int
-) -> ConnectionRow | None:
-    result = await conn.execute(
-        text(
-            "SELECT business_id, email, access_token_enc, refresh_token_enc, history_id,"
-            " last_synced_at FROM gmail_connections WHERE business_id = :b"
-        ),
-        {"b": business_id},
-    )
-    row = result.first()
-    if row is None:
-        return None
-    return ConnectionRow(
-        business_id=int(row[0]),
-        email=row[1],
-        access_token=cipher.decrypt(row[2]),
-        refresh_token=cipher.decrypt(row[3]),
-        history_id=row[4],
-        last_synced_at=row[5],
+async def get_connection(conn: AsyncConnection, business_id: int) -> GmailConnection | None:
+    """The business's mailbox; its tokens stay encrypted until a caller with the cipher needs
+    them (`TokenCipher.decrypt`)."""
+    return await mapped_first(
+        conn, select(GmailConnection).where(GmailConnection.business_id == business_id)
     )
 
 
@@ -117,8 +83,12 @@ async def store_access_token(
     access_token: str,
 ) -> None:
     """Keep a refreshed access token, unless the mailbox was reconnected meanwhile."""
-    row = await get_connection(conn, cipher, business_id)
-    if row is None or row.refresh_token != refresh_token or row.access_token == access_token:
+    row = await get_connection(conn, business_id)
+    if (
+        row is None
+        or cipher.decrypt(row.refresh_token_enc) != refresh_token
+        or cipher.decrypt(row.access_token_enc) == access_token
+    ):
         return
     await conn.execute(
         text(
@@ -164,16 +134,8 @@ async def create_sync_run(
     )
 
 
-async def get_sync_run(conn: AsyncConnection, task_id: int) -> SyncRunRow | None:
-    result = await conn.execute(
-        text(
-            "SELECT task_id, business_id, query, since, mode, start_history_id, new_history_id"
-            " FROM receipt_sync_runs WHERE task_id = :t"
-        ),
-        {"t": task_id},
-    )
-    row = result.mappings().first()
-    return SyncRunRow(**row) if row is not None else None
+async def get_sync_run(conn: AsyncConnection, task_id: int) -> ReceiptSyncRun | None:
+    return await mapped_first(conn, select(ReceiptSyncRun).where(ReceiptSyncRun.task_id == task_id))
 
 
 async def task_for_schedule_key(conn: AsyncConnection, schedule_key: str) -> int | None:

@@ -7,12 +7,11 @@ counts an item twice: the counters are only ever increased by those moves.
 
 from __future__ import annotations
 
-import datetime as dt
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from sqlalchemy import text
+from sqlalchemy import RowMapping, text
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from longtasks.domain import ItemStatus
@@ -59,19 +58,6 @@ class SettledCounts:
             skipped=skipped,
             cancelled=c[ItemStatus.cancelled.value],
         )
-
-
-@dataclass(frozen=True)
-class LedgerItem:
-    item_key: str
-    seq: int
-    label: str | None
-    status: str
-    error_code: str | None
-    error_message: str | None
-    provider_ref: str | None
-    attempts: int
-    updated_at: dt.datetime
 
 
 _CLAIM = text("""
@@ -177,9 +163,11 @@ async def list_items(
     status: str | None,
     after: tuple[int, str] | None,
     limit: int,
-) -> list[LedgerItem]:
+) -> Sequence[RowMapping]:
     """A task's item outcomes in item order: its `task_items` rows and, for a delete by
-    filter, the receipts its pages recorded as deleted (the `task_ledger` view)."""
+    filter, the receipts its pages recorded as deleted (the `task_ledger` view, which has no
+    class of its own: its readers, the API's item list and CSV export, take the mappings as
+    they are)."""
     conditions = ["task_id = :task_id"]
     params: dict[str, object] = {"task_id": task_id, "limit": limit}
     if status is not None:
@@ -195,8 +183,7 @@ async def list_items(
         f" attempts, updated_at FROM task_ledger WHERE {where}"
         " ORDER BY seq, item_key LIMIT :limit"
     )
-    result = await conn.execute(query, params)
-    return [LedgerItem(**dict(r)) for r in result.mappings()]
+    return (await conn.execute(query, params)).mappings().all()
 
 
 def _clip(value: str | None, limit: int) -> str | None:

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import datetime as dt
-from dataclasses import dataclass
 from typing import cast
 
 from sqlalchemy import Table, delete, func, select
@@ -11,31 +9,16 @@ from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from longtasks.db.models import NotificationDelivery, NotificationSettings
+from longtasks.db.rows import mapped_first, returned_first
 
 settings_table = cast(Table, NotificationSettings.__table__)
 deliveries = cast(Table, NotificationDelivery.__table__)
 
 
-@dataclass(frozen=True)
-class NotificationConfig:
-    business_id: int
-    webhook_url: str | None
-    webhook_secret_encrypted: str | None
-    email_to: str | None
-    updated_at: dt.datetime
-
-
-async def get_config(conn: AsyncConnection, business_id: int) -> NotificationConfig | None:
-    row = (
-        (
-            await conn.execute(
-                select(settings_table).where(settings_table.c.business_id == business_id)
-            )
-        )
-        .mappings()
-        .first()
+async def get_config(conn: AsyncConnection, business_id: int) -> NotificationSettings | None:
+    return await mapped_first(
+        conn, select(NotificationSettings).where(NotificationSettings.business_id == business_id)
     )
-    return NotificationConfig(**row) if row is not None else None
 
 
 async def put_config(
@@ -45,7 +28,7 @@ async def put_config(
     webhook_url: str | None,
     webhook_secret_encrypted: str | None,
     email_to: str | None,
-) -> NotificationConfig:
+) -> NotificationSettings:
     values = {
         "webhook_url": webhook_url,
         "webhook_secret_encrypted": webhook_secret_encrypted,
@@ -58,7 +41,9 @@ async def put_config(
         .on_conflict_do_update(index_elements=[settings_table.c.business_id], set_=values)
         .returning(*settings_table.c)
     )
-    return NotificationConfig(**(await conn.execute(stmt)).mappings().one())
+    config = await returned_first(conn, NotificationSettings, stmt)
+    assert config is not None  # an upsert returns its row
+    return config
 
 
 async def delete_config(conn: AsyncConnection, business_id: int) -> bool:

@@ -3,20 +3,20 @@
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Sequence
 from typing import cast
 
 from sqlalchemy import ColumnElement, Table, and_, delete, func, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from longtasks.db.models import Broadcast, BroadcastRecipient, LongRunningTask
-from longtasks.db.repositories.tasks import TaskRow
+from longtasks.db.rows import mapped_all
 from longtasks.domain import TERMINAL_STATUSES
 
 tasks = cast(Table, LongRunningTask.__table__)
 broadcasts = cast(Table, Broadcast.__table__)
 recipients = cast(Table, BroadcastRecipient.__table__)
 _TERMINAL = [s.value for s in TERMINAL_STATUSES]
-_COLUMNS = [tasks.c[name] for name in TaskRow.__dataclass_fields__]
 # The same expression as the partial index ix_long_running_tasks_terminal_age (0003_ops).
 _AGE = func.coalesce(tasks.c.completed_at, tasks.c.created_at)
 
@@ -71,17 +71,17 @@ async def list_unfinished(
     task_type: str | None,
     created_before: dt.datetime | None,
     limit: int,
-) -> list[TaskRow]:
-    result = await conn.execute(
-        select(*_COLUMNS)
+) -> Sequence[LongRunningTask]:
+    return await mapped_all(
+        conn,
+        select(LongRunningTask)
         .where(
             and_(*_filter(business_id, task_type, created_before)),
             tasks.c.status.not_in(_TERMINAL),
         )
         .order_by(tasks.c.id)
-        .limit(limit)
+        .limit(limit),
     )
-    return [TaskRow.from_mapping(r) for r in result.mappings()]
 
 
 async def count_terminal(

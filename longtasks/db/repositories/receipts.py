@@ -7,26 +7,13 @@ import json
 from collections.abc import Sequence
 from dataclasses import dataclass
 from decimal import Decimal
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import text
+from sqlalchemy import Table, text
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-
-@dataclass(frozen=True)
-class ReceiptRow:
-    id: int
-    business_id: int
-    source: str
-    gmail_message_id: str | None
-    task_id: int | None
-    vendor: str
-    amount: Decimal
-    currency: str
-    issued_at: dt.date
-    subject: str
-    attachments: list[str]
-    created_at: dt.datetime
+from longtasks.db.models import Receipt
+from longtasks.db.rows import returned_all
 
 
 @dataclass(frozen=True)
@@ -71,25 +58,23 @@ class ReceiptFilter:
         return conditions
 
 
-_COLUMNS = (
-    "id, business_id, source, gmail_message_id, task_id, vendor, amount, currency, issued_at,"
-    " subject, attachments, created_at"
-)
+_COLUMNS = ", ".join(cast(Table, Receipt.__table__).c.keys())
 
-_INSERT = text(f"""
+_INSERT = text("""
     INSERT INTO receipts (business_id, source, gmail_message_id, task_id, vendor, amount,
                           currency, issued_at, subject, attachments)
     VALUES (:business_id, :source, :gmail_message_id, :task_id, :vendor, :amount, :currency,
             :issued_at, :subject, CAST(:attachments AS jsonb))
     ON CONFLICT (business_id, gmail_message_id) DO NOTHING
-    RETURNING {_COLUMNS}
-""")  # noqa: S608 - a fixed column list
+    RETURNING id
+""")
 
 
 async def insert_receipt(
     conn: AsyncConnection, business_id: int, receipt: NewReceipt, *, task_id: int | None = None
-) -> ReceiptRow | None:
-    """Store a receipt; None when this business already has one for that Gmail message."""
+) -> int | None:
+    """Store a receipt; its id, or None when this business already has one for that Gmail
+    message."""
     result = await conn.execute(
         _INSERT,
         {
@@ -105,8 +90,8 @@ async def insert_receipt(
             "attachments": json.dumps(list(receipt.attachments)),
         },
     )
-    row = result.mappings().first()
-    return ReceiptRow(**row) if row is not None else None
+    receipt_id = result.scalar()
+    return int(receipt_id) if receipt_id is not None else None
 
 
 async def task_of_gmail_message(
@@ -128,7 +113,7 @@ async def list_receipts(
     where: ReceiptFilter,
     before_id: int | None,
     limit: int,
-) -> list[ReceiptRow]:
+) -> Sequence[Receipt]:
     params: dict[str, Any] = {"business_id": business_id, "limit": limit}
     conditions = where.where(params)
     if before_id is not None:
@@ -139,8 +124,7 @@ async def list_receipts(
         f"SELECT {_COLUMNS} FROM receipts WHERE {' AND '.join(conditions)}"  # noqa: S608
         " ORDER BY id DESC LIMIT :limit"
     )
-    result = await conn.execute(query, params)
-    return [ReceiptRow(**r) for r in result.mappings()]
+    return await returned_all(conn, Receipt, query.bindparams(**params))
 
 
 # -- bulk delete: the selection, numbered 1..N -------------------------------------------------

@@ -8,16 +8,15 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from collections.abc import Sequence
 from typing import Any, cast
 
-from sqlalchemy import Select, Table, and_, case, delete, func, or_, select, text, update
-from sqlalchemy.engine import RowMapping
+from sqlalchemy import Select, Table, Update, and_, case, delete, func, or_, select, text, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from longtasks.contracts.tasks import PAUSED_BY_SYSTEM, WORKFLOW_ID_PREFIX, new_workflow_id_suffix
 from longtasks.db.models import LongRunningTask
+from longtasks.db.rows import mapped_all, mapped_first, returned_first
 from longtasks.domain import TERMINAL_STATUSES, TaskStatus
 
 TASK_CHANNEL = "longtasks_task"
@@ -27,68 +26,8 @@ tasks = cast(Table, LongRunningTask.__table__)
 _TERMINAL = [s.value for s in TERMINAL_STATUSES]
 
 
-@dataclass(frozen=True)
-class TaskRow:
-    id: int
-    business_id: int
-    task_type: str
-    status: str
-    total_items: int
-    processed_items: int
-    success_count: int
-    failed_count: int
-    skipped_count: int
-    cancelled_count: int
-    cancel_requested: bool
-    cancel_reason: str | None
-    error_message: str | None
-    status_reason: str | None
-    workflow_id: str | None
-    priority: str
-    start_at: dt.datetime | None
-    version: int
-    created_at: dt.datetime
-    updated_at: dt.datetime
-    started_at: dt.datetime | None
-    completed_at: dt.datetime | None
-    created_by: str | None
-    parent_task_id: int | None
-    pause_requested: bool
-    paused_by: str | None
-    paused_at: dt.datetime | None
-    auto_pauses: int
-    approval_expires_at: dt.datetime | None
-    approved_by: str | None
-    approved_at: dt.datetime | None
-    rejected_by: str | None
-    rate_prev_at: dt.datetime | None
-    rate_prev_items: int | None
-    rate_mark_at: dt.datetime | None
-    rate_mark_items: int | None
-
-    @property
-    def is_terminal(self) -> bool:
-        return self.status in _TERMINAL
-
-    @property
-    def progress_pct(self) -> float:
-        if self.total_items <= 0:
-            return 100.0 if self.is_terminal else 0.0
-        # Items cancelled unprocessed are not progress: a task cancelled at 30% stays at 30%.
-        return round(min(100.0, 100.0 * self.processed_items / self.total_items), 1)
-
-    @classmethod
-    def from_mapping(cls, row: Mapping[str, Any] | RowMapping) -> TaskRow:
-        return cls(**{name: row[name] for name in cls.__dataclass_fields__})
-
-
-_COLUMNS = [tasks.c[name] for name in TaskRow.__dataclass_fields__]
-
-
-async def _notify(conn: AsyncConnection, row: TaskRow) -> None:
-    payload = json.dumps(
-        {"task_id": row.id, "business_id": row.business_id, "version": row.version}
-    )
+async def _notify(conn: AsyncConnection, task_id: int, business_id: int, version: int) -> None:
+    payload = json.dumps({"task_id": task_id, "business_id": business_id, "version": version})
     await conn.execute(
         text("SELECT pg_notify(:channel, :payload)"),
         {
@@ -98,14 +37,25 @@ async def _notify(conn: AsyncConnection, row: TaskRow) -> None:
     )
 
 
-async def _changed(conn: AsyncConnection, stmt: Any) -> TaskRow | None:
-    """Run an UPDATE ... RETURNING on one task, notify listeners when a row changed."""
-    result = (await conn.execute(stmt.returning(*_COLUMNS))).mappings().first()
-    if result is None:
-        return None
-    row = TaskRow.from_mapping(result)
-    await _notify(conn, row)
-    return row
+async def _changed(conn: AsyncConnection, stmt: Update) -> LongRunningTask | None:
+    """Run an UPDATE on one task that returns it as it is now; notify listeners when a row
+    changed."""
+    task = await returned_first(conn, LongRunningTask, stmt.returning(*tasks.c))
+    if task is not None:
+        await _notify(conn, task.id, task.business_id, task.version)
+    return task
+
+
+async def _touched(conn: AsyncConnection, stmt: Update) -> bool:
+    """Run an UPDATE on one task whose caller needs no row back (the page activities' counter
+    updates: every flush); notify listeners when a row changed."""
+    row = (
+        await conn.execute(stmt.returning(tasks.c.id, tasks.c.business_id, tasks.c.version))
+    ).first()
+    if row is None:
+        return False
+    await _notify(conn, row[0], row[1], row[2])
+    return True
 
 
 def _bump() -> dict[str, Any]:
@@ -143,7 +93,7 @@ _RATE_RESET = {
 }
 
 
-# RETURNING names TaskRow's own fields (never input): one round trip gives the whole row.
+# RETURNING names the table's own columns (never input): one round trip gives the whole row.
 _CREATE = text(
     "WITH new AS (SELECT nextval(pg_get_serial_sequence('long_running_tasks', 'id')) AS id)"  # noqa: S608
     " INSERT INTO long_running_tasks"
@@ -152,7 +102,7 @@ _CREATE = text(
     " SELECT new.id, :business_id, :task_type, :status, :total_items, :priority, :start_at,"
     " :workflow_prefix || new.id || :workflow_suffix, :created_by, :parent_task_id,"
     " now() + make_interval(secs => CAST(:approval_ttl_s AS float8)) FROM new"
-    " RETURNING " + ", ".join(TaskRow.__dataclass_fields__)
+    " RETURNING " + ", ".join(tasks.c.keys())
 )
 
 
@@ -167,7 +117,7 @@ async def create_task(
     created_by: str | None = None,
     parent_task_id: int | None = None,
     approval_ttl_s: float | None = None,
-) -> TaskRow:
+) -> LongRunningTask:
     """One statement: the workflow id derives from the task id, known inside the INSERT, and a
     part unique to this task (`new_workflow_id_suffix`).
 
@@ -178,41 +128,32 @@ async def create_task(
         status = TaskStatus.scheduled
     else:
         status = TaskStatus.running
-    result = (
-        (
-            await conn.execute(
-                _CREATE,
-                {
-                    "business_id": business_id,
-                    "task_type": task_type,
-                    "status": status.value,
-                    "total_items": total_items,
-                    "priority": priority,
-                    "start_at": start_at,
-                    "workflow_prefix": WORKFLOW_ID_PREFIX,
-                    "workflow_suffix": new_workflow_id_suffix(),
-                    "created_by": created_by,
-                    "parent_task_id": parent_task_id,
-                    "approval_ttl_s": approval_ttl_s,
-                },
-            )
-        )
-        .mappings()
-        .one()
-    )
-    row = TaskRow.from_mapping(result)
-    await _notify(conn, row)
-    return row
+    values = {
+        "business_id": business_id,
+        "task_type": task_type,
+        "status": status.value,
+        "total_items": total_items,
+        "priority": priority,
+        "start_at": start_at,
+        "workflow_prefix": WORKFLOW_ID_PREFIX,
+        "workflow_suffix": new_workflow_id_suffix(),
+        "created_by": created_by,
+        "parent_task_id": parent_task_id,
+        "approval_ttl_s": approval_ttl_s,
+    }
+    task = await returned_first(conn, LongRunningTask, _CREATE.bindparams(**values))
+    assert task is not None  # an INSERT ... SELECT of one row
+    await _notify(conn, task.id, task.business_id, task.version)
+    return task
 
 
 async def get_task(
     conn: AsyncConnection, task_id: int, *, business_id: int | None = None
-) -> TaskRow | None:
-    stmt = select(*_COLUMNS).where(tasks.c.id == task_id)
+) -> LongRunningTask | None:
+    stmt = select(LongRunningTask).where(LongRunningTask.id == task_id)
     if business_id is not None:
-        stmt = stmt.where(tasks.c.business_id == business_id)
-    result = (await conn.execute(stmt)).mappings().first()
-    return TaskRow.from_mapping(result) if result is not None else None
+        stmt = stmt.where(LongRunningTask.business_id == business_id)
+    return await mapped_first(conn, stmt)
 
 
 def _list_query(
@@ -223,7 +164,7 @@ def _list_query(
     before_id: int | None,
     created_before: dt.datetime | None = None,
     parent_task_id: int | None = None,
-) -> Select[Any]:
+) -> Select[LongRunningTask]:
     conditions = [tasks.c.business_id == business_id]
     if parent_task_id is not None:
         conditions.append(tasks.c.parent_task_id == parent_task_id)
@@ -235,7 +176,7 @@ def _list_query(
         conditions.append(tasks.c.id < before_id)
     if created_before is not None:
         conditions.append(tasks.c.created_at < created_before)
-    return select(*_COLUMNS).where(and_(*conditions)).order_by(tasks.c.id.desc())
+    return select(LongRunningTask).where(and_(*conditions)).order_by(tasks.c.id.desc())
 
 
 async def list_tasks(
@@ -247,7 +188,7 @@ async def list_tasks(
     status: str | None = None,
     before_id: int | None = None,
     parent_task_id: int | None = None,
-) -> list[TaskRow]:
+) -> Sequence[LongRunningTask]:
     stmt = _list_query(
         business_id,
         task_type=task_type,
@@ -255,8 +196,7 @@ async def list_tasks(
         before_id=before_id,
         parent_task_id=parent_task_id,
     )
-    result = await conn.execute(stmt.limit(limit))
-    return [TaskRow.from_mapping(r) for r in result.mappings()]
+    return await mapped_all(conn, stmt.limit(limit))
 
 
 async def children_of(conn: AsyncConnection, task_ids: Sequence[int]) -> dict[int, list[int]]:
@@ -274,7 +214,9 @@ async def children_of(conn: AsyncConnection, task_ids: Sequence[int]) -> dict[in
     return children
 
 
-async def request_cancel(conn: AsyncConnection, task_id: int, reason: str) -> TaskRow | None:
+async def request_cancel(
+    conn: AsyncConnection, task_id: int, reason: str
+) -> LongRunningTask | None:
     """Raise the cancel flag of a non-terminal task (first reason wins). None if terminal."""
     return await _changed(
         conn,
@@ -303,8 +245,9 @@ async def is_cancel_requested(conn: AsyncConnection, task_id: int) -> bool:
     return bool(result.scalar())
 
 
-async def mark_running(conn: AsyncConnection, task_id: int) -> TaskRow | None:
-    return await _changed(
+async def mark_running(conn: AsyncConnection, task_id: int) -> bool:
+    """Running from now on; False when the task already ended."""
+    return await _touched(
         conn,
         update(tasks)
         .where(tasks.c.id == task_id, tasks.c.status.not_in(_TERMINAL))
@@ -326,7 +269,7 @@ PAUSABLE = [TaskStatus.scheduled.value, TaskStatus.running.value, TaskStatus.pau
 
 async def request_pause(
     conn: AsyncConnection, task_id: int, *, by: str, reason: str | None = None
-) -> TaskRow | None:
+) -> LongRunningTask | None:
     """Raise the pause flag of a task that can pause; None when it cannot or already is."""
     return await _changed(
         conn,
@@ -347,7 +290,7 @@ async def request_pause(
     )
 
 
-async def auto_pause(conn: AsyncConnection, task_id: int, reason: str) -> TaskRow | None:
+async def auto_pause(conn: AsyncConnection, task_id: int, reason: str) -> LongRunningTask | None:
     """The task pauses itself (the provider said stop, too many failures); counts the pause."""
     return await _changed(
         conn,
@@ -391,7 +334,7 @@ async def record_outcomes(
     return int(row[0]), int(row[1])
 
 
-async def request_resume(conn: AsyncConnection, task_id: int) -> TaskRow | None:
+async def request_resume(conn: AsyncConnection, task_id: int) -> LongRunningTask | None:
     """Lower the pause flag; None when it was not raised (or the task ended)."""
     return await _changed(
         conn,
@@ -405,7 +348,7 @@ async def request_resume(conn: AsyncConnection, task_id: int) -> TaskRow | None:
     )
 
 
-async def mark_paused(conn: AsyncConnection, task_id: int) -> TaskRow | None:
+async def mark_paused(conn: AsyncConnection, task_id: int) -> LongRunningTask | None:
     """`paused`, if the flag is still up (a resume may have lowered it meanwhile)."""
     return await _changed(
         conn,
@@ -419,7 +362,7 @@ async def mark_paused(conn: AsyncConnection, task_id: int) -> TaskRow | None:
     )
 
 
-async def mark_resumed(conn: AsyncConnection, task_id: int) -> TaskRow | None:
+async def mark_resumed(conn: AsyncConnection, task_id: int) -> LongRunningTask | None:
     """Back to `running` after a pause or a wait: the reason and the pauser go, and the rate
     is measured afresh."""
     return await _changed(
@@ -443,7 +386,7 @@ async def mark_resumed(conn: AsyncConnection, task_id: int) -> TaskRow | None:
     )
 
 
-async def mark_waiting(conn: AsyncConnection, task_id: int, reason: str) -> TaskRow | None:
+async def mark_waiting(conn: AsyncConnection, task_id: int, reason: str) -> LongRunningTask | None:
     """`paused` with the reason, with no flag to lower: a quota (the business's daily cap)
     resumes it, not a person."""
     return await _changed(
@@ -481,7 +424,7 @@ async def waiting_on_quota(conn: AsyncConnection, business_id: int) -> list[str]
 # approval deadline passes in case the signal never came.
 
 
-async def approve(conn: AsyncConnection, task_id: int, *, by: str) -> TaskRow | None:
+async def approve(conn: AsyncConnection, task_id: int, *, by: str) -> LongRunningTask | None:
     return await _changed(
         conn,
         update(tasks)
@@ -502,7 +445,9 @@ async def approve(conn: AsyncConnection, task_id: int, *, by: str) -> TaskRow | 
     )
 
 
-async def reject(conn: AsyncConnection, task_id: int, *, by: str, reason: str) -> TaskRow | None:
+async def reject(
+    conn: AsyncConnection, task_id: int, *, by: str, reason: str
+) -> LongRunningTask | None:
     """A rejection is a cancel before anything was sent: the workflow ends the task."""
     return await _changed(
         conn,
@@ -521,7 +466,7 @@ async def reject(conn: AsyncConnection, task_id: int, *, by: str, reason: str) -
     )
 
 
-async def expire(conn: AsyncConnection, task_id: int, reason: str) -> TaskRow | None:
+async def expire(conn: AsyncConnection, task_id: int, reason: str) -> LongRunningTask | None:
     """`expired` if still undecided; every item counts as cancelled (none was sent)."""
     return await _changed(
         conn,
@@ -541,8 +486,8 @@ async def expire(conn: AsyncConnection, task_id: int, reason: str) -> TaskRow | 
     )
 
 
-async def set_total(conn: AsyncConnection, task_id: int, total_items: int) -> TaskRow | None:
-    return await _changed(
+async def set_total(conn: AsyncConnection, task_id: int, total_items: int) -> bool:
+    return await _touched(
         conn,
         update(tasks).where(tasks.c.id == task_id).values(total_items=total_items, **_bump()),
     )
@@ -550,7 +495,7 @@ async def set_total(conn: AsyncConnection, task_id: int, total_items: int) -> Ta
 
 async def raise_counts(
     conn: AsyncConnection, task_id: int, *, total: int, succeeded: int, skipped: int
-) -> TaskRow | None:
+) -> bool:
     """Counters recomputed from a task's own settled records (never from a delta): each only
     ever rises, so an older recompute that commits after a newer one changes nothing, and a
     retried recompute counts nothing twice. For tasks without failed items."""
@@ -561,7 +506,7 @@ async def raise_counts(
         "processed_items": func.greatest(tasks.c.processed_items, succeeded),
         **_rate_marks(),
     }
-    return await _changed(
+    return await _touched(
         conn,
         update(tasks)
         .where(
@@ -575,10 +520,8 @@ async def raise_counts(
     )
 
 
-async def set_status_reason(
-    conn: AsyncConnection, task_id: int, reason: str | None
-) -> TaskRow | None:
-    return await _changed(
+async def set_status_reason(conn: AsyncConnection, task_id: int, reason: str | None) -> bool:
+    return await _touched(
         conn,
         update(tasks)
         .where(tasks.c.id == task_id, tasks.c.status_reason.is_distinct_from(reason))
@@ -588,11 +531,11 @@ async def set_status_reason(
 
 async def add_counts(
     conn: AsyncConnection, task_id: int, *, succeeded: int, failed: int, skipped: int = 0
-) -> TaskRow | None:
+) -> bool:
     """Add settled items to the counters. Callers pass only items that just moved to settled."""
     if succeeded == 0 and failed == 0 and skipped == 0:
-        return None
-    return await _changed(
+        return False
+    return await _touched(
         conn,
         update(tasks)
         .where(tasks.c.id == task_id)
@@ -609,7 +552,7 @@ async def add_counts(
 
 async def finish(
     conn: AsyncConnection, task_id: int, status: TaskStatus, *, error_message: str | None = None
-) -> TaskRow | None:
+) -> LongRunningTask | None:
     """Move a task to a terminal status once; whatever was not processed counts as cancelled."""
     assert status.is_terminal
     return await _changed(
