@@ -20,17 +20,13 @@ from longtasks.contracts.receipts import KickRequest, KickResult
 from longtasks.db.models import LongRunningTask
 from longtasks.db.repositories import gmail as gmail_repo
 from longtasks.db.repositories import tasks as task_repo
-from longtasks.db.repositories.gmail import TokenCipher
 from longtasks.domain import Priority, TaskType
 from longtasks.tasks import NewTask, TaskNotStarted, launch, start_task
 
 
 class SyncKickActivities:
-    def __init__(
-        self, engine: AsyncEngine, cipher: TokenCipher, *, client: Client, task_queue: str
-    ) -> None:
+    def __init__(self, engine: AsyncEngine, *, client: Client, task_queue: str) -> None:
         self._engine = engine
-        self._cipher = cipher
         self._client = client
         self._task_queue = task_queue
 

@@ -37,11 +37,8 @@ RECEIPT_SYNC = TaskTypeSpec(
 
 
 def sync_kick_activities(context: WorkerContext) -> Sequence[object]:
-    cipher = TokenCipher(context.settings.encryption_key)
     return [
-        SyncKickActivities(
-            context.engine, cipher, client=context.client, task_queue=context.task_queue
-        )
+        SyncKickActivities(context.engine, client=context.client, task_queue=context.task_queue)
     ]
 
 
