@@ -16,8 +16,9 @@ Both `ReadConn` and `WriteConn` end with `scope="function"`: FastAPI runs their 
 route has returned and its response model is serialized, *before* the response is sent. So a
 commit that fails (a deferred constraint, a lost connection) is the client's error answer, never
 a 200 for a write that did not happen, and the connection goes back to the pool before the
-body is written to a slow client. A dependency without that scope exits only after the response
-is sent (FastAPI >= 0.118); `ExportConn` relies on exactly that.
+body is written to a slow client. A dependency with the default scope ("request") exits only
+after the response is sent, streamed bodies included; `ExportConn` relies on exactly that.
+`tests/api/test_transactions.py` pins both behaviours of the installed FastAPI.
 
 `request_transaction` is the one place a request's transaction begins: per-transaction settings
 (e.g. the tenant for row-level security) belong there.
