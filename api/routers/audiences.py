@@ -20,7 +20,7 @@ from fastapi.responses import StreamingResponse
 from pydantic import BaseModel, Field
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from api.deps import Admin, Operator, Resources, ResourcesDep, Viewer
+from api.deps import Admin, Operator, ResourcesDep, Viewer
 from api.errors import AppError, Conflict, NotFound
 from api.schemas import (
     MAX_BIGINT,
@@ -30,6 +30,7 @@ from api.schemas import (
     decode_cursor,
     encode_cursor,
 )
+from api.transactions import ExportConn, ReadConn, TransactionsDep, WriteConn
 from api.uploads import csv_upload
 from longtasks.audiences.csv_intake import Chunk, CsvIntake, CsvRefused
 from longtasks.db.models import LongRunningTask
@@ -129,22 +130,20 @@ def _error_out(row: ErrorRow, variables: list[str]) -> AudienceErrorOut:
     )
 
 
-async def load_audience(resources: Resources, audience_id: int, business_id: int) -> AudienceRow:
+async def load_audience(conn: AsyncConnection, audience_id: int, business_id: int) -> AudienceRow:
     """Another business's audience is 404, not 403: its existence is not revealed."""
     if not 0 < audience_id <= MAX_BIGINT:
         raise NotFound(f"audience {audience_id} not found")
-    async with resources.engine.connect() as conn:
-        audience = await audience_repo.get(conn, audience_id, business_id)
+    audience = await audience_repo.get(conn, audience_id, business_id)
     if audience is None:
         raise NotFound(f"audience {audience_id} not found")
     return audience
 
 
-async def _with_progress(resources: Resources, audience: AudienceRow) -> AudienceOut:
+async def _with_progress(conn: AsyncConnection, audience: AudienceRow) -> AudienceOut:
     task = None
     if audience.status == audience_repo.IMPORTING and audience.task_id is not None:
-        async with resources.engine.connect() as conn:
-            task = await task_repo.get_task(conn, audience.task_id)
+        task = await task_repo.get_task(conn, audience.task_id)
     return AudienceOut.of(audience, task)
 
 
@@ -181,6 +180,7 @@ async def upload_audience(
     request: Request,
     resources: ResourcesDep,
     principal: Operator,
+    transactions: TransactionsDep,
     name: Annotated[str | None, Query(min_length=1, max_length=200)] = None,
     phone_column: Annotated[str | None, Query(min_length=1, max_length=200)] = None,
 ) -> AudienceStarted:
@@ -247,6 +247,8 @@ async def upload_audience(
         rows = intake.rows if intake is not None else 0
         return f"audience #{audience_id} of business {business_id}: {rows:,} rows to import"
 
+    # Not one request transaction: `start_task` stores the upload with the task in its own
+    # transaction and commits before the import's workflow starts.
     # Before reading a byte: Temporal away is a 503 now, not after a 40 MB upload.
     client = await resources.temporal_client()
     try:
@@ -262,10 +264,10 @@ async def upload_audience(
         raise AppError(exc.reason, status_code=exc.status) from exc
     except TaskNotStarted:
         if audience_id:  # stored, but no import will run: keep nothing
-            async with resources.engine.begin() as conn:
+            async with transactions.write() as conn:
                 await audience_repo.delete_audience(conn, audience_id)
         raise
-    async with resources.engine.connect() as conn:
+    async with transactions.read() as conn:
         audience = await audience_repo.get(conn, audience_id, business_id)
         fresh = await task_repo.get_task(conn, task.id)
     assert audience is not None
@@ -286,27 +288,24 @@ def _name(given: str | None, filename: str | None) -> str:
 
 @router.get("", response_model=AudiencePage)
 async def list_audiences(
-    resources: ResourcesDep,
     principal: Viewer,
+    conn: ReadConn,
     limit: Limit = 50,
     cursor: Annotated[str | None, Query(max_length=200)] = None,
 ) -> AudiencePage:
     """The business's audiences, newest first."""
     before_id = cursor_int(decode_cursor(cursor)) if cursor is not None else None
-    async with resources.engine.connect() as conn:
-        rows = await audience_repo.list_for_business(
-            conn, principal.business_id, before_id=before_id, limit=limit + 1
-        )
-    items = [await _with_progress(resources, r) for r in rows[:limit]]
+    rows = await audience_repo.list_for_business(
+        conn, principal.business_id, before_id=before_id, limit=limit + 1
+    )
+    items = [await _with_progress(conn, r) for r in rows[:limit]]
     next_cursor = encode_cursor(str(rows[limit - 1].id)) if len(rows) > limit else None
     return AudiencePage(items=items, next_cursor=next_cursor)
 
 
 @router.get("/{audience_id}", response_model=AudienceOut)
-async def get_audience(audience_id: int, resources: ResourcesDep, principal: Viewer) -> AudienceOut:
-    return await _with_progress(
-        resources, await load_audience(resources, audience_id, principal.business_id)
-    )
+async def get_audience(audience_id: int, principal: Viewer, conn: ReadConn) -> AudienceOut:
+    return await _with_progress(conn, await load_audience(conn, audience_id, principal.business_id))
 
 
 @router.get(
@@ -316,8 +315,10 @@ async def get_audience(audience_id: int, resources: ResourcesDep, principal: Vie
 )
 async def list_errors(
     audience_id: int,
-    resources: ResourcesDep,
     principal: Viewer,
+    # Until the response's last byte: the CSV form streams its pages after the response
+    # started, all in one snapshot (the JSON form holds it only a little longer).
+    conn: ExportConn,
     reason: RowIssue | None = None,
     limit: Limit = 50,
     cursor: Annotated[str | None, Query(max_length=200)] = None,
@@ -325,14 +326,13 @@ async def list_errors(
 ) -> AudienceErrorPage | StreamingResponse:
     """The rows left out of the audience, in file order, each with its line and reason
     (`format=csv`: all of them as a CSV file, with the row's columns to fix and upload again)."""
-    audience = await load_audience(resources, audience_id, principal.business_id)
+    audience = await load_audience(conn, audience_id, principal.business_id)
     if format == "csv":
-        return _errors_csv(resources, audience, reason)
+        return _errors_csv(conn, audience, reason)
     after = cursor_int(decode_cursor(cursor)) if cursor is not None else None
-    async with resources.engine.connect() as conn:
-        rows = await audience_repo.list_errors(
-            conn, audience.id, after_line=after, limit=limit + 1, reason=reason
-        )
+    rows = await audience_repo.list_errors(
+        conn, audience.id, after_line=after, limit=limit + 1, reason=reason
+    )
     variables = audience.variables
     next_cursor = encode_cursor(str(rows[limit - 1].line)) if len(rows) > limit else None
     return AudienceErrorPage(
@@ -341,7 +341,7 @@ async def list_errors(
 
 
 def _errors_csv(
-    resources: Resources, audience: AudienceRow, reason: RowIssue | None
+    conn: AsyncConnection, audience: AudienceRow, reason: RowIssue | None
 ) -> StreamingResponse:
     variables = audience.variables
     phone_name = audience.columns[audience.phone_column]
@@ -352,10 +352,9 @@ def _errors_csv(
         writer.writerow(["line", "reason", "detail", "duplicate_of", phone_name, *variables])
         after: int | None = None
         while True:
-            async with resources.engine.connect() as conn:
-                page = await audience_repo.list_errors(
-                    conn, audience.id, after_line=after, limit=2000, reason=reason
-                )
+            page = await audience_repo.list_errors(
+                conn, audience.id, after_line=after, limit=2000, reason=reason
+            )
             for e in page:
                 writer.writerow(
                     [
@@ -392,22 +391,21 @@ def csv_safe(value: str) -> str:
 
 
 @router.delete("/{audience_id}", status_code=204, response_class=Response)
-async def delete_audience(audience_id: int, resources: ResourcesDep, principal: Admin) -> Response:
+async def delete_audience(audience_id: int, principal: Admin, conn: WriteConn) -> Response:
     """Removes the audience, its members and its errors. 409 while it imports (cancel its
     task first) or while a broadcast is sending to it; finished broadcasts keep their ledgers."""
-    audience = await load_audience(resources, audience_id, principal.business_id)
+    audience = await load_audience(conn, audience_id, principal.business_id)
     if audience.status == audience_repo.IMPORTING:
         raise Conflict(
             f"audience {audience_id} is still importing; cancel its import first"
             f" (POST /api/long_tasks/{audience.task_id}/cancel)"
         )
-    async with resources.engine.begin() as conn:
-        await audience_repo.lock(conn, audience_id)
-        sending = await audience_repo.running_broadcasts(conn, audience_id)
-        if sending:
-            raise Conflict(
-                f"broadcast {sending[0]} is sending to audience {audience_id}; cancel it or"
-                " wait for it to finish"
-            )
-        await audience_repo.delete_audience(conn, audience_id)
+    await audience_repo.lock(conn, audience_id)
+    sending = await audience_repo.running_broadcasts(conn, audience_id)
+    if sending:
+        raise Conflict(
+            f"broadcast {sending[0]} is sending to audience {audience_id}; cancel it or"
+            " wait for it to finish"
+        )
+    await audience_repo.delete_audience(conn, audience_id)
     return Response(status_code=204)

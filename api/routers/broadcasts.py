@@ -187,7 +187,8 @@ async def _to_audience(
 ) -> BroadcastStarted:
     """Members are read page by page at send time, each message built from its row: nothing
     is copied, and two broadcasts to one audience share its members."""
-    audience = await load_audience(resources, audience_id, principal.business_id)
+    async with transactions.read() as conn:
+        audience = await load_audience(conn, audience_id, principal.business_id)
     _check_audience(audience, body)
     task, broadcast_id = await launch_broadcast(
         resources,
