@@ -26,9 +26,9 @@ from longtasks.audiences.rows import NormalizedChunk, normalize_chunk
 from longtasks.contracts import activities as act
 from longtasks.contracts.audiences import ImportFailed, ImportFinished
 from longtasks.contracts.tasks import PageRequest, PageResult, TaskPlan
+from longtasks.db.models import Audience
 from longtasks.db.repositories import audiences as audience_repo
 from longtasks.db.repositories import tasks as task_repo
-from longtasks.db.repositories.audiences import AudienceRow
 
 T = TypeVar("T")
 
@@ -64,7 +64,7 @@ class AudienceImportActivities:
         if self._pool is not None:
             self._pool.shutdown(wait=False, cancel_futures=True)
 
-    async def _audience(self, task_id: int) -> AudienceRow:
+    async def _audience(self, task_id: int) -> Audience:
         async with self._engine.connect() as conn:
             audience = await audience_repo.get_for_task(conn, task_id)
         if audience is None:
@@ -88,7 +88,7 @@ class AudienceImportActivities:
             if await task_repo.is_cancel_requested(conn, request.task_id):
                 return PageResult(stopped_by_cancel=True)
             chunk = await audience_repo.staged_chunk(conn, audience.id, request.page)
-        if chunk is None or chunk.normalized or chunk.records is None:
+        if chunk is None or chunk.normalized_at is not None or chunk.records is None:
             return PageResult()  # an earlier attempt wrote and counted it
         work = partial(
             normalize_chunk,

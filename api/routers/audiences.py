@@ -18,6 +18,7 @@ from typing import Annotated, Literal
 from fastapi import APIRouter, Query, Request, Response
 from fastapi.responses import StreamingResponse
 from pydantic import BaseModel, Field
+from sqlalchemy import inspect
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from api.deps import Admin, Operator, ResourcesDep, Viewer
@@ -33,16 +34,17 @@ from api.schemas import (
 from api.transactions import ExportConn, ReadConn, TransactionsDep, WriteConn
 from api.uploads import csv_upload
 from longtasks.audiences.csv_intake import Chunk, CsvIntake, CsvRefused
-from longtasks.db.models import LongRunningTask
+from longtasks.db.models import Audience, AudienceError, LongRunningTask
 from longtasks.db.repositories import audiences as audience_repo
 from longtasks.db.repositories import tasks as task_repo
-from longtasks.db.repositories.audiences import AudienceRow, ErrorRow
 from longtasks.domain import AudienceStatus, RowIssue, TaskType
 from longtasks.tasks import NewTask, TaskNotStarted, start_task
 
 router = APIRouter(prefix="/api/audiences", tags=["audiences"])
 
 
+# Built by validation from the audience's row (`Audience`, see `of`). (Comments, not
+# docstrings: docstrings become the spec's descriptions.)
 class AudienceOut(BaseModel):
     id: int
     name: str
@@ -67,31 +69,20 @@ class AudienceOut(BaseModel):
     ready_at: dt.datetime | None
 
     @classmethod
-    def of(cls, row: AudienceRow, task: LongRunningTask | None = None) -> AudienceOut:
+    def of(cls, row: Audience, task: LongRunningTask | None = None) -> AudienceOut:
+        """Validated from the row's columns (as loaded), with the phone column by name, the
+        variables, and the import's progress (its task's, while it imports)."""
         if row.status != audience_repo.IMPORTING:
             progress = 100.0
         else:
             progress = min(task.progress_pct, 99.9) if task is not None else 0.0
-        return cls(
-            id=row.id,
-            name=row.name,
-            status=AudienceStatus(row.status),
-            failure_reason=row.failure_reason,
-            columns=row.columns,
-            phone_column=row.columns[row.phone_column],
-            variables=row.variables,
-            filename=row.filename,
-            byte_count=row.byte_count,
-            row_count=row.row_count,
-            valid_count=row.valid_count,
-            invalid_count=row.invalid_count,
-            duplicate_count=row.duplicate_count,
-            suppressed_count=row.suppressed_count,
-            task_id=row.task_id,
-            progress_pct=progress,
-            created_at=row.created_at,
-            updated_at=row.updated_at,
-            ready_at=row.ready_at,
+        return cls.model_validate(
+            {
+                **inspect(row).dict,
+                "phone_column": row.columns[row.phone_column],
+                "variables": row.variables,
+                "progress_pct": progress,
+            }
         )
 
 
@@ -119,18 +110,14 @@ class AudienceErrorPage(BaseModel):
     next_cursor: str | None
 
 
-def _error_out(row: ErrorRow, variables: list[str]) -> AudienceErrorOut:
-    return AudienceErrorOut(
-        line=row.line,
-        reason=RowIssue(row.reason),
-        detail=row.detail,
-        phone=row.phone,
-        duplicate_of=row.duplicate_of,
-        values=dict(zip(variables, row.vars, strict=False)),
+def _error_out(row: AudienceError, variables: list[str]) -> AudienceErrorOut:
+    """Validated from the row's columns, with its values named by the audience's variables."""
+    return AudienceErrorOut.model_validate(
+        {**inspect(row).dict, "values": dict(zip(variables, row.vars, strict=False))}
     )
 
 
-async def load_audience(conn: AsyncConnection, audience_id: int, business_id: int) -> AudienceRow:
+async def load_audience(conn: AsyncConnection, audience_id: int, business_id: int) -> Audience:
     """Another business's audience is 404, not 403: its existence is not revealed."""
     if not 0 < audience_id <= MAX_BIGINT:
         raise NotFound(f"audience {audience_id} not found")
@@ -140,7 +127,7 @@ async def load_audience(conn: AsyncConnection, audience_id: int, business_id: in
     return audience
 
 
-async def _with_progress(conn: AsyncConnection, audience: AudienceRow) -> AudienceOut:
+async def _with_progress(conn: AsyncConnection, audience: Audience) -> AudienceOut:
     task = None
     if audience.status == audience_repo.IMPORTING and audience.task_id is not None:
         task = await task_repo.get_task(conn, audience.task_id)
@@ -341,7 +328,7 @@ async def list_errors(
 
 
 def _errors_csv(
-    conn: AsyncConnection, audience: AudienceRow, reason: RowIssue | None
+    conn: AsyncConnection, audience: Audience, reason: RowIssue | None
 ) -> StreamingResponse:
     variables = audience.variables
     phone_name = audience.columns[audience.phone_column]

@@ -16,10 +16,9 @@ from api.routers.audiences import load_audience
 from api.schemas import BroadcastIn, BroadcastStarted, PreviewOut, TaskOut
 from api.transactions import Transactions, TransactionsDep
 from longtasks.audiences import template_params
-from longtasks.db.models import LongRunningTask
+from longtasks.db.models import Audience, LongRunningTask
 from longtasks.db.repositories import audiences as audience_repo
 from longtasks.db.repositories import broadcasts as broadcast_repo
-from longtasks.db.repositories.audiences import AudienceRow
 from longtasks.db.repositories.broadcasts import MessageSpec, RecipientInput
 from longtasks.db.repositories.previews import broadcast_preview
 from longtasks.domain import Priority, TaskStatus, TaskType
@@ -40,7 +39,7 @@ async def launch_broadcast(
     priority: Priority = Priority.normal,
     start_at: dt.datetime | None = None,
     parent_task_id: int | None = None,
-    audience: AudienceRow | None = None,
+    audience: Audience | None = None,
 ) -> tuple[LongRunningTask, int]:
     """Write the broadcast and its task, start the workflow; (the task, the broadcast id).
 
@@ -211,7 +210,7 @@ async def _to_audience(
     )
 
 
-def _check_audience(audience: AudienceRow, body: BroadcastIn) -> None:
+def _check_audience(audience: Audience, body: BroadcastIn) -> None:
     if audience.status != audience_repo.READY:
         why = f" ({audience.failure_reason})" if audience.failure_reason else ""
         raise Conflict(f"audience {audience.id} is {audience.status}{why}; it cannot be sent to")

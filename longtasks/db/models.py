@@ -532,6 +532,11 @@ class Audience(Base):
     )
     ready_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
 
+    @property
+    def variables(self) -> list[str]:
+        """The columns a template may name, in the order members keep their values."""
+        return [c for i, c in enumerate(self.columns) if i != self.phone_column]
+
 
 class AudienceUploadChunk(Base):
     """Staging: one chunk of uploaded records (an import page), then its normalized numbers."""
