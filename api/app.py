@@ -130,12 +130,15 @@ def create_app(
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         if resources is not None:
             await registry.ensure_in_database(resources.engine)
+            resources.sending_task_types = registry.sending_type_names
             app.state.resources = resources
             yield
             return
         engine = create_engine(settings.require_database_url(), pool_size=settings.db_pool_size)
         await registry.ensure_in_database(engine)
-        app.state.resources = Resources(settings=settings, engine=engine)
+        app.state.resources = Resources(
+            settings=settings, engine=engine, sending_task_types=registry.sending_type_names
+        )
         try:
             yield
         finally:

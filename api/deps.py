@@ -33,6 +33,8 @@ class Resources:
     _connect_lock: asyncio.Lock = field(default_factory=asyncio.Lock)
     # Per business: (when read, its sending limits), for the ETA (api.task_views).
     limits_cache: dict[int, tuple[float, SendLimits]] = field(default_factory=dict)
+    # The task types whose ETA those limits bound: set by `create_app` from its registry.
+    sending_task_types: frozenset[str] = frozenset()
 
     async def temporal_client(self) -> Client:
         """Connected lazily: the API serves reads while Temporal is down or still starting."""

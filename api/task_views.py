@@ -20,11 +20,9 @@ from longtasks import eta
 from longtasks.db.models import LongRunningTask
 from longtasks.db.repositories import tasks as task_repo
 from longtasks.db.repositories.send_limits import send_limits
-from longtasks.domain import TaskStatus, TaskType
+from longtasks.domain import TaskStatus
 
 LIMITS_TTL_S = 2.0
-# Only tasks that send messages are bounded by sending limits.
-_SENDING = {TaskType.broadcast.value}
 
 
 async def _limits(resources: Resources, conn: AsyncConnection, business_id: int) -> eta.SendLimits:
@@ -55,7 +53,8 @@ async def task_views(
         if row.status == TaskStatus.running:
             limits = (
                 await _limits(resources, conn, row.business_id)
-                if row.task_type in _SENDING
+                # Only tasks that send messages are bounded by sending limits.
+                if row.task_type in resources.sending_task_types
                 else None
             )
             eta_seconds = eta.estimate(row, limits, now)

@@ -30,4 +30,5 @@ BROADCAST = TaskTypeSpec(
     activities=broadcast_activities,
     page_size=lambda settings: settings.broadcast_page_size,
     intake=[broadcasts.router],
+    sends_messages=True,
 )

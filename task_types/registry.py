@@ -115,6 +115,9 @@ class TaskTypeSpec:
     page_size: Callable[[Settings], int]
     # Its own start routes (a type started only by other means brings none).
     intake: Sequence[APIRouter] = ()
+    # Its items are messages from the business's WhatsApp sender: its ETA is bounded by the
+    # sender's pace, WhatsApp's daily tier and the business's daily cap (`longtasks.eta`).
+    sends_messages: bool = False
 
     def __post_init__(self) -> None:
         registered = workflow_name(self.workflow)
@@ -160,6 +163,11 @@ class Registry:
     @property
     def type_names(self) -> list[str]:
         return [t.name for t in self.task_types]
+
+    @property
+    def sending_type_names(self) -> frozenset[str]:
+        """The types whose items are messages (`TaskTypeSpec.sends_messages`)."""
+        return frozenset(t.name for t in self.task_types if t.sends_messages)
 
     def task_type(self, name: str) -> TaskTypeSpec:
         for spec in self.task_types:

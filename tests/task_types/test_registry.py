@@ -3,6 +3,7 @@ of the domain is registered, and an entry that contradicts itself is refused."""
 
 from __future__ import annotations
 
+import dataclasses
 from collections import Counter
 
 import aiohttp
@@ -17,6 +18,7 @@ from task_types import BUILTIN
 from task_types.broadcast import BROADCAST
 from task_types.registry import Registry, TaskTypeSpec, WorkerContext, WorkerDeps, workflow_name
 from tests.conftest import settings_for_tests
+from tests.task_types.toy import TOY_TYPE
 from worker import whatsapp_client
 from workflows.receipts import ReceiptDeleteWorkflow
 
@@ -60,3 +62,14 @@ def test_an_entry_whose_workflow_has_another_name_is_refused() -> None:
         )
     with pytest.raises(ValueError, match="registered twice: broadcast"):
         Registry(task_types=[BROADCAST, BROADCAST])
+
+
+def test_the_types_whose_eta_sending_limits_bound_are_the_registrys() -> None:
+    # api.task_views asks the registry, so a new type that sends messages says so in its entry.
+    assert BUILTIN.sending_type_names == {TaskType.broadcast}
+    sending_toy = dataclasses.replace(TOY_TYPE, sends_messages=True)
+    assert BUILTIN.with_task_types(sending_toy).sending_type_names == {
+        TaskType.broadcast,
+        TOY_TYPE.name,
+    }
+    assert TOY_TYPE.name not in BUILTIN.with_task_types(TOY_TYPE).sending_type_names
