@@ -20,8 +20,10 @@ body is written to a slow client. A dependency with the default scope ("request"
 after the response is sent, streamed bodies included; `ExportConn` relies on exactly that.
 `tests/api/test_transactions.py` pins both behaviours of the installed FastAPI.
 
-`request_transaction` is the one place a request's transaction begins: per-transaction settings
-(e.g. the tenant for row-level security) belong there.
+`request_transaction` is the one place a request's transaction begins, with its isolation and
+READ ONLY. The services that commit before they tell Temporal (`longtasks.tasks`) begin theirs
+on the engine, as the worker's activities do: what every transaction needs, whoever begins it,
+belongs to the engine (e.g. a `begin` event), not here.
 """
 
 from __future__ import annotations

@@ -120,10 +120,11 @@ async def cancel(
     """Idempotent: 202 while the task runs (cancelling), 200 with its state once terminal."""
     # Not one request transaction: `cancel_task` commits the flag before it tells Temporal
     # (so the cancel stays recorded when Temporal is down), in transactions of its own.
-    task = await load_in_own_transaction(transactions, task_id, principal.business_id)
-    if task.is_terminal:
-        response.status_code = 200
-        return TaskEnvelope(task=await render(resources, transactions, task))
+    async with transactions.read() as conn:
+        task = await load_task(conn, task_id, principal.business_id)
+        if task.is_terminal:  # nothing to cancel: shown from the snapshot it was read in
+            response.status_code = 200
+            return TaskEnvelope(task=await task_view(resources, conn, task))
     reason = body.reason if body is not None else "cancelled by user"
     updated = await cancel_task(resources.engine, resources.temporal_client, task, reason)
     if updated.is_terminal:
