@@ -29,6 +29,7 @@ from longtasks.domain import TERMINAL_STATUSES, TaskStatus
 RATE_WINDOW_S = 10.0
 CANCELLING = "cancelling"  # shown for a running task whose cancel was requested
 PAUSING = "pausing"  # shown for a running task whose pause was requested
+RESUMING = "resuming"  # shown by `resume` for a paused task until its run goes on
 
 _STATUS_STYLES: Mapping[str, str] = {
     TaskStatus.scheduled: "blue",
@@ -41,6 +42,7 @@ _STATUS_STYLES: Mapping[str, str] = {
     TaskStatus.expired: "yellow",
     CANCELLING: "yellow",
     PAUSING: "magenta",
+    RESUMING: "cyan",
 }
 
 
@@ -101,6 +103,8 @@ class Snapshot:
     # The server's estimate (it knows the sender's pace and the daily caps); None: unknown.
     eta_seconds: float | None = None
     approval_expires_at: dt.datetime | None = None
+    paused_by: str | None = None  # who paused it (a user, or `system` for the breaker)
+    cancel_reason: str | None = None  # e.g. `rejected by ana: wrong list`
 
     @classmethod
     def from_json(cls, data: Mapping[str, Any]) -> Snapshot:
@@ -126,6 +130,8 @@ class Snapshot:
             if isinstance(eta := data.get("eta_seconds"), int | float) and not isinstance(eta, bool)
             else None,
             approval_expires_at=parse_time(data.get("approval_expires_at")),
+            paused_by=str(by) if (by := data.get("paused_by")) else None,
+            cancel_reason=str(why) if (why := data.get("cancel_reason")) else None,
         )
 
     @property
@@ -225,24 +231,31 @@ def _pace(snapshot: Snapshot, rate: float | None, eta_s: float | None) -> str:
         until = snapshot.approval_expires_at
         return "awaiting approval" + (f" until {until:%Y-%m-%d %H:%M} UTC" if until else "")
     if snapshot.status == TaskStatus.paused:
-        reason = snapshot.status_reason
-        return f"paused: {reason}" if reason else "no ETA while paused"
+        if snapshot.status_reason:
+            return f"paused: {snapshot.status_reason}"
+        if snapshot.paused_by:
+            return f"paused by {snapshot.paused_by}, no ETA"
+        return "no ETA while paused"
     # The server's estimate knows the sender's pace and the daily caps; the local one only
     # what it has seen.
     eta = snapshot.eta_seconds if snapshot.eta_seconds is not None else eta_s
     return f"{format_rate(rate)}  ETA {format_duration(eta)}"
 
 
-def plain_line(snapshot: Snapshot, rate: float | None = None, eta_s: float | None = None) -> str:
-    """The task on one line of plain text: status, percent, counts, then its pace."""
+def _line(snapshot: Snapshot, status: str, pace: str) -> str:
     parts = [
-        f"task {snapshot.id} {snapshot.shown_status}",
+        f"task {snapshot.id} {status}",
         f"{snapshot.percent:.1f}%",
         f"{snapshot.processed:,}/{snapshot.total:,}",
         _counts(snapshot),
-        _pace(snapshot, rate, eta_s),
+        pace,
     ]
     return "  ".join(part for part in parts if part)
+
+
+def plain_line(snapshot: Snapshot, rate: float | None = None, eta_s: float | None = None) -> str:
+    """The task on one line of plain text: status, percent, counts, then its pace."""
+    return _line(snapshot, snapshot.shown_status, _pace(snapshot, rate, eta_s))
 
 
 def styled_status(status: str) -> Text:
@@ -257,9 +270,22 @@ def _status_coloured(line: str, snapshot: Snapshot, status: str) -> Text:
     return text
 
 
-def styled_line(snapshot: Snapshot) -> Text:
-    """`plain_line` with its status coloured (colours show on a terminal only)."""
-    return _status_coloured(plain_line(snapshot), snapshot, snapshot.shown_status)
+def styled_line(snapshot: Snapshot, *, status: str | None = None) -> Text:
+    """The task's line as a verb prints it once, after acting on it, its status coloured (on a
+    terminal only); `status` overrides the shown one with what the verb knows it becomes.
+
+    Nothing was measured here, so a moving task shows no rate, and the server's ETA if it has
+    one (a `-/s  ETA ?` would only be noise).
+    """
+    shown = status or snapshot.shown_status
+    moving = shown == TaskStatus.running and not snapshot.terminal
+    if not moving:
+        pace = _pace(snapshot, None, None) if shown == snapshot.status else ""
+    elif snapshot.eta_seconds is not None:
+        pace = f"ETA {format_duration(snapshot.eta_seconds)}"
+    else:
+        pace = ""
+    return _status_coloured(_line(snapshot, shown, pace), snapshot, shown)
 
 
 def summary_line(snapshot: Snapshot) -> str:
@@ -272,6 +298,8 @@ def summary_line(snapshot: Snapshot) -> str:
     line += f", {snapshot.cancelled:,} cancelled"
     if snapshot.error_message:
         line += f" ({snapshot.error_message})"
+    elif snapshot.status == TaskStatus.cancelled and snapshot.cancel_reason:
+        line += f" ({snapshot.cancel_reason})"
     return line
 
 
@@ -302,12 +330,35 @@ def _amount(snapshot: Snapshot, task: Task) -> Text:
 
 
 def _live_pace(snapshot: Snapshot, task: Task) -> Text:
-    return Text(_pace(snapshot, task.speed, task.time_remaining), style="bold")
+    # A waiting task's why can be long (the circuit breaker's counts, a deadline): it gets a
+    # line of its own below, so it never squeezes the title and the bar off the row.
+    if _why(snapshot):
+        pace = "" if snapshot.status == TaskStatus.awaiting_approval else "no ETA while paused"
+    else:
+        pace = _pace(snapshot, task.speed, task.time_remaining)
+    return Text(pace, style="bold")
+
+
+def _why(snapshot: Snapshot) -> str:
+    """Why a task is not moving, in full: what a paused task's line ends with, or until when
+    one waits for approval; empty for a moving or finished task."""
+    if snapshot.terminal or snapshot.status not in (
+        TaskStatus.paused,
+        TaskStatus.awaiting_approval,
+    ):
+        return ""
+    if snapshot.status == TaskStatus.awaiting_approval:
+        return _pace(snapshot, None, None)
+    # The line above says paused already.
+    if snapshot.status_reason:
+        return snapshot.status_reason
+    return f"paused by {snapshot.paused_by}" if snapshot.paused_by else ""
 
 
 class _TwoLineProgress(Progress):
     """Rich's progress row, then the task's counts on a line of their own: the whole line does
-    not fit 80 columns once counts reach the thousands."""
+    not fit 80 columns once counts reach the thousands. A waiting task's why follows, folded
+    to the terminal's width rather than cut."""
 
     def get_renderables(self) -> Iterable[RenderableType]:
         yield self.make_tasks_table(self.tasks)
@@ -316,6 +367,8 @@ class _TwoLineProgress(Progress):
             yield Text(
                 _counts(snapshot, compact=True), style="dim", no_wrap=True, overflow="ellipsis"
             )
+            if why := _why(snapshot):
+                yield Text(why, style=_STATUS_STYLES.get(snapshot.status, ""), overflow="fold")
 
 
 class ProgressDisplay:

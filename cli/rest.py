@@ -91,7 +91,8 @@ def api_error(response: httpx.Response) -> ApiError:
             f" - set {TOKEN_ENV} to a valid token"
             " (`longtasks token --business-id N --role operator` prints one)"
         )
-    elif status == 403:
+    elif status == 403 and (not detail or "role" in detail):
+        # Other refusals (the creator approving their own task) name their own reason.
         message += f" - the token in {TOKEN_ENV} has too weak a role for this"
     return ApiError(status, detail, message)
 

@@ -17,7 +17,15 @@ from typing import TextIO
 
 from rich.text import Text
 
-from cli.display import Snapshot, console, isatty, print_table, styled_line, tasks_table
+from cli.display import (
+    RESUMING,
+    Snapshot,
+    console,
+    isatty,
+    print_table,
+    styled_line,
+    tasks_table,
+)
 from cli.errors import EXIT_INTERRUPTED, EXIT_OK, CliError
 from cli.recipients import read_recipients
 from cli.rest import JSON, ApiClient, json_object
@@ -98,10 +106,22 @@ def broadcast(api: ApiClient, args: argparse.Namespace, streams: Streams) -> int
     )
     if task.get("start_at") and snapshot.status == TaskStatus.scheduled:
         streams.out.write(f"starts at {task['start_at']}\n")
+    if snapshot.status == TaskStatus.awaiting_approval:
+        streams.out.write(_awaiting_approval(snapshot))
     streams.out.flush()
     if not args.follow:
         return EXIT_OK
     return watch_task(api, snapshot.id, out=streams.out, err=streams.err, stdin=streams.stdin)
+
+
+def _awaiting_approval(snapshot: Snapshot) -> str:
+    """What a task over the business's approval threshold waits for, and who can give it."""
+    until = snapshot.approval_expires_at
+    deadline = f" by {until:%Y-%m-%d %H:%M} UTC" if until else ""
+    return (
+        f"nothing is sent until an admin other than you approves it{deadline}"
+        f" (`longtasks approve {snapshot.id}`; `longtasks reject {snapshot.id}` to drop it)\n"
+    )
 
 
 def list_tasks(api: ApiClient, args: argparse.Namespace, streams: Streams) -> int:
@@ -157,7 +177,7 @@ def cancel(api: ApiClient, args: argparse.Namespace, streams: Streams) -> int:
 # What a control verb says when the call changed the task (202) and when it already was so.
 _CONTROL_WORDS = {
     "pause": ("pause requested: items in flight settle, then it waits", "was pausing already"),
-    "resume": ("resumed where it stopped", "was not paused"),
+    "resume": ("resumed: it goes on where it stopped", "was not paused"),
     "approve": ("approved: it starts now", "was approved already"),
     "reject": ("rejected: it ends with nothing sent", "was rejected already"),
 }
@@ -171,7 +191,9 @@ def control(api: ApiClient, args: argparse.Namespace, streams: Streams) -> int:
     snapshot = Snapshot.from_json(task)
     changed, unchanged = _CONTROL_WORDS[verb]
     streams.out.write(f"task {snapshot.id}: {changed if status == 202 else unchanged}\n")
-    console(streams.out).print(styled_line(snapshot))
+    # The answer comes before the run has heard of the resume: the task still says paused.
+    resuming = verb == "resume" and status == 202 and snapshot.status == TaskStatus.paused
+    console(streams.out).print(styled_line(snapshot, status=RESUMING if resuming else None))
     streams.out.flush()
     return EXIT_OK
 

@@ -9,10 +9,10 @@ from pathlib import Path
 
 import pytest
 
-from cli.display import Snapshot, plain_line
+from cli.display import RESUMING, Snapshot, plain_line, styled_line
 from cli.errors import EXIT_CANCELLED, EXIT_OK
 from cli.main import main
-from tests.cli.helpers import task_json
+from tests.cli.helpers import done_json, task_json
 from tests.conftest import Stack, configure_sender, israeli_numbers, wait_for_status
 
 
@@ -25,12 +25,29 @@ def test_paused_pausing_waiting_and_server_eta_lines() -> None:
     paused = line(status="paused", pause_requested=True, status_reason="paused itself: 9 of 10")
     assert paused.startswith("task 7 paused ") and paused.endswith("paused: paused itself: 9 of 10")
     assert line(status="paused").endswith("  no ETA while paused")
+    assert line(status="paused", paused_by="olga").endswith("  paused by olga, no ETA")
     waiting = line(status="awaiting_approval", approval_expires_at="2026-01-02T10:00:00Z")
     assert waiting.endswith("awaiting approval until 2026-01-02 10:00 UTC")
     # The server's estimate wins over the one made from the samples seen here.
     assert line(eta_seconds=3600).endswith("15.0/s  ETA 1h00m")
     assert line(eta_seconds=None).endswith("ETA 10s")
     assert line(status="expired", completed_at="2026-01-01T10:00:11Z").startswith("task 7 expired")
+
+
+def once(shown: str | None = None, **overrides: object) -> str:
+    return styled_line(Snapshot.from_json(task_json(**overrides)), status=shown).plain
+
+
+def test_a_verbs_line_shows_no_rate_it_did_not_measure() -> None:
+    assert once().endswith("ok 48  failed 2  cancelled 0")
+    assert once(eta_seconds=3600).endswith("cancelled 0  ETA 1h00m")
+    assert once(pause_requested=True, eta_seconds=3600).endswith("cancelled 0")
+    assert once(cancel_requested=True).startswith("task 7 cancelling ")
+    assert once(status="paused").endswith("no ETA while paused")
+    # `resume` knows better than the answer, written before the run heard of it.
+    resuming = once(RESUMING, status="paused", status_reason="paused by olga")
+    assert resuming.startswith("task 7 resuming ") and resuming.endswith("cancelled 0")
+    assert once(**done_json()).endswith("in 10s  avg 20.0/s")
 
 
 @pytest.fixture
@@ -72,7 +89,9 @@ async def test_pause_and_resume_from_the_command_line(
     assert f"task {task_id}: was pausing already" in capsys.readouterr().out
 
     assert await cli("resume", str(task_id)) == EXIT_OK
-    assert f"task {task_id}: resumed where it stopped" in capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert f"task {task_id}: resumed: it goes on where it stopped" in out
+    assert f"task {task_id} resuming " in out or f"task {task_id} running " in out
     assert await cli("watch", str(task_id)) == EXIT_OK
     summary = capsys.readouterr().out.splitlines()[-1]
     assert summary.startswith(f"task {task_id} completed: 1,500 of 1,500 processed, 1,500")
@@ -96,7 +115,10 @@ async def test_approve_reject_and_retry_failed_from_the_command_line(
 
     as_user(business_id, "admin", "carl")
     assert await cli("broadcast", "--recipients", str(recipients), "--text", "Hi") == EXIT_OK
-    first = int(capsys.readouterr().out.split()[1])
+    out = capsys.readouterr().out
+    first = int(out.split()[1])
+    assert "until an admin other than you approves it by " in out
+    assert f"`longtasks approve {first}`" in out
     assert await cli("broadcast", "--recipients", str(recipients), "--text", "Hi") == EXIT_OK
     second = int(capsys.readouterr().out.split()[1])
     # The creator may not approve their own task.

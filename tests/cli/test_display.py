@@ -99,6 +99,13 @@ def test_summary_mentions_skipped_only_when_there_are_some() -> None:
     assert ", 3 skipped" in summary_line(Snapshot.from_json(done_json(skipped_count=3)))
 
 
+def test_summary_of_a_cancelled_task_says_why() -> None:
+    rejected = done_json("cancelled", cancel_reason="rejected by ana: wrong list")
+    assert summary_line(Snapshot.from_json(rejected)).endswith("(rejected by ana: wrong list)")
+    finished = done_json(cancel_reason="ignored once it completed")
+    assert summary_line(Snapshot.from_json(finished)).endswith("0 cancelled")
+
+
 def shown(display: ProgressDisplay, clock: FakeClock, at: float, processed: int) -> None:
     clock.now = at
     display.show(snapshot(total_items=10_000, processed_items=processed))
@@ -149,6 +156,41 @@ def test_a_terminal_gets_a_live_bar_that_fits_and_keeps_the_eta(
     assert progress.rstrip().endswith("54.3%  54,321/100,000 432/s  ETA 1m46s")
     assert counts.rstrip() == "ok 54,000  failed 321", "a zero cancelled count left out"
     assert "\x1b[36mrunning" in out.getvalue(), "the status in colour"
+
+
+def live_frame(**overrides: object) -> list[str]:
+    """The last frame rich drew for one snapshot, without control codes, line by line."""
+    out = TtyStringIO()
+    display = ProgressDisplay(out, clock=FakeClock())
+    display.show(Snapshot.from_json(task_json(**overrides)))
+    display.end_line()
+    frame = CONTROL_CODES.sub("", out.getvalue().split("\r")[-1])
+    return [line.rstrip() for line in frame.strip("\n").split("\n")]
+
+
+def test_a_waiting_tasks_why_gets_a_line_of_its_own_and_the_bar_keeps_its_row(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("COLUMNS", "80")
+    wide = dict(id=1234, total_items=100_000, processed_items=54_321, success_count=54_000)
+    reason = (
+        "paused itself: 25 of the last 50 sends failed (50%; the policy pauses at 50%);"
+        " most often 131026"
+    )
+    row, counts, *why = live_frame(status="paused", status_reason=reason, **wide)
+    assert row.startswith("task 1234 paused ━") and row.endswith("no ETA while paused")
+    assert counts.startswith("ok 54,000")
+    assert " ".join(why) == reason, "folded to the width, not cut"
+    assert all(len(line) <= 80 for line in [row, *why])
+
+    row, _, why_line = live_frame(status="paused", paused_by="olga", **wide)
+    assert why_line == "paused by olga"
+    row, _, why_line = live_frame(
+        status="awaiting_approval", approval_expires_at="2026-01-02T10:00:00Z", **wide
+    )
+    assert row.startswith("task 1234 awaiting_approval ━") and len(row) <= 80
+    assert why_line == "awaiting approval until 2026-01-02 10:00 UTC"
+    assert len(live_frame(**wide)) == 2, "a moving task: the row and its counts only"
 
 
 def test_tasks_table_off_a_terminal_is_aligned_plain_text() -> None:

@@ -73,5 +73,11 @@ def test_api_errors_show_the_servers_detail(
     error = api_error(response)
     assert error.status_code == status
     assert error.message.startswith(expected)
-    if status == 401:
+    if status in (401, 403):
         assert "LONGTASKS_TOKEN" in error.message
+
+
+def test_a_refusal_that_is_not_about_the_role_does_not_blame_the_role() -> None:
+    detail = "the person who created a task cannot approve it"
+    error = api_error(httpx.Response(403, json={"detail": detail}))
+    assert error.message == f"permission denied (HTTP 403): {detail}"
