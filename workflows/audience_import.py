@@ -23,6 +23,7 @@ with workflow.unsafe.imports_passed_through():
     from longtasks.contracts import activities as act
     from longtasks.contracts.audiences import ImportFailed
     from longtasks.contracts.tasks import TaskInput, TaskOutcome
+    from longtasks.domain import TaskStatus
 
 from workflows.page_loop import PagedTaskWorkflow
 
@@ -50,7 +51,7 @@ class AudienceImportWorkflow(PagedTaskWorkflow):
             # Cancelled from Temporal: the task row says cancelled already.
             await self._audience_failed(input.task_id, "the import was cancelled")
             raise
-        if outcome.status != "completed":
+        if outcome.status != TaskStatus.completed:
             await self._audience_failed(input.task_id, "the import was cancelled")
         return outcome
 
