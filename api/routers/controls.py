@@ -196,23 +196,21 @@ async def retry_failed(
                 " are retried"
             )
         codes = body.error_codes if body is not None else None
-        intake = await broadcast_repo.intake_of_task(conn, parent.id)
-        if intake is None:
+        sent = await broadcast_repo.get_broadcast_of_task(conn, parent.id)
+        if sent is None:
             raise Conflict(f"task {task_id} has no broadcast to retry")
-        retried = await broadcast_repo.retryable_failures(
-            conn, parent.id, intake, error_codes=codes
-        )
+        retried = await broadcast_repo.retryable_failures(conn, parent.id, sent, error_codes=codes)
         # To an audience: the retry sends to those members, personalized from their rows.
         audience = None
-        if intake.audience_id is not None:
-            audience = await audience_repo.get(conn, intake.audience_id, principal.business_id)
+        if sent.audience_id is not None:
+            audience = await audience_repo.get(conn, sent.audience_id, principal.business_id)
     if not retried:
         raise Conflict(f"task {task_id} has no retryable failed items")
     task, broadcast_id = await launch_broadcast(
         resources,
         principal,
-        name=intake.name[:180] + f" (retry of #{parent.id})",
-        message=intake.message,
+        name=sent.name[:180] + f" (retry of #{parent.id})",
+        message=broadcast_repo.message_of(sent),
         recipients=retried,
         priority=Priority(parent.priority),
         parent_task_id=parent.id,

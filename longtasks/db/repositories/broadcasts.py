@@ -18,6 +18,7 @@ from longtasks.db.models import (
     Business,
     BusinessPolicy,
 )
+from longtasks.db.rows import mapped_first
 
 broadcasts = cast(Table, Broadcast.__table__)
 recipients = cast(Table, BroadcastRecipient.__table__)
@@ -44,6 +45,9 @@ class MessageSpec:
 
 @dataclass(frozen=True)
 class BroadcastForSend:
+    """What a send page needs of a broadcast, its business (the sender, its pace and tier) and
+    the business's policy: one statement over three tables per page, not one table's row."""
+
     broadcast_id: int
     business_id: int
     sender_id: str | None
@@ -201,38 +205,17 @@ async def broadcast_id_for_task(conn: AsyncConnection, task_id: int) -> int | No
     return int(value) if value is not None else None
 
 
-@dataclass(frozen=True)
-class BroadcastIntake:
-    broadcast_id: int
-    name: str
-    message: MessageSpec
-    audience_id: int | None = None
+async def get_broadcast_of_task(conn: AsyncConnection, task_id: int) -> Broadcast | None:
+    """The broadcast a task sends: what it was asked to send (a retry sends the same)."""
+    return await mapped_first(conn, select(Broadcast).where(Broadcast.task_id == task_id))
 
 
-async def intake_of_task(conn: AsyncConnection, task_id: int) -> BroadcastIntake | None:
-    """What a broadcast was asked to send (a retry sends the same)."""
-    row = (
-        await conn.execute(
-            select(
-                broadcasts.c.id,
-                broadcasts.c.name,
-                broadcasts.c.message_text,
-                broadcasts.c.template_name,
-                broadcasts.c.template_language,
-                broadcasts.c.template_params,
-                broadcasts.c.audience_id,
-            ).where(broadcasts.c.task_id == task_id)
-        )
-    ).first()
-    if row is None:
-        return None
-    return BroadcastIntake(
-        broadcast_id=row[0],
-        name=row[1],
-        message=MessageSpec(
-            text=row[2], template_name=row[3], template_language=row[4], template_params=row[5]
-        ),
-        audience_id=row[6],
+def message_of(broadcast: Broadcast) -> MessageSpec:
+    return MessageSpec(
+        text=broadcast.message_text,
+        template_name=broadcast.template_name,
+        template_language=broadcast.template_language,
+        template_params=broadcast.template_params,
     )
 
 
@@ -274,21 +257,19 @@ _RETRYABLE_MEMBERS = text("""
 async def retryable_failures(
     conn: AsyncConnection,
     task_id: int,
-    intake: BroadcastIntake,
+    broadcast: Broadcast,
     *,
     error_codes: Sequence[str] | None,
 ) -> list[RecipientInput]:
     """The recipients of a finished broadcast's items that failed retryably, in send order;
     for a broadcast to an audience, as the members they are (a retry personalizes them)."""
-    to_members = intake.audience_id is not None and not await _has_own_list(
-        conn, intake.broadcast_id
-    )
+    to_members = broadcast.audience_id is not None and not await _has_own_list(conn, broadcast.id)
     result = await conn.execute(
         _RETRYABLE_MEMBERS if to_members else _RETRYABLE,
         {
             "task": task_id,
-            "broadcast": intake.broadcast_id,
-            "audience": intake.audience_id,
+            "broadcast": broadcast.id,
+            "audience": broadcast.audience_id,
             "excluded": list(NOT_RETRYABLE_CODES),
             "codes": list(error_codes) if error_codes is not None else None,
         },
