@@ -190,6 +190,9 @@ def control(api: ApiClient, args: argparse.Namespace, streams: Streams) -> int:
     status, task = api.control_task(args.task_id, verb, body)
     snapshot = Snapshot.from_json(task)
     changed, unchanged = _CONTROL_WORDS[verb]
+    if verb == "resume" and snapshot.status == TaskStatus.paused and not snapshot.pause_requested:
+        # Nobody paused it: it waits for a quota (the daily cap) and goes on by itself.
+        unchanged = "was not paused by anyone: it goes on by itself when its wait ends"
     streams.out.write(f"task {snapshot.id}: {changed if status == 202 else unchanged}\n")
     # The answer comes before the run has heard of the resume: the task still says paused.
     resuming = verb == "resume" and status == 202 and snapshot.status == TaskStatus.paused

@@ -129,7 +129,7 @@ async def test_approve_reject_and_retry_failed_from_the_command_line(
     assert await cli("reject", str(second), "--reason", "twice") == EXIT_OK
     assert f"task {second}: rejected" in capsys.readouterr().out
     assert await cli("watch", str(second)) == EXIT_CANCELLED
-    capsys.readouterr()
+    assert capsys.readouterr().out.rstrip().endswith("(rejected by ana: twice)")
     assert await cli("approve", str(first)) == EXIT_OK
     assert f"task {first}: approved" in capsys.readouterr().out
     assert await cli("watch", str(first)) == EXIT_OK
@@ -140,3 +140,30 @@ async def test_approve_reject_and_retry_failed_from_the_command_line(
     out = capsys.readouterr().out
     assert f"retries 2 failed items of task {first}" in out
     assert "0 succeeded, 2 failed" in out
+
+
+async def test_a_task_waiting_for_the_daily_cap_is_not_the_users_to_resume(
+    stack: Stack,
+    new_business: Callable[[], Awaitable[int]],
+    as_user: Callable[[int, str, str], None],
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    business_id = await new_business()
+    async with stack.http(business_id, "admin", user="ana") as admin:
+        assert (await admin.put("/api/policy", json={"daily_send_cap": 3})).status_code == 200
+        recipients = tmp_path / "list.txt"
+        recipients.write_text("\n".join(israeli_numbers(6, start=490_000)) + "\n")
+        as_user(business_id, "operator", "olga")
+        assert await cli("broadcast", "--recipients", str(recipients), "--text", "Hi") == EXIT_OK
+        task_id = int(capsys.readouterr().out.split()[1])
+        await wait_for_status(admin, task_id, {"paused"})
+
+        assert await cli("resume", str(task_id)) == EXIT_OK
+        out = capsys.readouterr().out
+        assert f"task {task_id}: was not paused by anyone: it goes on by itself" in out
+        assert "paused: the business's daily send cap is reached (3 messages per day)" in out
+
+        assert (await admin.put("/api/policy", json={"daily_send_cap": 100})).status_code == 200
+    assert await cli("watch", str(task_id)) == EXIT_OK
+    assert f"task {task_id} completed: 6 of 6 processed" in capsys.readouterr().out
