@@ -18,6 +18,7 @@ from temporalio.client import Client
 from devtools.bench import costs
 from devtools.bench.scenarios import ReceiptBench
 from devtools.bench.stack import PeakRss
+from longtasks.contracts import activities as act
 from longtasks.contracts.ops import CleanupInput, CleanupOutcome
 from longtasks.db.engine import libpq_url
 
@@ -210,7 +211,7 @@ class AudienceBench(ReceiptBench):
         await asyncio.sleep(1.5)
         after = await costs.db_snapshot(self.engine, tables)
         history = await costs.history_cost(await self.temporal(), task["workflow_id"])
-        pages = history["activities"].get("broadcast.send_page", 0)
+        pages = history["activities"].get(act.BROADCAST_SEND_PAGE.name, 0)
         return {
             "recipients": rows,
             "items_per_s": round(await self.sender_rate(sender), 1),
@@ -250,7 +251,7 @@ class AudienceBench(ReceiptBench):
         assert task["status"] == "completed", task
         kinds = costs.count_statements(log, since)
         history = await costs.history_cost(await self.temporal(), task["workflow_id"])
-        pages = history["activities"].get("broadcast.send_page", 0)
+        pages = history["activities"].get(act.BROADCAST_SEND_PAGE.name, 0)
         total = sum(kinds.values())
         return {
             "recipients": rows,
