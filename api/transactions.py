@@ -6,7 +6,9 @@ Routes take their connection from a dependency, never from the engine:
   and its items, a page and its count) sees one snapshot. Costs Postgres nothing extra for a
   read-only transaction (no predicate locks, no serialization failures).
 - `WriteConn`: a READ COMMITTED transaction that commits when the route returns and rolls back
-  when it raises. Services and repositories never commit.
+  when it raises. Repositories never commit; the task services (`longtasks.tasks`) begin and
+  commit their own, because they commit before they tell Temporal (such a route takes
+  `Transactions` for its reads).
 - `ExportConn`: a READ ONLY, REPEATABLE READ transaction that lasts until a streamed response
   has sent its last byte, so pages read after the response started still see the snapshot the
   first page saw.
@@ -114,8 +116,13 @@ class Transactions:
 
     - Server-Sent Events: a stream lives for minutes or hours; it reads a snapshot in its own
       short transaction at each change, and never holds one open between changes.
-    - cancel and bulk cancel: the cancel flag is committed before Temporal is told, and stays
-      recorded when Temporal cannot be reached.
+    - cancel, bulk cancel, pause, resume, approve, reject: the change is committed (by the
+      service in `longtasks.tasks`) before Temporal is told, and stays recorded when Temporal
+      cannot be reached; the task is read before and shown after in short reads.
+    - the start routes and retry_failed: what they check is read first; `start_task` commits
+      the task in its own transaction before its workflow starts.
+    - `PUT /api/policy` and `PUT /api/receipts/gmail_connection`: committed before Temporal is
+      signalled or the Gmail Schedule is made.
     """
 
     engine: AsyncEngine
