@@ -69,6 +69,18 @@ async def run(quick: bool, only: set[str]) -> dict[str, Any]:
         # What else the machine was doing: the figures are only as quiet as it was.
         "load_average_at_start": [round(x, 2) for x in os.getloadavg()],
     }
+    # Who else was on the machine, in the runner's words (BENCH_NOTE), and the 1-minute load
+    # average sampled through the run: a rate is only as quiet as the machine was.
+    if note := os.environ.get("BENCH_NOTE"):
+        results["note"] = note
+    load: list[float] = []
+
+    async def sample_load() -> None:
+        while True:
+            load.append(os.getloadavg()[0])
+            await asyncio.sleep(5)
+
+    sampler = asyncio.create_task(sample_load())
     # Under uvicorn's 5 s keep-alive, so a pooled connection is never one the API just closed.
     connector = aiohttp.TCPConnector(limit=400, keepalive_timeout=3)
     try:
@@ -127,8 +139,15 @@ async def run(quick: bool, only: set[str]) -> dict[str, Any]:
             await scenario("receipt_delete", bench.receipt_delete(million))
             await scenario("receipt_sync", bench.receipt_sync(mailbox, gmail_quota))
     finally:
+        sampler.cancel()
         await engine.dispose()
         stack.close()
+    if load:
+        results["load_average_during"] = {
+            "mean": round(sum(load) / len(load), 2),
+            "max": round(max(load), 2),
+            "samples": len(load),
+        }
     return results
 
 

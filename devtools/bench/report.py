@@ -178,6 +178,7 @@ def markdown(r: dict[str, Any]) -> str:
             )
         )
     load = r.get("load_average_at_start")
+    during = r.get("load_average_during")
     ran = r.get("scenarios_run", "all")
     which = "" if ran == "all" else f", scenarios {', '.join(ran)} only"
     lines = [
@@ -185,8 +186,14 @@ def markdown(r: dict[str, Any]) -> str:
         "",
         f"Commit `{r.get('commit')}`, measured {r.get('measured_at')} on {r.get('machine')}"
         + (f", load average {' / '.join(map(str, load))} at the start" if load else "")
+        + (
+            f" (1-minute load average during the run: mean {during['mean']}, max {during['max']})"
+            if during
+            else ""
+        )
         + ".",
         "",
+        *([f"Note: {r['note']}", ""] if r.get("note") else []),
         "| scenario | measured | goal | |",
         "| --- | --- | --- | --- |",
     ]
