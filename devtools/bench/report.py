@@ -172,7 +172,7 @@ def markdown(r: dict[str, Any]) -> str:
                 f"{rc['ledger_rows_after_cleanup']:,} after the cleanup workflow"
                 f" ({rc['tasks_deleted']:,} tasks); tables {rc['bytes_before_cleanup_mb']} MB,"
                 f" and the same broadcast again grew them by"
-                f" {rc['grown_by_the_same_broadcast_again_mb']} MB",
+                f" {rc['grown_by_the_same_broadcast_again_mb']} MB" + _heap_and_indexes(rc),
                 "rows gone, space reused",
                 _goal(rc["ledger_rows_after_cleanup"] == 0),
             )
@@ -234,3 +234,16 @@ def _costs(r: dict[str, Any]) -> list[str]:
             + ".",
         ]
     return lines
+
+
+def _heap_and_indexes(rc: dict[str, Any]) -> str:
+    """Where the reclaimed bytes went: the heap back to the OS, the indexes' pages to reuse."""
+    if "heap_mb_before_cleaned_again" not in rc:
+        return ""
+    heap = rc["heap_mb_before_cleaned_again"]
+    index = rc["index_mb_before_cleaned_again"]
+    return (
+        f" (heap {heap[0]} -> {heap[1]} MB after the cleanup and VACUUM, {heap[2]} MB with the"
+        f" broadcast again; indexes {index[0]} -> {index[1]} -> {index[2]} MB: emptied pages"
+        " reused)"
+    )
