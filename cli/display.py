@@ -105,6 +105,7 @@ class Snapshot:
     approval_expires_at: dt.datetime | None = None
     paused_by: str | None = None  # who paused it (a user, or `system` for the breaker)
     cancel_reason: str | None = None  # e.g. `rejected by ana: wrong list`
+    start_at: dt.datetime | None = None  # a start the creator asked for, later than creation
 
     @classmethod
     def from_json(cls, data: Mapping[str, Any]) -> Snapshot:
@@ -132,6 +133,7 @@ class Snapshot:
             approval_expires_at=parse_time(data.get("approval_expires_at")),
             paused_by=str(by) if (by := data.get("paused_by")) else None,
             cancel_reason=str(why) if (why := data.get("cancel_reason")) else None,
+            start_at=parse_time(data.get("start_at")),
         )
 
     @property
@@ -214,6 +216,11 @@ def _counts(snapshot: Snapshot, *, compact: bool = False) -> str:
     return "  ".join(counts)
 
 
+def format_utc(when: dt.datetime) -> str:
+    """`2026-12-03 01:52 UTC`: deadlines and start times, as the server keeps them."""
+    return f"{when.astimezone(dt.UTC):%Y-%m-%d %H:%M} UTC"
+
+
 def _pace(snapshot: Snapshot, rate: float | None, eta_s: float | None) -> str:
     """Rate and ETA while a task runs; how long it took once it ended."""
     if snapshot.terminal:
@@ -226,10 +233,11 @@ def _pace(snapshot: Snapshot, rate: float | None, eta_s: float | None) -> str:
             pace += f"  avg {format_rate(snapshot.processed / elapsed)}"
         return pace
     if snapshot.status == TaskStatus.scheduled:
-        return "waiting to start"
+        when = snapshot.start_at
+        return f"starts at {format_utc(when)}" if when else "waiting to start"
     if snapshot.status == TaskStatus.awaiting_approval:
         until = snapshot.approval_expires_at
-        return "awaiting approval" + (f" until {until:%Y-%m-%d %H:%M} UTC" if until else "")
+        return "awaiting approval" + (f" until {format_utc(until)}" if until else "")
     if snapshot.status == TaskStatus.paused:
         if snapshot.status_reason:
             return f"paused: {snapshot.status_reason}"

@@ -21,6 +21,7 @@ from cli.display import (
     RESUMING,
     Snapshot,
     console,
+    format_utc,
     isatty,
     print_table,
     styled_line,
@@ -104,8 +105,11 @@ def broadcast(api: ApiClient, args: argparse.Namespace, streams: Streams) -> int
         f" {started.get('recipients_invalid', 0):,} invalid,"
         f" {started.get('duplicates_dropped', 0):,} duplicates dropped\n"
     )
-    if task.get("start_at") and snapshot.status == TaskStatus.scheduled:
-        streams.out.write(f"starts at {task['start_at']}\n")
+    if snapshot.start_at and snapshot.status in (
+        TaskStatus.scheduled,
+        TaskStatus.awaiting_approval,
+    ):
+        streams.out.write(f"starts at {format_utc(snapshot.start_at)}\n")
     if snapshot.status == TaskStatus.awaiting_approval:
         streams.out.write(_awaiting_approval(snapshot))
     streams.out.flush()
@@ -117,10 +121,10 @@ def broadcast(api: ApiClient, args: argparse.Namespace, streams: Streams) -> int
 def _awaiting_approval(snapshot: Snapshot) -> str:
     """What a task over the business's approval threshold waits for, and who can give it."""
     until = snapshot.approval_expires_at
-    deadline = f" by {until:%Y-%m-%d %H:%M} UTC" if until else ""
+    deadline = f" by {format_utc(until)}" if until else ""
     return (
-        f"nothing is sent until an admin other than you approves it{deadline}"
-        f" (`longtasks approve {snapshot.id}`; `longtasks reject {snapshot.id}` to drop it)\n"
+        f"nothing is sent until an admin other than you approves it{deadline}:\n"
+        f"  longtasks approve {snapshot.id}    (or: longtasks reject {snapshot.id})\n"
     )
 
 
@@ -190,6 +194,8 @@ def control(api: ApiClient, args: argparse.Namespace, streams: Streams) -> int:
     status, task = api.control_task(args.task_id, verb, body)
     snapshot = Snapshot.from_json(task)
     changed, unchanged = _CONTROL_WORDS[verb]
+    if verb == "approve" and snapshot.status == TaskStatus.scheduled and snapshot.start_at:
+        changed = "approved: it starts at the time it was given"
     if verb == "resume" and snapshot.status == TaskStatus.paused and not snapshot.pause_requested:
         # Nobody paused it: it waits for a quota (the daily cap) and goes on by itself.
         unchanged = "was not paused by anyone: it goes on by itself when its wait ends"

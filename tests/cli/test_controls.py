@@ -4,6 +4,7 @@ or waiting task is shown: lines, and end to end against the real stack."""
 from __future__ import annotations
 
 import asyncio
+import datetime as dt
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 
@@ -118,7 +119,7 @@ async def test_approve_reject_and_retry_failed_from_the_command_line(
     out = capsys.readouterr().out
     first = int(out.split()[1])
     assert "until an admin other than you approves it by " in out
-    assert f"`longtasks approve {first}`" in out
+    assert f"  longtasks approve {first}    (or: longtasks reject {first})" in out
     assert await cli("broadcast", "--recipients", str(recipients), "--text", "Hi") == EXIT_OK
     second = int(capsys.readouterr().out.split()[1])
     # The creator may not approve their own task.
@@ -134,6 +135,22 @@ async def test_approve_reject_and_retry_failed_from_the_command_line(
     assert f"task {first}: approved" in capsys.readouterr().out
     assert await cli("watch", str(first)) == EXIT_OK
     assert "4 succeeded, 2 failed" in capsys.readouterr().out
+
+    # Approved before its start time: it waits for it, and says so.
+    later = (dt.datetime.now(dt.UTC) + dt.timedelta(hours=3)).replace(second=0, microsecond=0)
+    as_user(business_id, "admin", "carl")
+    argv = ["--recipients", str(recipients), "--text", "Hi", "--start-at", later.isoformat()]
+    assert await cli("broadcast", *argv) == EXIT_OK
+    out = capsys.readouterr().out
+    third = int(out.split()[1])
+    assert f"starts at {later:%Y-%m-%d %H:%M} UTC\n" in out and "longtasks approve" in out
+    as_user(business_id, "admin", "ana")
+    assert await cli("approve", str(third)) == EXIT_OK
+    out = capsys.readouterr().out
+    assert f"task {third}: approved: it starts at the time it was given" in out
+    assert out.rstrip().endswith(f"starts at {later:%Y-%m-%d %H:%M} UTC")
+    assert await cli("cancel", str(third)) == EXIT_OK
+    capsys.readouterr()
 
     # Two items to retry: under the threshold, so it starts at once.
     assert await cli("retry-failed", str(first), "--follow") == EXIT_OK

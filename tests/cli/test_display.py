@@ -84,6 +84,8 @@ def test_cancel_requested_shows_cancelling_and_unknown_rate() -> None:
 
 def test_a_task_that_is_not_moving_says_why_instead_of_an_eta() -> None:
     assert plain_line(snapshot(status="scheduled", processed_items=0)).endswith("waiting to start")
+    later = snapshot(status="scheduled", processed_items=0, start_at="2026-01-02T11:00:00+02:00")
+    assert plain_line(later).endswith("starts at 2026-01-02 09:00 UTC")
     assert plain_line(snapshot(status="awaiting_approval")).endswith("awaiting approval")
     assert plain_line(snapshot(status="paused")).endswith("no ETA while paused")
 
