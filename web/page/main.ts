@@ -540,7 +540,12 @@ function startBusinessFeed(): void {
       if (task) receive(task);
     },
     onPollError: (err) => err instanceof ApiError && (err.status === 401 || err.status === 403),
-    onMode: () => renderLiveStatus(),
+    onMode: (mode) => {
+      renderLiveStatus();
+      // Connected again: the list is likely reachable too. Waiting for the stream's first event
+      // is not enough: on connecting it sends the active tasks only, which may be none.
+      if (mode === 'stream') retryFailedList();
+    },
   });
   businessFeed = feed;
   feed.start();
