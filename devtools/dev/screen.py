@@ -61,7 +61,10 @@ def running_lines(addresses: Addresses, log: Path) -> list[str]:
         f"  REST API     {addresses.api}   (OpenAPI docs: {addresses.docs})",
         f"  Temporal UI  {addresses.temporal_ui}",
         f"  sandbox      {addresses.sandbox}",
-        "  tokens       longtasks token --business-id 1 --role operator",
+        # The client verbs read these two; a user's name lets approvals tell people apart.
+        f"  CLI          export LONGTASKS_API={addresses.api.removesuffix('/api')}"
+        " LONGTASKS_TOKEN=<the dev token below>",
+        "  tokens       longtasks token --business-id 1 --role operator --user dana",
         f"  log          {log}",
         "",
         "Press Ctrl-C to stop everything.",

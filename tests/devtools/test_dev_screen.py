@@ -98,6 +98,7 @@ def test_dev_shows_a_short_screen_keeps_the_rest_in_its_log_and_stops_on_ctrl_c(
     steps = [line.split()[1] for line in screen if line.startswith("  ✓ ")]
     assert steps == STEPS
     assert f"  log          {log}" in screen
+    assert f"  CLI          export LONGTASKS_API=http://127.0.0.1:{api_port} " in "\n".join(screen)
     assert len(screen) <= 20, "\n".join(screen)
     assert not any(word in "\n".join(screen) for word in ("INFO", "initdb", "alembic"))
 
