@@ -304,10 +304,15 @@ def summary_line(snapshot: Snapshot) -> str:
     if snapshot.skipped:
         line += f", {snapshot.skipped:,} skipped"
     line += f", {snapshot.cancelled:,} cancelled"
-    if snapshot.error_message:
-        line += f" ({snapshot.error_message})"
-    elif snapshot.status == TaskStatus.cancelled and snapshot.cancel_reason:
-        line += f" ({snapshot.cancel_reason})"
+    cancelled = snapshot.status == TaskStatus.cancelled
+    # Why it ended so: a failure's error, a cancel's or rejection's reason, an expiry's words.
+    why = (
+        snapshot.error_message
+        or (snapshot.cancel_reason if cancelled else None)
+        or snapshot.status_reason
+    )
+    if why:
+        line += f" ({why})"
     return line
 
 

@@ -101,9 +101,13 @@ def test_summary_mentions_skipped_only_when_there_are_some() -> None:
     assert ", 3 skipped" in summary_line(Snapshot.from_json(done_json(skipped_count=3)))
 
 
-def test_summary_of_a_cancelled_task_says_why() -> None:
+def test_summary_of_a_cancelled_or_expired_task_says_why() -> None:
     rejected = done_json("cancelled", cancel_reason="rejected by ana: wrong list")
     assert summary_line(Snapshot.from_json(rejected)).endswith("(rejected by ana: wrong list)")
+    expired = done_json("expired", status_reason="nobody approved it in time; nothing was sent")
+    assert summary_line(Snapshot.from_json(expired)).endswith(
+        "(nobody approved it in time; nothing was sent)"
+    )
     finished = done_json(cancel_reason="ignored once it completed")
     assert summary_line(Snapshot.from_json(finished)).endswith("0 cancelled")
 
