@@ -363,9 +363,13 @@ def _why(snapshot: Snapshot) -> str:
     if snapshot.status == TaskStatus.awaiting_approval:
         return _pace(snapshot, None, None)
     # The line above says paused already.
-    if snapshot.status_reason:
-        return snapshot.status_reason
-    return f"paused by {snapshot.paused_by}" if snapshot.paused_by else ""
+    why = snapshot.status_reason or (
+        f"paused by {snapshot.paused_by}" if snapshot.paused_by else ""
+    )
+    if snapshot.pause_requested:
+        # A person or the breaker paused it: it waits for someone (a quota's wait ends alone).
+        why += ("; " if why else "") + f"`longtasks resume {snapshot.id}` goes on"
+    return why
 
 
 class _TwoLineProgress(Progress):

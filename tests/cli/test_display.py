@@ -189,8 +189,10 @@ def test_a_waiting_tasks_why_gets_a_line_of_its_own_and_the_bar_keeps_its_row(
     assert " ".join(why) == reason, "folded to the width, not cut"
     assert all(len(line) <= 80 for line in [row, *why])
 
-    row, _, why_line = live_frame(status="paused", paused_by="olga", **wide)
-    assert why_line == "paused by olga"
+    *_, why_line = live_frame(status="paused", paused_by="olga", pause_requested=True, **wide)
+    assert why_line == "paused by olga; `longtasks resume 1234` goes on"
+    *_, why_line = live_frame(status="paused", status_reason="the daily cap", **wide)
+    assert why_line == "the daily cap", "a quota's wait ends by itself: no resume to suggest"
     row, _, why_line = live_frame(
         status="awaiting_approval", approval_expires_at="2026-01-02T10:00:00Z", **wide
     )
