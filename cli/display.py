@@ -15,7 +15,7 @@ import datetime as dt
 import io
 import math
 import time
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, TextIO
 
@@ -466,35 +466,72 @@ TABLE_HEADERS = (
 )  # fmt: skip
 
 
-def _created(snapshot: Snapshot) -> str:
+def _created(snapshot: Snapshot, *, short: bool = False) -> str:
     if snapshot.created_at is None:
         return "-"
-    return snapshot.created_at.astimezone().strftime("%Y-%m-%d %H:%M:%S")
+    return snapshot.created_at.astimezone().strftime(
+        "%m-%d %H:%M" if short else "%Y-%m-%d %H:%M:%S"
+    )
 
 
-def tasks_table(tasks: Sequence[Snapshot], *, tty: bool) -> Table:
-    """Aligned columns with a header, numbers right-aligned; statuses coloured on a terminal."""
+def tasks_table(
+    tasks: Sequence[Snapshot],
+    *,
+    tty: bool,
+    short_dates: bool = False,
+    without: Collection[str] = (),
+) -> Table:
+    """Aligned columns with a header, numbers right-aligned; statuses coloured on a terminal.
+    `without` leaves out columns (a narrow terminal: see `print_tasks`)."""
     table = Table(box=None, pad_edge=False, header_style="bold" if tty else "")
-    for header in TABLE_HEADERS:
+    headers = [h for h in TABLE_HEADERS if h not in without]
+    for header in headers:
         table.add_column(
             header,
             justify="right" if header in _RIGHT_ALIGNED else "left",
-            # On a narrow terminal the date wraps at its space; numbers are never cut.
-            no_wrap=header != "CREATED",
+            # Numbers are never cut; what does not fit is left out instead (`print_tasks`).
+            no_wrap=True,
         )
     for s in tasks:
-        table.add_row(
-            str(s.id),
-            s.task_type,
-            styled_status(s.shown_status),
-            f"{s.percent:.1f}%",
-            f"{s.processed:,}/{s.total:,}",
-            f"{s.success:,}",
-            f"{s.failed:,}",
-            f"{s.cancelled:,}",
-            _created(s),
-        )
+        cells: dict[str, str | Text] = {
+            "ID": str(s.id),
+            "TYPE": s.task_type,
+            "STATUS": styled_status(s.shown_status),
+            "PROGRESS": f"{s.percent:.1f}%",
+            "DONE/TOTAL": f"{s.processed:,}/{s.total:,}",
+            "OK": f"{s.success:,}",
+            "FAILED": f"{s.failed:,}",
+            "CANCELLED": f"{s.cancelled:,}",
+            "CREATED": _created(s, short=short_dates),
+        }
+        table.add_row(*(cells[h] for h in headers))
     return table
+
+
+# A terminal too narrow for the whole table first loses the date's year and seconds, then the
+# percentage (DONE/TOTAL says it too), then the cancelled count.
+_NARROWER: tuple[tuple[bool, frozenset[str]], ...] = (
+    (False, frozenset()),
+    (True, frozenset()),
+    (True, frozenset({"PROGRESS"})),
+    (True, frozenset({"PROGRESS", "CANCELLED"})),
+)
+
+
+def print_tasks(out: TextIO, tasks: Sequence[Snapshot], *, tty: bool | None = None) -> None:
+    """The tasks table: on a terminal, the widest form that fits it; elsewhere every column at
+    full width (what scripts read)."""
+    terminal = isatty(out) if tty is None else tty
+    if not terminal:
+        print_table(out, tasks_table(tasks, tty=False), tty=False)
+        return
+    shown = console(out, tty=True)
+    unbounded = shown.options.update(width=100_000)  # rich clamps a measure to the width
+    for short_dates, without in _NARROWER:
+        table = tasks_table(tasks, tty=True, short_dates=short_dates, without=without)
+        if shown.measure(table, options=unbounded).maximum <= shown.width:
+            break
+    shown.print(table)
 
 
 def print_table(out: TextIO, table: Table, *, tty: bool | None = None) -> None:

@@ -22,10 +22,8 @@ from cli.display import (
     Snapshot,
     console,
     format_utc,
-    isatty,
-    print_table,
+    print_tasks,
     styled_line,
-    tasks_table,
 )
 from cli.errors import EXIT_INTERRUPTED, EXIT_OK, CliError
 from cli.recipients import read_recipients
@@ -150,9 +148,7 @@ def list_tasks(api: ApiClient, args: argparse.Namespace, streams: Streams) -> in
     if not tasks:
         streams.out.write("no tasks\n")
     else:
-        tty = isatty(streams.out)
-        snapshots = [Snapshot.from_json(task) for task in tasks]
-        print_table(streams.out, tasks_table(snapshots, tty=tty), tty=tty)
+        print_tasks(streams.out, [Snapshot.from_json(task) for task in tasks])
         if not args.all and page.get("next_cursor"):
             streams.out.write(f"(first {len(tasks)} shown; --all for every task)\n")
     streams.out.flush()

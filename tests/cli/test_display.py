@@ -5,17 +5,20 @@ from __future__ import annotations
 
 import io
 import re
+from typing import Any
 
 import pytest
 
 from cli.display import (
     RATE_WINDOW_S,
+    TABLE_HEADERS,
     ProgressDisplay,
     Snapshot,
     format_duration,
     format_rate,
     plain_line,
     print_table,
+    print_tasks,
     summary_line,
     tasks_table,
 )
@@ -233,3 +236,30 @@ def test_tasks_table_on_a_terminal_has_colours(monkeypatch: pytest.MonkeyPatch) 
     out = TtyStringIO()
     print_table(out, tasks_table([Snapshot.from_json(done_json("failed"))], tty=True))
     assert "\x1b[1;31mfailed" in out.getvalue()
+
+
+@pytest.mark.parametrize("columns", [80, 100, 160])
+def test_a_terminal_gets_the_widest_table_that_fits_and_no_cut_cell(
+    columns: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("COLUMNS", str(columns))
+    wide: dict[str, Any] = dict(
+        total_items=3000, processed_items=3000, success_count=2873, failed_count=127
+    )
+    tasks = [
+        Snapshot.from_json(done_json(id=16, **wide)),
+        Snapshot.from_json(done_json(id=13, task_type="receipt_sync", **wide)),
+        Snapshot.from_json(task_json(id=17, status="awaiting_approval", total_items=12_000)),
+    ]
+    out = TtyStringIO()
+    print_tasks(out, tasks)
+    lines = [CONTROL_CODES.sub("", line).rstrip() for line in out.getvalue().splitlines()]
+    assert all(len(line) <= columns for line in lines)
+    assert "…" not in out.getvalue()
+    headers = lines[0].split()
+    assert headers[:3] == ["ID", "TYPE", "STATUS"] and "DONE/TOTAL" in headers
+    assert lines[2].split()[:3] == ["13", "receipt_sync", "completed"]
+    assert "3,000/3,000" in lines[2] and "awaiting_approval" in lines[3]
+    if columns >= 120:
+        assert headers == list(TABLE_HEADERS), "room for everything: nothing left out"
+        assert re.search(r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d$", lines[1])
