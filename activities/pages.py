@@ -3,17 +3,23 @@
 The order that makes "never lose, never double" hold:
 1. Claim every item of the page (`sending`) and commit, before any side effect.
 2. Act on claimed items with bounded concurrency. A first-attempt item is only started while no
-   cancel is requested; an item claimed by an earlier attempt is always acted on again, with the
-   same idempotency key, since that attempt may already have performed it.
+   cancel is requested; an item claimed by an earlier attempt is always acted on again, since
+   that attempt may already have performed it: idempotent actions simply repeat, and actions
+   that must not repeat (a WhatsApp send) see the earlier attempt's dispatch mark
+   (`activities.dispatch`) and report the item `unconfirmed` instead.
 3. Every `flush_interval_s` settle what finished, in one transaction with the counter increment
-   and the NOTIFY; count only rows that moved from `sending`, so retries never count twice.
-4. At the end, release first-attempt claims that were never started (cancelled mid-page).
+   and the NOTIFY; count only rows that moved from `sending` (or `unconfirmed`), so retries
+   never count twice.
+4. At the end, release first-attempt claims that were never started (cancelled mid-page), and
+   items the provider refused to take while asking the sender to stop.
 
 Cancellation is seen two ways: a poll of the task's `cancel_requested` flag (fast: the REST
 cancel sets it before signalling), and Temporal's own activity cancellation through heartbeats.
 Either way, in-flight items finish and are settled before the activity returns. A pause (the
 `pause_requested` flag, polled with it) stops the page the same way, and the page says so
-(`stopped_by_pause`), so the workflow runs it again after the resume.
+(`stopped_by_pause`), so the workflow runs it again after the resume. The provider can ask for
+that pause too (`PauseSending`, e.g. WhatsApp's spam limit): the page raises the flag itself,
+with the reason, as the circuit breaker does.
 """
 
 from __future__ import annotations
@@ -48,6 +54,16 @@ class ItemNotConfirmed(Exception):
 
 class StopTask(Exception):
     """Nothing more can be done for this task (e.g. the provider token is revoked)."""
+
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+
+
+class PauseSending(Exception):
+    """The provider asks this sender to stop for now (WhatsApp's spam rate limit, a blocked
+    template): the task pauses itself with the reason, as its circuit breaker would; nothing
+    was taken for the item that raised it, so it goes back to be sent after the resume."""
 
     def __init__(self, code: str, message: str) -> None:
         super().__init__(message)
@@ -107,6 +123,9 @@ class PageTuning:
 
 
 Act = Callable[[PageItem[ItemT], Claim], Awaitable[Outcome]]
+# Runs in the settling transaction, after the outcomes are written (e.g. apply provider
+# statuses that arrived for those items before the outcomes were recorded).
+AfterSettle = Callable[[AsyncConnection, Sequence[Outcome]], Awaitable[None]]
 
 
 class PageRun(Generic[ItemT]):
@@ -119,8 +138,11 @@ class PageRun(Generic[ItemT]):
         tuning: PageTuning,
         concurrency: asyncio.Semaphore,
         breaker: Breaker | None = None,
+        *,
+        after_settle: AfterSettle | None = None,
     ) -> None:
         self._engine = engine
+        self._after_settle = after_settle
         self._task_id = task_id
         self._items = items
         self._act = act
@@ -134,6 +156,8 @@ class PageRun(Generic[ItemT]):
         self._result = PageResult()
         self._unconfirmed: list[ItemNotConfirmed] = []
         self._started: set[str] = set()
+        # Items the provider refused while asking the sender to stop: released with the rest.
+        self._given_back: set[str] = set()
         self._acting_done = asyncio.Event()
 
     async def run(self) -> PageResult:
@@ -173,8 +197,8 @@ class PageRun(Generic[ItemT]):
         if unsettled:
             detail = f" ({self._unconfirmed[0]})" if self._unconfirmed else ""
             raise ApplicationError(
-                f"{unsettled} item(s) not confirmed yet{detail}; the page is retried and they"
-                " are sent again with the same idempotency keys",
+                f"{unsettled} item(s) not settled yet{detail}; the page is retried (an item"
+                " whose request may have left is not sent again: it becomes unconfirmed)",
                 type="ItemsNotConfirmed",
             )
         return self._result
@@ -182,6 +206,7 @@ class PageRun(Generic[ItemT]):
     async def _claim(self) -> list[Claim]:
         requests = [ClaimRequest(i.key, i.seq, i.label) for i in self._items]
         async with self._engine.begin() as conn:
+            await ledger.commit_without_waiting_for_disk(conn)
             self._obey(*await task_repo.control_flags(conn, self._task_id))
             return await ledger.claim(conn, self._task_id, requests)
 
@@ -218,9 +243,27 @@ class PageRun(Generic[ItemT]):
         except StopTask as exc:
             self._stop = exc
             return
+        except PauseSending as exc:
+            self._given_back.add(item.key)
+            await self._pause_for_provider(exc)
+            return
         finally:
             self._concurrency.release()
         self._pending.append(outcome)
+
+    async def _pause_for_provider(self, exc: PauseSending) -> None:
+        """The task pauses itself (the flag every page obeys), with the provider's reason."""
+        if self._pause.is_set():
+            return
+        self._pause.set()
+        reason = f"paused itself: WhatsApp asked the sender to stop ({exc.code}: {exc})"
+        try:
+            async with self._engine.begin() as conn:
+                if await task_repo.auto_pause(conn, self._task_id, reason) is not None:
+                    activity.logger.warning("task %s %s", self._task_id, reason)
+        except Exception:
+            # The page still stops; a retried page meets the provider's refusal again.
+            activity.logger.warning("recording the provider's pause failed", exc_info=True)
 
     async def _poll_cancel(self) -> None:
         while not self._cancel.is_set():
@@ -245,6 +288,7 @@ class PageRun(Generic[ItemT]):
         if batch:
             try:
                 async with self._engine.begin() as conn:
+                    await ledger.commit_without_waiting_for_disk(conn)
                     counts = await ledger.settle(conn, self._task_id, batch)
                     await task_repo.add_counts(
                         conn,
@@ -252,9 +296,13 @@ class PageRun(Generic[ItemT]):
                         succeeded=counts.succeeded,
                         failed=counts.failed,
                         skipped=counts.skipped,
+                        unconfirmed=counts.unconfirmed,
+                        delivery=counts.delivery,
                     )
                     if self._breaker is not None:
                         await self._watch_failures(conn, self._breaker, batch)
+                    if self._after_settle is not None:
+                        await self._after_settle(conn, batch)
             except Exception:
                 # Keep the outcomes: the next flush tries again. If the activity dies first,
                 # the items stay claimed and the retried page confirms them again.
@@ -263,6 +311,7 @@ class PageRun(Generic[ItemT]):
             self._result.succeeded += counts.succeeded
             self._result.failed += counts.failed
             self._result.skipped += counts.skipped
+            self._result.unconfirmed += counts.unconfirmed
             # After the commit, and only what moved from claimed: a retry never counts twice.
             metrics.count_items(
                 metrics.task_type_of_activity(),
@@ -300,7 +349,10 @@ class PageRun(Generic[ItemT]):
 
     async def _release_unstarted(self, claims: list[Claim]) -> int:
         unstarted = [
-            c.item_key for c in claims if c.attempts == 1 and c.item_key not in self._started
+            c.item_key
+            for c in claims
+            if (c.attempts == 1 and c.item_key not in self._started)
+            or c.item_key in self._given_back
         ]
         if not unstarted:
             return 0

@@ -32,6 +32,7 @@ from api.routers import (
     policy,
     receipts,
     tasks,
+    whatsapp_webhooks,
 )
 from api.schemas import ERROR_RESPONSES, TASK_TYPE_SCHEMA
 from longtasks.db.engine import create_engine
@@ -175,6 +176,8 @@ def create_app(
     app.include_router(receipts.router)
     for router in registry.routers():
         app.include_router(router)
+    # Meta's status webhooks: the provider's edge, not a task type's intake.
+    app.include_router(whatsapp_webhooks.router)
     app.state.task_types = frozenset(registry.type_names)
     app.openapi = lambda: openapi_with_task_types(app, registry)  # type: ignore[method-assign]
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import base64
 import datetime as dt
-from collections.abc import Sequence
-from typing import Annotated, Any
+from collections.abc import Mapping, Sequence
+from typing import Annotated, Any, Literal
 
 from pydantic import (
     BaseModel,
@@ -23,7 +23,7 @@ from sqlalchemy import inspect
 from api.errors import AppError
 from longtasks.db.models import LongRunningTask
 from longtasks.db.repositories.previews import BroadcastPreview
-from longtasks.domain import ItemStatus, Priority, TaskStatus, TaskType
+from longtasks.domain import Delivery, ItemStatus, Priority, TaskStatus, TaskType, UnconfirmedPolicy
 
 # The spec's schema of task types; `create_app` sets its values to the app's registry's.
 TASK_TYPE_SCHEMA = TaskType.__name__
@@ -74,6 +74,34 @@ ERROR_RESPONSES[429] = {
 }
 
 
+class DeliveryOut(BaseModel):
+    """A broadcast's items by delivery state: what WhatsApp's status webhooks (or a send's own
+    answer) said. `failed` includes items that failed at send time; `pending` are items whose
+    delivery is not known yet (not sent, in flight, or unconfirmed). These keep moving after
+    the task ends, as statuses keep coming."""
+
+    accepted: int
+    delivered: int
+    read: int
+    failed: int
+    pending: int
+    # Sends nobody could confirm right now, and sends re-sent under the at_least_once policy.
+    unconfirmed: int
+    resent: int
+
+    @classmethod
+    def of(cls, row: LongRunningTask) -> DeliveryOut:
+        return cls(
+            accepted=row.delivery_accepted,
+            delivered=row.delivery_delivered,
+            read=row.delivery_read,
+            failed=row.delivery_failed,
+            pending=row.delivery_pending,
+            unconfirmed=row.unconfirmed_count,
+            resent=row.resent_count,
+        )
+
+
 # Built by validation from a task's row (`LongRunningTask`, see `of`). (Comments, not
 # docstrings: docstrings become the spec's descriptions.)
 class TaskOut(BaseModel):
@@ -115,6 +143,8 @@ class TaskOut(BaseModel):
     approved_by: str | None
     approved_at: dt.datetime | None
     rejected_by: str | None
+    # Broadcasts only (null for other task types).
+    delivery: DeliveryOut | None = None
 
     @classmethod
     def of(
@@ -132,6 +162,9 @@ class TaskOut(BaseModel):
                 "progress_pct": row.progress_pct,
                 "eta_seconds": eta_seconds,
                 "child_task_ids": child_task_ids,
+                "delivery": (
+                    DeliveryOut.of(row) if row.task_type == TaskType.broadcast.value else None
+                ),
             }
         )
 
@@ -145,6 +178,15 @@ class TaskPage(BaseModel):
     next_cursor: str | None
 
 
+DeliveryName = Literal["accepted", "failed", "delivered", "read"]
+_DELIVERY_NAMES: dict[int, DeliveryName] = {
+    Delivery.accepted: "accepted",
+    Delivery.failed: "failed",
+    Delivery.delivered: "delivered",
+    Delivery.read: "read",
+}
+
+
 # Built by validation from a row of the `task_ledger` view (a mapping).
 class ItemOut(BaseModel):
     item_key: str
@@ -153,9 +195,31 @@ class ItemOut(BaseModel):
     status: ItemStatus
     error_code: str | None
     error_message: str | None
+    # Broadcasts: the message's wamid.
     provider_ref: str | None
     attempts: int
     updated_at: dt.datetime
+    # Broadcasts: the delivery state and its provider error code, when each state was reached,
+    # and how often an unconfirmed send was re-sent (at_least_once).
+    delivery: DeliveryName | None = None
+    delivery_error_code: str | None = None
+    accepted_at: dt.datetime | None = None
+    delivered_at: dt.datetime | None = None
+    read_at: dt.datetime | None = None
+    failed_at: dt.datetime | None = None
+    resends: int = 0
+
+    @model_validator(mode="before")
+    @classmethod
+    def _from_ledger_row(cls, data: Any) -> Any:
+        # A row of the ledger view names the delivery state by its rank (`delivery`) and its
+        # code `delivery_code`; the answer names the state and calls the code what it is.
+        if isinstance(data, Mapping) and "delivery_code" in data:
+            data = dict(data)
+            rank = data.get("delivery")
+            data["delivery"] = _DELIVERY_NAMES[rank] if isinstance(rank, int) else rank
+            data["delivery_error_code"] = data.pop("delivery_code")
+        return data
 
 
 class ItemPage(BaseModel):
@@ -228,6 +292,12 @@ class BroadcastIn(StartOptions):
     )
     audience_id: int | None = Field(
         default=None, ge=1, description="a ready audience of the business, instead of a list"
+    )
+    unconfirmed_policy: UnconfirmedPolicy = Field(
+        default=UnconfirmedPolicy.at_most_once,
+        description="a send whose answer never came and for which no status webhook arrived:"
+        " counted failed and never re-sent (at_most_once: nobody gets it twice), or re-sent"
+        " (at_least_once: everybody gets it, a few maybe twice)",
     )
 
     @model_validator(mode="after")

@@ -123,6 +123,8 @@ class Transactions:
       the task in its own transaction before its workflow starts.
     - `PUT /api/policy` and `PUT /api/receipts/gmail_connection`: committed before Temporal is
       signalled or the Gmail Schedule is made.
+    - WhatsApp's status webhooks: a notification of up to 1,000 statuses is applied a statement
+      per transaction, one retried alone when Postgres aborts it for a deadlock.
     """
 
     engine: AsyncEngine
@@ -139,3 +141,13 @@ def _transactions(resources: ResourcesDep, _: AuthenticatedPrincipal) -> Transac
 
 
 TransactionsDep = Annotated[Transactions, Depends(_transactions)]
+
+
+def _signed_transactions(resources: ResourcesDep) -> Transactions:
+    # No bearer token: Meta signs the body, and the route checks the signature over the raw
+    # bytes before it begins any transaction (a forged request never takes a connection).
+    return Transactions(resources.engine)
+
+
+# For `/webhooks/whatsapp` only: the caller is authenticated by the route itself.
+SignedTransactionsDep = Annotated[Transactions, Depends(_signed_transactions)]

@@ -80,6 +80,47 @@ def parse_time(value: object) -> dt.datetime | None:
 
 
 @dataclass(frozen=True)
+class DeliveryCounts:
+    """A broadcast's items by delivery state (WhatsApp's status webhooks)."""
+
+    accepted: int
+    delivered: int
+    read: int
+    failed: int
+    pending: int
+    unconfirmed: int = 0
+    resent: int = 0
+
+    @classmethod
+    def from_json(cls, data: Any) -> DeliveryCounts | None:
+        if not isinstance(data, Mapping):
+            return None
+        return cls(
+            accepted=_int(data, "accepted"),
+            delivered=_int(data, "delivered"),
+            read=_int(data, "read"),
+            failed=_int(data, "failed"),
+            pending=_int(data, "pending"),
+            unconfirmed=_int(data, "unconfirmed"),
+            resent=_int(data, "resent"),
+        )
+
+    def text(self) -> str:
+        parts = [
+            f"{self.accepted:,} accepted",
+            f"{self.delivered:,} delivered",
+            f"{self.read:,} read",
+            f"{self.failed:,} failed",
+            f"{self.pending:,} pending",
+        ]
+        if self.unconfirmed:
+            parts.append(f"{self.unconfirmed:,} unconfirmed")
+        if self.resent:
+            parts.append(f"{self.resent:,} re-sent")
+        return ", ".join(parts)
+
+
+@dataclass(frozen=True)
 class Snapshot:
     """The fields of a task (the API's JSON) that the CLI shows."""
 
@@ -106,6 +147,8 @@ class Snapshot:
     paused_by: str | None = None  # who paused it (a user, or `system` for the breaker)
     cancel_reason: str | None = None  # e.g. `rejected by ana: wrong list`
     start_at: dt.datetime | None = None  # a start the creator asked for, later than creation
+    # Broadcasts: where their messages are (WhatsApp's statuses); None for other tasks.
+    delivery: DeliveryCounts | None = None
 
     @classmethod
     def from_json(cls, data: Mapping[str, Any]) -> Snapshot:
@@ -134,6 +177,7 @@ class Snapshot:
             paused_by=str(by) if (by := data.get("paused_by")) else None,
             cancel_reason=str(why) if (why := data.get("cancel_reason")) else None,
             start_at=parse_time(data.get("start_at")),
+            delivery=DeliveryCounts.from_json(data.get("delivery")),
         )
 
     @property
@@ -175,6 +219,7 @@ class Snapshot:
             self.cancel_requested,
             self.pause_requested,
             self.status_reason,
+            self.delivery,
         )
 
 
@@ -313,6 +358,9 @@ def summary_line(snapshot: Snapshot) -> str:
     )
     if why:
         line += f" ({why})"
+    if snapshot.delivery is not None:
+        # Keeps moving after the task ends, as WhatsApp's statuses come in.
+        line += f"; delivery so far: {snapshot.delivery.text()}"
     return line
 
 

@@ -47,9 +47,13 @@ TERMINAL_STATUSES = frozenset(
 
 
 class ItemStatus(enum.StrEnum):
-    """Per-item ledger states. `sending` is a claim: committed before the side effect."""
+    """Per-item ledger states. `sending` is a claim: committed before the side effect.
+    `unconfirmed`: the side effect (a WhatsApp send) may have happened and nobody answered;
+    it is settled by the provider's status webhook or, after a grace period, by the task's
+    `UnconfirmedPolicy`, never by repeating the effect blindly."""
 
     sending = "sending"
+    unconfirmed = "unconfirmed"
     succeeded = "succeeded"
     failed = "failed"
     skipped = "skipped"
@@ -91,6 +95,28 @@ class RowIssue(enum.StrEnum):
     too_many_fields = "too_many_fields"
     duplicate = "duplicate"
     suppressed = "suppressed"
+
+
+class Delivery(enum.IntEnum):
+    """What became of a sent message, by rank: a state never gives way to a lower one.
+
+    `failed` ranks below `delivered`: a message can fail on one of a user's devices and be
+    delivered on another, and then it was delivered.
+    """
+
+    accepted = 1
+    failed = 2
+    delivered = 3
+    read = 4
+
+
+class UnconfirmedPolicy(enum.StrEnum):
+    """What a broadcast does with a send nobody could confirm once the grace period passed."""
+
+    # Counted failed (`unconfirmed`) and never re-sent: no customer gets a message twice.
+    at_most_once = "at_most_once"
+    # Re-sent: every customer gets the message, a few maybe twice.
+    at_least_once = "at_least_once"
 
 
 class Role(enum.StrEnum):

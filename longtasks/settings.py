@@ -11,6 +11,9 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 PLACEHOLDER_JWT_SECRET = "dev-only-jwt-secret-change-me-0123456789abcdef"  # noqa: S105
 # A valid Fernet key (url-safe base64 of 32 bytes), so dev mode can encrypt OAuth tokens.
 PLACEHOLDER_ENCRYPTION_KEY = "ZGV2LW9ubHktZW5jcnlwdGlvbi1rZXktY2hhbmdlISE="
+# The sandbox signs its status webhooks with this; Meta signs with the app's App Secret.
+PLACEHOLDER_WHATSAPP_APP_SECRET = "sandbox-app-secret"  # noqa: S105
+PLACEHOLDER_WHATSAPP_VERIFY_TOKEN = "sandbox-verify-token"  # noqa: S105
 
 
 class Environment(enum.StrEnum):
@@ -77,6 +80,23 @@ class Settings(BaseSettings):
     whatsapp_request_timeout_s: float = 10.0
     # Messages/s per sender number when the business sets none; 0 sends as fast as allowed.
     whatsapp_default_messages_per_s: float = 0.0
+    # Status webhooks: where Meta (or the sandbox) POSTs them (unset: this API's
+    # `{PUBLIC_BASE_URL}/webhooks/whatsapp`), the App Secret their signature is keyed with, and
+    # the token of Meta's subscription handshake.
+    whatsapp_webhook_url: str | None = None
+    whatsapp_app_secret: str = PLACEHOLDER_WHATSAPP_APP_SECRET
+    whatsapp_verify_token: str = PLACEHOLDER_WHATSAPP_VERIFY_TOKEN
+    # Meta's payloads are at most 3 MB.
+    whatsapp_webhook_max_bytes: int = 3 * 1024 * 1024
+    # A send whose answer never came (worker killed mid-call, a timeout, a dropped connection)
+    # is `unconfirmed`: settled by a status webhook carrying its key, or, once the webhook
+    # pipeline has shown it delivers statuses of later sends of the same number and this grace
+    # has passed, by the task's policy. Without any such proof, the policy decides after
+    # WHATSAPP_UNCONFIRMED_MAX_WAIT_S: Meta retries a webhook for up to 7 days, never longer.
+    whatsapp_unconfirmed_grace_s: float = 900.0
+    whatsapp_unconfirmed_max_wait_s: float = 7 * 24 * 3600.0
+    # Statuses of unknown wamids wait this long for their send to be recorded.
+    whatsapp_inbox_retention_s: float = 7 * 24 * 3600.0
 
     # Worker tuning: a page is one activity; `window` pages run at once per task.
     broadcast_page_size: int = 500
@@ -118,6 +138,11 @@ class Settings(BaseSettings):
     sandbox_whatsapp_latency_ms: float = 0.0
     sandbox_whatsapp_failure_rate: float = 0.0
     sandbox_whatsapp_rate_limit: float = 0.0  # messages/s per phone number id; 0 = unlimited
+    sandbox_whatsapp_lost_response_rate: float = 0.0  # accepted, answer never reaches the caller
+    sandbox_whatsapp_status_delay_ms: float = 500.0  # mean delay of each status step
+    sandbox_whatsapp_async_failure_rate: float = 0.0  # accepted, later failed (131026/49/50)
+    sandbox_whatsapp_read_rate: float = 0.5
+    sandbox_whatsapp_webhook_drop_rate: float = 0.0  # 1 = the webhook pipeline is down
     sandbox_gmail_mailbox_size: int = 2000  # messages per sandbox mailbox
     sandbox_gmail_quota_units_per_s: float = 250.0  # Gmail's per-user quota, in the sandbox
 
@@ -147,6 +172,11 @@ class Settings(BaseSettings):
         return "text" if self.environment is Environment.development else "json"
 
     @property
+    def whatsapp_webhook_endpoint(self) -> str:
+        base = self.public_base_url.rstrip("/")
+        return self.whatsapp_webhook_url or f"{base}/webhooks/whatsapp"
+
+    @property
     def gmail_token_endpoint(self) -> str:
         return self.gmail_token_url or f"{self.gmail_api_base.rstrip('/')}/oauth2/token"
 
@@ -162,6 +192,10 @@ class Settings(BaseSettings):
             if not self.database_url:
                 # Never an embedded database of its own: a fleet would write to N of them.
                 raise ValueError("DATABASE_URL must be set in production")
+            if self.whatsapp_app_secret == PLACEHOLDER_WHATSAPP_APP_SECRET:
+                raise ValueError("WHATSAPP_APP_SECRET must be set in production")
+            if self.whatsapp_verify_token == PLACEHOLDER_WHATSAPP_VERIFY_TOKEN:
+                raise ValueError("WHATSAPP_VERIFY_TOKEN must be set in production")
         return self
 
     def require_database_url(self) -> str:

@@ -19,6 +19,8 @@ def broadcast_activities(context: WorkerContext, pages: PageTuning) -> Sequence[
         pages=pages,
         send_concurrency=settings.send_concurrency,
         default_messages_per_s=settings.whatsapp_default_messages_per_s,
+        unconfirmed_grace_s=settings.whatsapp_unconfirmed_grace_s,
+        unconfirmed_max_wait_s=settings.whatsapp_unconfirmed_max_wait_s,
     )
     pacer = SenderPacer(context.engine)
     return [BroadcastActivities(context.engine, context.deps.whatsapp, tuning, pacer)]

@@ -30,7 +30,11 @@ async def ensure_schedule(client: Client, settings: Settings) -> None:
 
 
 def cleanup_activities(context: WorkerContext) -> Sequence[object]:
-    return [CleanupActivities(context.engine)]
+    return [
+        CleanupActivities(
+            context.engine, inbox_retention_s=context.settings.whatsapp_inbox_retention_s
+        )
+    ]
 
 
 # Needed by every paged task type: a worker without it cannot run one.

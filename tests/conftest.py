@@ -154,6 +154,9 @@ def settings_for_tests(postgres_url: str, sandbox_url: str, **overrides: Any) ->
         "cancel_poll_interval_s": 0.1,
         "heartbeat_timeout_s": 5.0,
         "api_rate_limit_per_s": 0,
+        # Unconfirmed sends are decided within seconds once later statuses have arrived.
+        "whatsapp_unconfirmed_grace_s": 1.0,
+        "whatsapp_unconfirmed_max_wait_s": 60.0,
         **overrides,
     }
     return Settings(**values)
@@ -252,6 +255,13 @@ async def stack(
     settings = settings_for_tests(postgres_url, sandbox_url, temporal_task_queue=task_queue)
     resources = Resources(settings=settings, engine=engine, temporal=temporal_env.client)
     port = _free_port()
+    # The sandbox posts its status webhooks to this API, signed with the settings' app secret.
+    server.whatsapp.update_webhook(
+        {
+            "url": f"http://127.0.0.1:{port}/webhooks/whatsapp",
+            "app_secret": settings.whatsapp_app_secret,
+        }
+    )
     api_server, api_task = await serve_api(create_app(settings, resources), port)
     async with running_worker(temporal_env.client, settings, engine, task_queue):
         yield Stack(

@@ -95,9 +95,9 @@ class PagedTaskWorkflow:
     """Base of every paged task workflow; a subclass names its begin and page activities.
 
     What a subclass may use: `execute_short` (a short activity that a Temporal cancel does not
-    interrupt), `uninterrupted`, `fail`, `failure`, `cancel_requested` and
-    `record_cancel_if_needed`, and the hooks `before_plan` and `before_complete`. The rest is
-    the loop's own state.
+    interrupt), `uninterrupted`, `fail`, `failure`, `cancel_requested`, `state`,
+    `record_cancel_if_needed`, `pause_if_requested` and `rerun_pages`, and the hooks
+    `before_plan` and `before_complete`. The rest is the loop's own state.
     """
 
     begin_activity: ClassVar[ActivityName[int, TaskPlan]]
@@ -125,6 +125,12 @@ class PagedTaskWorkflow:
     def cancel_requested(self) -> bool:
         """Whoever asked (the REST API, the Temporal UI, a page that saw the flag)."""
         return self._cancel_requested
+
+    @property
+    def state(self) -> LoopState:
+        """Where the run stands (totals, counts, pages); set once the task has planned."""
+        assert self._state is not None, "the task has not planned its pages yet"
+        return self._state
 
     @property
     def failure(self) -> str | None:
@@ -393,20 +399,7 @@ class PagedTaskWorkflow:
             )
             while not stop and len(pending) < state.window and state.next_page < state.total_pages:
                 page = state.next_page
-                pending[page] = workflow.start_activity(
-                    self.page_activity.name,
-                    PageRequest(
-                        task_id=task_id,
-                        page=page,
-                        after_seq=page * state.page_size,
-                        up_to_seq=(page + 1) * state.page_size,
-                    ),
-                    result_type=PageResult,
-                    start_to_close_timeout=timedelta(minutes=30),
-                    heartbeat_timeout=timedelta(seconds=state.heartbeat_timeout_s),
-                    retry_policy=PAGE_RETRY,
-                    summary=f"page {page + 1} of {state.total_pages}",
-                )
+                pending[page] = self._start_page(task_id, state, page)
                 state.next_page += 1
                 pages_this_run += 1
             if not pending:
@@ -453,6 +446,57 @@ class PagedTaskWorkflow:
                     deferred = (until, why, by_cap)
             self._describe(state, len(pending))
         return state.next_page < state.total_pages and not self._cancel_requested
+
+    def _start_page(
+        self, task_id: int, state: LoopState, page: int
+    ) -> workflow.ActivityHandle[PageResult]:
+        return workflow.start_activity(
+            self.page_activity.name,
+            PageRequest(
+                task_id=task_id,
+                page=page,
+                after_seq=page * state.page_size,
+                up_to_seq=(page + 1) * state.page_size,
+            ),
+            result_type=PageResult,
+            start_to_close_timeout=timedelta(minutes=30),
+            heartbeat_timeout=timedelta(seconds=state.heartbeat_timeout_s),
+            retry_policy=PAGE_RETRY,
+            summary=f"page {page + 1} of {state.total_pages}",
+        )
+
+    async def rerun_pages(self, task_id: int, pages: list[int]) -> None:
+        """Run these pages again (their settled items are skipped): e.g. sends re-armed by a
+        policy. Counts join the loop's; a quota wait or a pause holds them as in the loop; a
+        failed page fails the task."""
+        state = self.state
+        todo = sorted(set(pages))
+        while todo and not self._cancel_requested and self._failure is None:
+            batch, todo = todo[: state.window], todo[state.window :]
+            handles = {page: self._start_page(task_id, state, page) for page in batch}
+            deferred: tuple[float, str, bool] | None = None
+            for page, handle in handles.items():
+                try:
+                    result = await self.uninterrupted(handle)
+                except ActivityError as err:
+                    self.fail(f"page {page + 1} failed: {err.cause or err}")
+                    continue
+                state.succeeded += result.succeeded
+                state.failed += result.failed
+                state.skipped += result.skipped
+                if result.stopped_by_cancel:
+                    self._request_cancel("api", recorded=True)
+                if result.stopped_by_pause:
+                    self._pause_requested = True
+                    todo.append(page)
+                elif result.deferred_until is not None:
+                    why = result.deferred_reason or "waiting for provider quota"
+                    deferred = (result.deferred_until, why, result.deferred_by_cap)
+                    todo.append(page)
+            await self.pause_if_requested(task_id)
+            if deferred is not None and not self._cancel_requested and self._failure is None:
+                await self._wait_for_quota(task_id, *deferred)
+            todo.sort()
 
     async def _wait_for_quota(
         self, task_id: int, until_epoch: float, reason: str, by_cap: bool = False

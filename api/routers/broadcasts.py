@@ -21,7 +21,7 @@ from longtasks.db.repositories import audiences as audience_repo
 from longtasks.db.repositories import broadcasts as broadcast_repo
 from longtasks.db.repositories.broadcasts import MessageSpec, RecipientInput
 from longtasks.db.repositories.previews import broadcast_preview
-from longtasks.domain import Priority, TaskStatus, TaskType
+from longtasks.domain import Priority, TaskStatus, TaskType, UnconfirmedPolicy
 from longtasks.phones import normalize_recipients
 from longtasks.tasks import NewTask, start_task
 
@@ -40,6 +40,7 @@ async def launch_broadcast(
     start_at: dt.datetime | None = None,
     parent_task_id: int | None = None,
     audience: Audience | None = None,
+    unconfirmed_policy: UnconfirmedPolicy = UnconfirmedPolicy.at_most_once,
 ) -> tuple[LongRunningTask, int]:
     """Write the broadcast and its task, start the workflow; (the task, the broadcast id).
 
@@ -64,6 +65,7 @@ async def launch_broadcast(
             duplicates_dropped=duplicates_dropped,
             audience_id=audience.id if audience is not None else None,
             recipient_count=total,
+            unconfirmed_policy=unconfirmed_policy,
         )
 
     def summary(task: LongRunningTask, broadcast_id: int) -> str:
@@ -136,6 +138,7 @@ async def start_broadcast(
         duplicates_dropped=normalized.duplicates_dropped,
         priority=body.priority,
         start_at=body.start_at,
+        unconfirmed_policy=body.unconfirmed_policy,
     )
     return BroadcastStarted(
         task=TaskOut.of(task),
@@ -198,6 +201,7 @@ async def _to_audience(
         priority=body.priority,
         start_at=body.start_at,
         audience=audience,
+        unconfirmed_policy=body.unconfirmed_policy,
     )
     return BroadcastStarted(
         task=TaskOut.of(task),

@@ -186,6 +186,13 @@ CSV_COLUMNS = [
     "provider_ref",
     "attempts",
     "updated_at",
+    "delivery",
+    "delivery_error_code",
+    "accepted_at",
+    "delivered_at",
+    "read_at",
+    "failed_at",
+    "resends",
 ]
 
 
@@ -209,7 +216,8 @@ async def export_items(
         while True:
             items = await ledger.list_items(conn, task.id, status=status, after=after, limit=2000)
             for item in items:
-                writer.writerow([_csv_safe(item[c]) for c in CSV_COLUMNS])
+                row = ItemOut.model_validate(item)
+                writer.writerow([_csv_safe(getattr(row, c)) for c in CSV_COLUMNS])
             yield buffer.getvalue()
             buffer.seek(0)
             buffer.truncate()

@@ -136,6 +136,10 @@ async def run(quick: bool, only: set[str]) -> dict[str, Any]:
                 "pause", bench.pause(runs=3 if quick else 5, recipients=5000, latency_ms=20)
             )
             await scenario("eta", bench.eta(recipients=3000 if quick else 6000, messages_per_s=100))
+            await scenario(
+                "webhook_ingest",
+                bench.webhook_ingest(items=5000 if quick else 20_000, batch=1000),
+            )
             await scenario("receipt_delete", bench.receipt_delete(million))
             await scenario("receipt_sync", bench.receipt_sync(mailbox, gmail_quota))
     finally:

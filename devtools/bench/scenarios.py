@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+import hashlib
+import hmac
 import itertools
 import json
+import random
 import statistics
 import time
 from typing import Any
@@ -122,7 +125,7 @@ class Bench:
                             sender_id=f"pn-{business_id}",
                             to=to,
                             message=TextMessage("Benchmark message"),
-                            idempotency_key=f"bare:{business_id}:{i}",
+                            callback_data=f"bare:{business_id}:{i}",
                         )
                         return
                     except WhatsAppRetryable:
@@ -170,7 +173,7 @@ class Bench:
                     sender_id=f"pn-{business_id}",
                     to=to,
                     message=TextMessage("Benchmark message"),
-                    idempotency_key=f"seed:{task_id}:{i}",
+                    callback_data=f"seed:{task_id}:{i}",
                 )
                 success += 1
             except Exception:
@@ -483,7 +486,134 @@ class Bench:
         }
 
 
-class ReceiptBench(Bench):
+class WebhookBench(Bench):
+    """Status webhooks into the ledger, beside a bare INSERT of the same rows."""
+
+    async def webhook_ingest(self, items: int, batch: int, rounds: int = 2) -> dict[str, Any]:
+        """A broadcast of `items` recipients (the sandbox's own webhooks dropped), then Meta's
+        three statuses of each (sent, delivered, read; shuffled, so some arrive out of order)
+        as signed POSTs of `batch` statuses to the API, one at a time, timed per POST; then
+        the same POSTs again (Meta's retries: nothing changes). The yardstick: the same rows,
+        one INSERT ... SELECT FROM unnest per batch into a table with the inbox's shape."""
+        business_id = await self.new_business()
+        sender = f"pn-{business_id}"
+        await self.configure_sender(business_id, webhook_drop_rate=1.0)
+        task_id = await self.start_broadcast(business_id, numbers(items, start=700_000))
+        task = await self.wait_done(business_id, task_id, poll_s=0.2)
+        assert task["status"] == "completed", task
+        async with self.engine.connect() as conn:
+            rows = (
+                await conn.execute(
+                    text("SELECT item_key, provider_ref FROM task_items WHERE task_id = :t"),
+                    {"t": task_id},
+                )
+            ).all()
+        now = str(int(time.time()))
+        statuses = [
+            {
+                "id": wamid,
+                "status": word,
+                "timestamp": now,
+                "recipient_id": "972500000000",
+                "biz_opaque_callback_data": f"lt1:{task_id}:{key}",
+            }
+            for key, wamid in rows
+            for word in ("sent", "delivered", "read")
+        ]
+        random.Random(7).shuffle(statuses)
+        bodies = [
+            json.dumps(_notification(sender, statuses[i : i + batch])).encode()
+            for i in range(0, len(statuses), batch)
+        ]
+        secret = Settings().whatsapp_app_secret
+        passes: list[list[float]] = []
+        for _ in range(rounds):
+            latencies: list[float] = []
+            for body in bodies:
+                signature = "sha256=" + hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
+                started = time.perf_counter()
+                async with self.session.post(
+                    self.stack.api_url + "/webhooks/whatsapp",
+                    data=body,
+                    headers={"Content-Type": "application/json", "X-Hub-Signature-256": signature},
+                ) as response:
+                    await response.read()
+                    assert response.status == 200, response.status
+                latencies.append(time.perf_counter() - started)
+            passes.append(latencies)
+        final = await self.task(business_id, task_id)
+        assert final["delivery"]["read"] == items, final["delivery"]
+        bare = await self._bare_insert(statuses, batch, sender)
+        first, again = passes[0], passes[-1]
+        return {
+            "statuses": len(statuses),
+            "batch": batch,
+            "statuses_per_s": round(len(statuses) / sum(first), 1),
+            "p50_ms": round(statistics.median(first) * 1000, 1),
+            "p99_ms": round(_pct(first, 99) * 1000, 1),
+            "replayed_statuses_per_s": round(len(statuses) / sum(again), 1),
+            "replayed_p99_ms": round(_pct(again, 99) * 1000, 1),
+            "bare_insert_statuses_per_s": round(len(statuses) / sum(bare), 1),
+            "bare_insert_p99_ms": round(_pct(bare, 99) * 1000, 1),
+        }
+
+    async def _bare_insert(
+        self, statuses: list[dict[str, str]], batch: int, sender: str
+    ) -> list[float]:
+        """Seconds per batch to INSERT the same rows, committed, into an empty table shaped
+        like the inbox: the least a durable ingest can cost."""
+        async with self.engine.begin() as conn:
+            await conn.execute(
+                text("CREATE TABLE IF NOT EXISTS bench_bare_statuses (LIKE wa_status_inbox)")
+            )
+            await conn.execute(text("TRUNCATE bench_bare_statuses"))
+        latencies = []
+        for i in range(0, len(statuses), batch):
+            chunk = statuses[i : i + batch]
+            started = time.perf_counter()
+            async with self.engine.begin() as conn:
+                await conn.execute(
+                    text(
+                        "INSERT INTO bench_bare_statuses (wamid, status, phone_number_id,"
+                        " callback, code, occurred_at, received_at)"
+                        " SELECT w, s, :pnid, c, NULL, now(), now() FROM unnest("
+                        " CAST(:w AS text[]), CAST(:s AS text[]), CAST(:c AS text[])) AS t(w, s, c)"
+                    ),
+                    {
+                        "pnid": sender,
+                        "w": [x["id"] for x in chunk],
+                        "s": [x["status"] for x in chunk],
+                        "c": [x["biz_opaque_callback_data"] for x in chunk],
+                    },
+                )
+            latencies.append(time.perf_counter() - started)
+        async with self.engine.begin() as conn:
+            await conn.execute(text("DROP TABLE bench_bare_statuses"))
+        return latencies
+
+
+def _notification(sender: str, statuses: list[dict[str, str]]) -> dict[str, Any]:
+    return {
+        "object": "whatsapp_business_account",
+        "entry": [
+            {
+                "id": f"waba-{sender}",
+                "changes": [
+                    {
+                        "field": "messages",
+                        "value": {
+                            "messaging_product": "whatsapp",
+                            "metadata": {"display_phone_number": "1555", "phone_number_id": sender},
+                            "statuses": statuses,
+                        },
+                    }
+                ],
+            }
+        ],
+    }
+
+
+class ReceiptBench(WebhookBench):
     """Receipt deletion and Gmail sync, beside their own yardsticks."""
 
     async def _insert_receipts(self, business_id: int, count: int) -> None:

@@ -127,6 +127,8 @@ async def start_stack(**worker_env: str) -> BenchStack:
         "WHATSAPP_API_BASE": f"http://127.0.0.1:{sandbox_port}",
         "GMAIL_API_BASE": f"http://127.0.0.1:{sandbox_port}",
         "API_PORT": str(api_port),
+        # The sandbox posts its status webhooks to this stack's API, as Meta would.
+        "WHATSAPP_WEBHOOK_URL": f"http://127.0.0.1:{api_port}/webhooks/whatsapp",
         "API_RATE_LIMIT_PER_S": "0",
         **worker_env,
     }

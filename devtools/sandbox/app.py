@@ -2,8 +2,11 @@
 
 Control endpoints, for tests, benchmarks and curious developers:
 - `GET /sandbox/stats` -> `{"whatsapp": {"accepted", "duplicates", ...}, "gmail": {...}}`
-- `POST /sandbox/config` `{"whatsapp": {...settings}, "sender": "<phone number id>"?}`
+- `POST /sandbox/config` `{"whatsapp": {...settings}, "sender": "<phone number id>"?,
+  "webhook": {"url", "app_secret"}?}`
 - `POST /sandbox/reset`
+- `GET /sandbox/whatsapp/messages?to=<number>`, `GET /sandbox/whatsapp/senders/<id>`,
+  `POST /sandbox/whatsapp/inbound` (see `devtools.sandbox.whatsapp`)
 """
 
 from __future__ import annotations
@@ -53,9 +56,10 @@ class SandboxServer:
             config = self.whatsapp.update_config(
                 body.get("whatsapp", {}), sender=body.get("sender")
             )
+            webhook = self.whatsapp.update_webhook(body.get("webhook", {}))
         except (TypeError, ValueError) as exc:
             return web.json_response({"error": str(exc)}, status=400)
-        return web.json_response({"whatsapp": config.__dict__})
+        return web.json_response({"whatsapp": config.__dict__, "webhook": webhook})
 
     async def _reset(self, request: web.Request) -> web.Response:
         self.whatsapp.reset()
@@ -64,17 +68,15 @@ class SandboxServer:
 
 def build_sandbox(
     *,
-    latency_ms: float = 0.0,
-    failure_rate: float = 0.0,
-    rate_limit_per_s: float = 0.0,
+    whatsapp_config: WhatsAppSandboxConfig | None = None,
+    webhook_url: str | None = None,
+    app_secret: str = "sandbox-app-secret",  # noqa: S107
     with_gmail: bool = True,
     gmail_mailbox_size: int = 2000,
     gmail_quota_units_per_s: float = 250.0,
 ) -> SandboxServer:
     whatsapp = WhatsAppSandbox(
-        WhatsAppSandboxConfig(
-            latency_ms=latency_ms, failure_rate=failure_rate, rate_limit_per_s=rate_limit_per_s
-        )
+        whatsapp_config or WhatsAppSandboxConfig(), webhook_url=webhook_url, app_secret=app_secret
     )
     gmail = (
         GmailSandbox(mailbox_size=gmail_mailbox_size, quota_units_per_s=gmail_quota_units_per_s)
@@ -82,6 +84,19 @@ def build_sandbox(
         else None
     )
     return SandboxServer(whatsapp, gmail)
+
+
+def sandbox_whatsapp_config(settings: Settings) -> WhatsAppSandboxConfig:
+    return WhatsAppSandboxConfig(
+        latency_ms=settings.sandbox_whatsapp_latency_ms,
+        failure_rate=settings.sandbox_whatsapp_failure_rate,
+        rate_limit_per_s=settings.sandbox_whatsapp_rate_limit,
+        lost_response_rate=settings.sandbox_whatsapp_lost_response_rate,
+        status_delay_ms=settings.sandbox_whatsapp_status_delay_ms,
+        async_failure_rate=settings.sandbox_whatsapp_async_failure_rate,
+        read_rate=settings.sandbox_whatsapp_read_rate,
+        webhook_drop_rate=settings.sandbox_whatsapp_webhook_drop_rate,
+    )
 
 
 async def start_sandbox(server: SandboxServer, host: str, port: int) -> tuple[web.AppRunner, int]:
@@ -98,9 +113,9 @@ async def start_sandbox(server: SandboxServer, host: str, port: int) -> tuple[we
 async def serve_until_stopped(settings: Settings) -> None:
     """`longtasks sandbox`: serve on SANDBOX_HOST:SANDBOX_PORT until SIGINT or SIGTERM."""
     server = build_sandbox(
-        latency_ms=settings.sandbox_whatsapp_latency_ms,
-        failure_rate=settings.sandbox_whatsapp_failure_rate,
-        rate_limit_per_s=settings.sandbox_whatsapp_rate_limit,
+        whatsapp_config=sandbox_whatsapp_config(settings),
+        webhook_url=settings.whatsapp_webhook_endpoint,
+        app_secret=settings.whatsapp_app_secret,
         gmail_mailbox_size=settings.sandbox_gmail_mailbox_size,
         gmail_quota_units_per_s=settings.sandbox_gmail_quota_units_per_s,
     )

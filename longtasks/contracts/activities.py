@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
 
 from longtasks.contracts.audiences import ImportFailed, ImportFinished
+from longtasks.contracts.broadcasts import UnconfirmedCheck, UnconfirmedReview
 from longtasks.contracts.ops import (
     CleanupBatch,
     CleanupBatchResult,
@@ -66,6 +67,9 @@ NOTIFY_PAUSED = ActivityName("tasks.notify_paused", NotifyPausedRequest, NotifyR
 # broadcast (activities/broadcast.py)
 BROADCAST_BEGIN = ActivityName("broadcast.begin", int, TaskPlan)
 BROADCAST_SEND_PAGE = ActivityName("broadcast.send_page", PageRequest, PageResult)
+BROADCAST_RESOLVE_UNCONFIRMED = ActivityName(
+    "broadcast.resolve_unconfirmed", UnconfirmedCheck, UnconfirmedReview
+)
 
 # receipt_delete (activities/receipts.py)
 RECEIPT_DELETE_BEGIN = ActivityName("receipt_delete.begin", int, TaskPlan)

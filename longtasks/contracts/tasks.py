@@ -144,6 +144,8 @@ class PageResult:
     deferred_by_cap: bool = False
     # Claimed items released unsent because the task was asked to pause mid-page.
     stopped_by_pause: bool = False
+    # Items this call left unconfirmed: a request may have been accepted, no answer came.
+    unconfirmed: int = 0
 
 
 @dataclass

@@ -19,6 +19,7 @@ from sqlalchemy import (
     Integer,
     MetaData,
     Numeric,
+    SmallInteger,
     String,
     Text,
     UniqueConstraint,
@@ -35,6 +36,7 @@ from longtasks.domain import (
     Priority,
     ReceiptSource,
     TaskStatus,
+    UnconfirmedPolicy,
 )
 
 # Stable constraint names so Alembic autogenerate and hand-written migrations agree.
@@ -168,6 +170,14 @@ class LongRunningTask(Base):
     # The circuit breaker's sliding window: the task's last provider answers, oldest first,
     # `1` a failure and `0` a success, at most the policy's `auto_pause_window` of them.
     recent_outcomes: Mapped[str | None] = mapped_column(Text)
+    # Broadcasts: items by delivery state (Meta's status webhooks, or the send's own answer),
+    # sends unconfirmed right now, and sends re-sent under the at_least_once policy (0009).
+    delivery_accepted: Mapped[int] = mapped_column(Integer, server_default="0")
+    delivery_delivered: Mapped[int] = mapped_column(Integer, server_default="0")
+    delivery_read: Mapped[int] = mapped_column(Integer, server_default="0")
+    delivery_failed: Mapped[int] = mapped_column(Integer, server_default="0")
+    unconfirmed_count: Mapped[int] = mapped_column(Integer, server_default="0")
+    resent_count: Mapped[int] = mapped_column(Integer, server_default="0")
 
     @property
     def is_terminal(self) -> bool:
@@ -179,6 +189,19 @@ class LongRunningTask(Base):
             return 100.0 if self.is_terminal else 0.0
         # Items cancelled unprocessed are not progress: a task cancelled at 30% stays at 30%.
         return round(min(100.0, 100.0 * self.processed_items / self.total_items), 1)
+
+    @property
+    def delivery_pending(self) -> int:
+        """Items whose delivery is not known yet: not sent, in flight, or unconfirmed. Sends of
+        a cancelled task that never happened are not pending; at worst (an unconfirmed send of a
+        cancelled task that turns out delivered) the count stays at 0."""
+        known = (
+            self.delivery_accepted
+            + self.delivery_delivered
+            + self.delivery_read
+            + self.delivery_failed
+        )
+        return max(0, self.total_items - self.cancelled_count - known)
 
 
 # A business without a policy row: no approval, no cap, and a circuit breaker that pauses a
@@ -246,6 +269,7 @@ class BusinessSendDay(Base):
 
 class Broadcast(Base):
     __tablename__ = "broadcasts"
+    __table_args__ = (one_of("unconfirmed_policy", UnconfirmedPolicy),)
 
     id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
     business_id: Mapped[int] = mapped_column(ForeignKey("businesses.id"), index=True)
@@ -264,6 +288,10 @@ class Broadcast(Base):
     audience_id: Mapped[int | None] = mapped_column(
         ForeignKey("audiences.id", ondelete="SET NULL"), index=True
     )
+    # The number it sends from, fixed when it begins: status webhooks must name it.
+    sender_id: Mapped[str | None] = mapped_column(String(64))
+    # What to do with a send nobody can confirm: at_most_once (never re-sent) or at_least_once.
+    unconfirmed_policy: Mapped[str] = mapped_column(String(20), server_default="at_most_once")
     created_at: Mapped[dt.datetime] = mapped_column(
         DateTime(timezone=True), server_default=func.now()
     )
@@ -313,6 +341,11 @@ class TaskItem(Base):
         one_of("status", ItemStatus),
         Index("ix_task_items_task_status_seq", "task_id", "status", "seq"),
         Index("ix_task_items_task_seq", "task_id", "seq"),
+        Index(
+            "ix_task_items_provider_ref",
+            "provider_ref",
+            postgresql_where=text("provider_ref IS NOT NULL"),
+        ),
     )
 
     task_id: Mapped[int] = mapped_column(
@@ -330,6 +363,61 @@ class TaskItem(Base):
         DateTime(timezone=True), server_default=func.now()
     )
     updated_at: Mapped[dt.datetime] = mapped_column(
+        DateTime(timezone=True), server_default=func.now()
+    )
+    # Set, committed, before a side effect that cannot be repeated safely (a WhatsApp send)
+    # may leave: an attempt that finds it set does not know whether the effect happened.
+    dispatched_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
+    dispatched_by: Mapped[str | None] = mapped_column(String(40))
+    # Delivery state (longtasks.domain.Delivery: 1 accepted, 2 failed, 3 delivered, 4 read).
+    delivery: Mapped[int | None] = mapped_column(SmallInteger)
+    delivery_code: Mapped[str | None] = mapped_column(String(100))
+    accepted_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
+    delivered_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
+    read_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
+    failed_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
+    resends: Mapped[int] = mapped_column(Integer, server_default="0")
+
+
+class WhatsAppStatusInbox(Base):
+    """Statuses of wamids not (yet) recorded on an item; applied when the send is recorded."""
+
+    __tablename__ = "wa_status_inbox"
+
+    wamid: Mapped[str] = mapped_column(String(200), primary_key=True)
+    status: Mapped[str] = mapped_column(String(20), primary_key=True)
+    phone_number_id: Mapped[str] = mapped_column(String(64))
+    callback: Mapped[str | None] = mapped_column(String(512))
+    code: Mapped[str | None] = mapped_column(String(100))
+    occurred_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True))
+    received_at: Mapped[dt.datetime] = mapped_column(
+        DateTime(timezone=True), server_default=func.now(), index=True
+    )
+
+
+class WhatsAppWebhookHealth(Base):
+    """Per sender number: the newest dispatch whose status webhook has arrived."""
+
+    __tablename__ = "wa_webhook_health"
+
+    sender_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    newest_dispatch_with_status: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True))
+    last_status_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True))
+
+
+class WhatsAppSuppression(Base):
+    """A recipient a business must not message (or not before `expires_at`)."""
+
+    __tablename__ = "wa_suppressions"
+
+    business_id: Mapped[int] = mapped_column(
+        ForeignKey("businesses.id", ondelete="CASCADE"), primary_key=True
+    )
+    phone: Mapped[str] = mapped_column(String(64), primary_key=True)
+    reason: Mapped[str] = mapped_column(String(40))
+    source: Mapped[str] = mapped_column(String(40))
+    expires_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
+    created_at: Mapped[dt.datetime] = mapped_column(
         DateTime(timezone=True), server_default=func.now()
     )
 

@@ -51,6 +51,7 @@ def test_the_models_derive_a_check_from_each_stored_enum() -> None:
         ("long_running_tasks", "ck_long_running_tasks_status"),
         ("long_running_tasks", "ck_long_running_tasks_priority"),
         ("task_items", "ck_task_items_status"),
+        ("broadcasts", "ck_broadcasts_unconfirmed_policy"),
         ("receipts", "ck_receipts_source"),
     } <= checks
 

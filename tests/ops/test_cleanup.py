@@ -112,3 +112,30 @@ async def test_cleanup_with_nothing_to_do(stack: Stack) -> None:
         result_type=CleanupOutcome,
     )
     assert (outcome.deleted, outcome.batches) == (0, 1)
+
+
+async def test_cleanup_forgets_statuses_of_unknown_messages_after_the_retention(
+    stack: Stack,
+) -> None:
+    tag = uuid.uuid4().hex[:8]
+    async with stack.engine.begin() as conn:
+        await conn.execute(
+            text(
+                "INSERT INTO wa_status_inbox (wamid, status, phone_number_id, occurred_at,"
+                " received_at) VALUES (:old, 'read', 'pn', now(), now() - interval '8 days'),"
+                " (:new, 'read', 'pn', now(), now())"
+            ),
+            {"old": f"wamid.old.{tag}", "new": f"wamid.new.{tag}"},
+        )
+    await stack.client.execute_workflow(
+        "cleanup",
+        CleanupInput(retention_days=3650, batch_size=1000),
+        id=f"cleanup-test-{uuid.uuid4().hex[:8]}",
+        task_queue=stack.task_queue,
+        result_type=CleanupOutcome,
+    )
+    async with stack.engine.connect() as conn:
+        kept = await conn.execute(
+            text("SELECT wamid FROM wa_status_inbox WHERE wamid LIKE :p"), {"p": f"%.{tag}"}
+        )
+        assert [r[0] for r in kept] == [f"wamid.new.{tag}"]

@@ -16,6 +16,8 @@ from pydantic import ValidationError
 from longtasks.settings import (
     PLACEHOLDER_ENCRYPTION_KEY,
     PLACEHOLDER_JWT_SECRET,
+    PLACEHOLDER_WHATSAPP_APP_SECRET,
+    PLACEHOLDER_WHATSAPP_VERIFY_TOKEN,
     Environment,
     Settings,
 )
@@ -27,9 +29,15 @@ GOOD_KEY = "cHJvZHVjdGlvbi1lbmNyeXB0aW9uLWtleS0zMi1ieXRlcyE="
 DB_PASSWORD = "db-password-never-printed"
 
 
+WHATSAPP_SECRETS = {
+    "whatsapp_app_secret": "the-meta-app-secret",
+    "whatsapp_verify_token": "a-verify-token",
+}
+
+
 def _production(**values: Any) -> Settings:
     # Explicit values win over the environment, so the test does not depend on it.
-    return Settings(environment=Environment.production, **values)
+    return Settings(environment=Environment.production, **{**WHATSAPP_SECRETS, **values})
 
 
 @pytest.mark.parametrize(
@@ -48,6 +56,22 @@ def _production(**values: Any) -> Settings:
         (
             {"jwt_secret": GOOD_SECRET, "encryption_key": GOOD_KEY, "database_url": None},
             "DATABASE_URL",
+        ),
+        (
+            {
+                "jwt_secret": GOOD_SECRET,
+                "encryption_key": GOOD_KEY,
+                "whatsapp_app_secret": PLACEHOLDER_WHATSAPP_APP_SECRET,
+            },
+            "WHATSAPP_APP_SECRET",
+        ),
+        (
+            {
+                "jwt_secret": GOOD_SECRET,
+                "encryption_key": GOOD_KEY,
+                "whatsapp_verify_token": PLACEHOLDER_WHATSAPP_VERIFY_TOKEN,
+            },
+            "WHATSAPP_VERIFY_TOKEN",
         ),
     ],
 )
@@ -77,7 +101,15 @@ def _clean_env(**extra: str) -> dict[str, str]:
     env = {
         k: v
         for k, v in os.environ.items()
-        if k.upper() not in {"JWT_SECRET", "ENCRYPTION_KEY", "ENVIRONMENT", "DATABASE_URL"}
+        if k.upper()
+        not in {
+            "JWT_SECRET",
+            "ENCRYPTION_KEY",
+            "ENVIRONMENT",
+            "DATABASE_URL",
+            "WHATSAPP_APP_SECRET",
+            "WHATSAPP_VERIFY_TOKEN",
+        }
     }
     # An unreachable database: if the guard failed, the API would not get far either way.
     return {
@@ -106,8 +138,17 @@ CASES = {
         "ENCRYPTION_KEY": GOOD_KEY,
         "DATABASE_URL": "",
     },
+    "placeholder app secret": {
+        "ENVIRONMENT": "production",
+        "JWT_SECRET": GOOD_SECRET,
+        "ENCRYPTION_KEY": GOOD_KEY,
+    },
 }
-EXPECTED_NAME = {"placeholder key": "ENCRYPTION_KEY", "no database": "DATABASE_URL"}
+EXPECTED_NAME = {
+    "placeholder key": "ENCRYPTION_KEY",
+    "no database": "DATABASE_URL",
+    "placeholder app secret": "WHATSAPP_APP_SECRET",
+}
 
 
 async def test_api_process_refuses_to_start_in_production_with_placeholders(

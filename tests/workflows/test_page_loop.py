@@ -27,6 +27,7 @@ from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Worker
 
 from longtasks.contracts import activities as act
+from longtasks.contracts.broadcasts import UnconfirmedCheck, UnconfirmedReview
 from longtasks.contracts.ops import NotifyRequest, NotifyResult
 from longtasks.contracts.tasks import (
     CancelRequest,
@@ -59,6 +60,8 @@ class Script:
     # Held pages wait for this; the test releases them.
     release: asyncio.Event = field(default_factory=asyncio.Event)
     held: int = 0
+    # What `broadcast.resolve_unconfirmed` answers, one review per call (then: nothing left).
+    reviews: list[UnconfirmedReview] = field(default_factory=list)
 
     def named(self, name: str) -> list[Any]:
         return [arg for called, arg in self.calls if called == name]
@@ -103,7 +106,14 @@ class StandIns:
         if behaviour == "hold":
             s.held += 1
             await asyncio.wait_for(s.release.wait(), timeout=30)
+        if behaviour == "rerun":
+            return PageResult(succeeded=1)
         return PageResult(succeeded=items - 1, failed=1)
+
+    @activity.defn(name=act.BROADCAST_RESOLVE_UNCONFIRMED.name)
+    async def resolve_unconfirmed(self, check: UnconfirmedCheck) -> UnconfirmedReview:
+        self.script.calls.append((act.BROADCAST_RESOLVE_UNCONFIRMED.name, check))
+        return self.script.reviews.pop(0) if self.script.reviews else UnconfirmedReview()
 
     @activity.defn(name=act.REQUEST_CANCEL.name)
     async def request_cancel(self, request: CancelRequest) -> None:
@@ -150,6 +160,7 @@ async def loop_with(env: WorkflowEnvironment, script: Script) -> AsyncIterator[L
             stand_ins.mark_running,
             stand_ins.begin,
             stand_ins.send_page,
+            stand_ins.resolve_unconfirmed,
             stand_ins.request_cancel,
             stand_ins.set_status_reason,
             stand_ins.finish,
@@ -297,3 +308,24 @@ async def test_a_failed_page_fails_the_task_with_its_reason(
     cause = failure.value.cause
     assert isinstance(cause, ApplicationError) and cause.type == "TaskFailed"
     assert cause.message == "page 3 failed: provider exploded"
+
+
+async def test_unconfirmed_sends_are_waited_for_and_rearmed_pages_run_again(
+    temporal_env: WorkflowEnvironment,
+) -> None:
+    script = Script(
+        total_items=30,
+        reviews=[
+            UnconfirmedReview(remaining=2, decides_in_s=0.2),
+            UnconfirmedReview(succeeded=1, rearmed=1, rearmed_pages=[2]),
+        ],
+        first_call={},
+    )
+    async with loop_with(temporal_env, script) as loop:
+        outcome = await (await loop.start()).result()
+    checks = script.named(act.BROADCAST_RESOLVE_UNCONFIRMED.name)
+    assert len(checks) == 3 and checks[0].page_size == 10
+    assert script.pages == [0, 1, 2, 2], "the re-armed page ran again, then the wait ended"
+    assert outcome.status == "completed"
+    # 3 pages of 9 + 1, one settled by its status webhook, one page run again (9 + 1).
+    assert (outcome.succeeded, outcome.failed) == (27 + 1 + 9, 3 + 1)

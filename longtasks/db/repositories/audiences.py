@@ -329,7 +329,12 @@ _FINALIZE = text("""
         FROM valid
     ),
     firsts AS (
-        SELECT r.line, r.phone, r.vars, false AS suppressed
+        SELECT r.line, r.phone, r.vars,
+               EXISTS (
+                   SELECT 1 FROM wa_suppressions AS s
+                   JOIN audiences AS a ON a.id = :a AND s.business_id = a.business_id
+                   WHERE s.phone = r.phone AND s.reason = 'opted_out'
+               ) AS suppressed
         FROM ranked AS r
         WHERE r.line = r.first_line
     ),

@@ -6,7 +6,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, cast
 
-from sqlalchemy import Table, exists, insert, select, text
+from sqlalchemy import Table, exists, func, insert, select, text, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from longtasks.audiences.template_params import MISSING_PARAM
@@ -19,6 +19,7 @@ from longtasks.db.models import (
     BusinessPolicy,
 )
 from longtasks.db.rows import mapped_first
+from longtasks.domain import UnconfirmedPolicy
 
 broadcasts = cast(Table, Broadcast.__table__)
 recipients = cast(Table, BroadcastRecipient.__table__)
@@ -50,6 +51,7 @@ class BroadcastForSend:
 
     broadcast_id: int
     business_id: int
+    # The number it sends from: recorded when it began, else its business's current one.
     sender_id: str | None
     messages_per_s: float | None
     daily_limit: int | None
@@ -61,6 +63,7 @@ class BroadcastForSend:
     # To an audience: its members, or (`own_list`, a retry) a list of some of them.
     audience_id: int | None = None
     own_list: bool = True
+    unconfirmed_policy: UnconfirmedPolicy = UnconfirmedPolicy.at_most_once
 
 
 @dataclass(frozen=True)
@@ -76,6 +79,9 @@ class RecipientRow:
     # An audience member's line in its file and its row's variables (personalized messages).
     line: int | None = None
     vars: list[str] | None = None
+    # Why the business must not message this recipient now (its suppression list), if so:
+    # filled in at send time, whichever list the recipients came from.
+    suppressed: str | None = None
 
 
 _INSERT_RECIPIENTS = text("""
@@ -97,6 +103,7 @@ async def create_broadcast(
     duplicates_dropped: int = 0,
     audience_id: int | None = None,
     recipient_count: int | None = None,
+    unconfirmed_policy: UnconfirmedPolicy = UnconfirmedPolicy.at_most_once,
 ) -> int:
     """A broadcast with its own recipient list (numbered 1..N), or to an audience, whose
     members it reads at send time (`audience_id`, with the audience's member count)."""
@@ -106,6 +113,7 @@ async def create_broadcast(
             business_id=business_id,
             task_id=task_id,
             name=name,
+            unconfirmed_policy=unconfirmed_policy.value,
             message_text=message.text,
             template_name=message.template_name,
             template_language=message.template_language,
@@ -137,7 +145,7 @@ async def get_for_task(conn: AsyncConnection, task_id: int) -> BroadcastForSend 
         select(
             broadcasts.c.id,
             broadcasts.c.business_id,
-            businesses.c.whatsapp_phone_number_id,
+            func.coalesce(broadcasts.c.sender_id, businesses.c.whatsapp_phone_number_id),
             businesses.c.whatsapp_messages_per_s,
             businesses.c.whatsapp_daily_limit,
             broadcasts.c.message_text,
@@ -150,6 +158,7 @@ async def get_for_task(conn: AsyncConnection, task_id: int) -> BroadcastForSend 
             policies.c.auto_pause_window,
             broadcasts.c.audience_id,
             exists().where(recipients.c.broadcast_id == broadcasts.c.id),
+            broadcasts.c.unconfirmed_policy,
         )
         .join(businesses, businesses.c.id == broadcasts.c.business_id)
         .outerjoin(policies, policies.c.business_id == broadcasts.c.business_id)
@@ -173,6 +182,17 @@ async def get_for_task(conn: AsyncConnection, task_id: int) -> BroadcastForSend 
         auto_pause_window=row[12] if has_policy else DEFAULT_WINDOW,
         audience_id=row[13],
         own_list=bool(row[14]),
+        unconfirmed_policy=UnconfirmedPolicy(row[15]),
+    )
+
+
+async def record_sender(conn: AsyncConnection, broadcast_id: int, sender_id: str) -> None:
+    """Fix the number a broadcast sends from when it begins: a business that changes its number
+    mid-broadcast does not move sends (and the statuses they expect) to another number."""
+    await conn.execute(
+        update(broadcasts)
+        .where(broadcasts.c.id == broadcast_id, broadcasts.c.sender_id.is_(None))
+        .values(sender_id=sender_id)
     )
 
 
@@ -221,8 +241,9 @@ def message_of(broadcast: Broadcast) -> MessageSpec:
 
 # Failures a new attempt cannot fix, or must not try: a number that is not one, a recipient
 # who opted out (our suppression, or WhatsApp's 131050), a member whose row leaves a template
-# parameter empty.
-NOT_RETRYABLE_CODES = ("invalid_phone", "opted_out", "131050", MISSING_PARAM)
+# parameter empty, and a send counted failed `unconfirmed` by the at_most_once policy (it may
+# have reached the recipient: re-sending it is what at_most_once promised not to do).
+NOT_RETRYABLE_CODES = ("invalid_phone", "opted_out", "131050", MISSING_PARAM, "unconfirmed")
 
 # A recipient's ledger item is its seq in the broadcast. Only valid numbers that failed with a
 # retryable code, and never a number the task reached (succeeded) under another item.

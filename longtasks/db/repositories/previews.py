@@ -24,6 +24,13 @@ _COUNTS = text("""
     GROUP BY b.id, biz.id
 """)
 
+_SUPPRESSED = text("""
+    SELECT count(*) FROM broadcasts AS b
+    JOIN broadcast_recipients AS r ON r.broadcast_id = b.id AND r.invalid_reason IS NULL
+    JOIN wa_suppressions AS s ON s.business_id = b.business_id AND s.phone = r.phone
+    WHERE b.task_id = :task AND (s.expires_at IS NULL OR s.expires_at > now())
+""")
+
 _TIER_USED = text("""
     SELECT count(*) FROM sender_contacts
     WHERE sender_id = :sender AND last_sent_at > now() - interval '24 hours'
@@ -63,8 +70,8 @@ async def broadcast_preview(
         return None
     total, duplicates, invalid = int(row.recipient_count), int(row.duplicates_dropped), row.invalid
     recipients = total - int(invalid)
-    # The suppression list (issue 12's opt-outs) is counted here once it exists.
-    suppressed = 0
+    # On the business's suppression list now (opted out, or held after WhatsApp's 131049).
+    suppressed = int((await conn.execute(_SUPPRESSED, {"task": task_id})).scalar_one())
     to_send = recipients - suppressed
     pace = row.whatsapp_messages_per_s
     if pace is None:

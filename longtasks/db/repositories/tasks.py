@@ -16,6 +16,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from longtasks.contracts.tasks import PAUSED_BY_SYSTEM, WORKFLOW_ID_PREFIX, new_workflow_id_suffix
 from longtasks.db.models import LongRunningTask
+from longtasks.db.repositories.ledger import DeliveryCounts
 from longtasks.db.rows import mapped_all, mapped_first, returned_first
 from longtasks.domain import TERMINAL_STATUSES, TaskStatus
 
@@ -530,10 +531,20 @@ async def set_status_reason(conn: AsyncConnection, task_id: int, reason: str | N
 
 
 async def add_counts(
-    conn: AsyncConnection, task_id: int, *, succeeded: int, failed: int, skipped: int = 0
+    conn: AsyncConnection,
+    task_id: int,
+    *,
+    succeeded: int,
+    failed: int,
+    skipped: int = 0,
+    unconfirmed: int = 0,
+    resent: int = 0,
+    delivery: DeliveryCounts | None = None,
 ) -> bool:
-    """Add settled items to the counters. Callers pass only items that just moved to settled."""
-    if succeeded == 0 and failed == 0 and skipped == 0:
+    """Add settled items to the counters. Callers pass only items that just moved to settled
+    (and changes of the unconfirmed and delivery numbers those moves made)."""
+    delivery = delivery or DeliveryCounts()
+    if not (succeeded or failed or skipped or unconfirmed or resent or delivery):
         return False
     return await _touched(
         conn,
@@ -545,6 +556,12 @@ async def add_counts(
             skipped_count=tasks.c.skipped_count + skipped,
             processed_items=tasks.c.processed_items + succeeded + failed,
             **_rate_marks(),
+            unconfirmed_count=tasks.c.unconfirmed_count + unconfirmed,
+            resent_count=tasks.c.resent_count + resent,
+            delivery_accepted=tasks.c.delivery_accepted + delivery.accepted,
+            delivery_delivered=tasks.c.delivery_delivered + delivery.delivered,
+            delivery_read=tasks.c.delivery_read + delivery.read,
+            delivery_failed=tasks.c.delivery_failed + delivery.failed,
             **_bump(),
         ),
     )
