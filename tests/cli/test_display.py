@@ -115,6 +115,18 @@ def test_summary_of_a_cancelled_or_expired_task_says_why() -> None:
     assert summary_line(Snapshot.from_json(finished)).endswith("0 cancelled")
 
 
+def test_a_broadcasts_summary_says_where_its_messages_are_and_a_status_is_a_change() -> None:
+    counts = {"accepted": 20, "delivered": 150, "read": 26, "failed": 2, "pending": 2}
+    done = Snapshot.from_json(done_json(delivery={**counts, "unconfirmed": 1, "resent": 0}))
+    assert summary_line(done).endswith(
+        "; delivery so far: 20 accepted, 150 delivered, 26 read, 2 failed, 2 pending, 1 unconfirmed"
+    )
+    # Statuses keep coming after the end: a watch prints a line for each change.
+    later = Snapshot.from_json(done_json(delivery={**counts, "accepted": 19, "read": 27}))
+    assert later.change_key() != done.change_key()
+    assert "delivery" not in summary_line(Snapshot.from_json(done_json(task_type="gmail_sync")))
+
+
 def shown(display: ProgressDisplay, clock: FakeClock, at: float, processed: int) -> None:
     clock.now = at
     display.show(snapshot(total_items=10_000, processed_items=processed))

@@ -82,7 +82,7 @@ async def _observe(stack: Stack, business_id: int, task_id: int, *, webhooks: bo
     duplicates = int(report["accepted"]) - int(report["unique_recipients"])
     lost = TOTAL - int(report["unique_recipients"]) - never_sent
     assert task.status == "completed", task
-    assert task.processed_items == TOTAL
+    assert task.processed_items == TOTAL, (counts, await _items_by_state(stack, task_id))
     assert (task.success_count + task.failed_count, task.cancelled_count) == (TOTAL, 0)
     assert set(counts) <= {"succeeded", "failed"}, counts
     assert counts.get("failed", 0) == len(unconfirmed), "every failure is an unconfirmed send"
@@ -121,6 +121,20 @@ async def _delivery_settled(
             f" vs the sandbox's {sandbox}"
         ) from None
     return holder["task"]
+
+
+async def _items_by_state(stack: Stack, task_id: int) -> list[tuple[object, ...]]:
+    """(status, delivery, dispatched, resends, count) of the task's items: what an assertion
+    on the counters shows when they disagree with the ledger."""
+    async with stack.engine.connect() as conn:
+        rows = await conn.execute(
+            text(
+                "SELECT status, delivery, dispatched_at IS NOT NULL, resends, count(*)"
+                " FROM task_items WHERE task_id = :t GROUP BY 1, 2, 3, 4 ORDER BY 1, 2, 3, 4"
+            ),
+            {"t": task_id},
+        )
+        return [tuple(r) for r in rows]
 
 
 async def _failed_unconfirmed_numbers(stack: Stack, task_id: int) -> list[str]:
