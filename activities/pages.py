@@ -349,7 +349,7 @@ class PageRun(Generic[ItemT]):
 
     async def _release_unstarted(self, claims: list[Claim]) -> int:
         unstarted = [
-            c.item_key
+            c
             for c in claims
             if (c.attempts == 1 and c.item_key not in self._started)
             or c.item_key in self._given_back

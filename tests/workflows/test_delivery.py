@@ -281,6 +281,37 @@ async def test_a_status_arriving_between_the_looks_statements_still_holds_the_ta
     assert (after.remaining, after.settle_now) == (0, 0)
 
 
+async def test_an_attempt_given_up_on_releases_no_item_a_later_attempt_claimed(
+    stack: Stack, new_business: Callable[[], Awaitable[int]]
+) -> None:
+    """Temporal gives up on a page attempt whose heartbeats came late and starts the next one;
+    the first is still running, sees the cancel, and releases what it never started. Items
+    the next attempt has claimed since stay, so that attempt's sends are recorded (before,
+    they vanished from the ledger: never counted, and the task ended short of its total)."""
+    business_id = await new_business()
+    task_id = await create_broadcast_task(
+        stack.engine, business_id, israeli_numbers(3, start=550_000)
+    )
+    requests = [ClaimRequest(f"k{i}", i, None) for i in (1, 2, 3)]
+    async with stack.engine.begin() as conn:
+        first = await ledger.claim(conn, task_id, requests)
+    async with stack.engine.begin() as conn:
+        # The next attempt claims the first two (the third is on a later page of its own).
+        later = await ledger.claim(conn, task_id, requests[:2])
+    assert [c.attempts for c in first] == [1, 1, 1]
+    assert [c.attempts for c in later] == [2, 2]
+    async with stack.engine.begin() as conn:
+        released = await ledger.release(conn, task_id, first)
+        moved = await ledger.settle(
+            conn,
+            task_id,
+            [Outcome(c.item_key, ItemStatus.succeeded, provider_ref="wamid.x") for c in later],
+        )
+    assert released == 1
+    assert moved.succeeded == 2
+    assert await ledger_counts(stack.engine, task_id) == {"succeeded": 2}
+
+
 async def test_the_spam_limit_pauses_the_task_itself_until_a_person_resumes_it(
     stack: Stack, new_business: Callable[[], Awaitable[int]]
 ) -> None:

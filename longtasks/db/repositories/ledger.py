@@ -274,17 +274,24 @@ async def settle(conn: AsyncConnection, task_id: int, outcomes: Sequence[Outcome
     return SettledCounts.from_moves([(r[0], r[1], r[2], r[3]) for r in result])
 
 
-async def release(conn: AsyncConnection, task_id: int, item_keys: Sequence[str]) -> int:
-    """Drop claims whose side effect was never started (cancelled mid-page)."""
-    if not item_keys:
+async def release(conn: AsyncConnection, task_id: int, claims: Sequence[Claim]) -> int:
+    """Drop claims whose side effect was never started (cancelled mid-page), each only if no
+    attempt claimed it since: an attempt Temporal gave up on (its heartbeats late) may still
+    be running while the next one has claimed the same items, and must not take them away."""
+    if not claims:
         return 0
     result = await conn.execute(
         text(
-            "DELETE FROM task_items WHERE task_id = :task_id"
-            " AND item_key = ANY(CAST(:keys AS text[])) AND status = 'sending'"
-            " AND dispatched_at IS NULL"
+            "DELETE FROM task_items AS t"
+            " USING unnest(CAST(:keys AS text[]), CAST(:attempts AS int[])) AS c(k, a)"
+            " WHERE t.task_id = :task_id AND t.item_key = c.k AND t.attempts = c.a"
+            " AND t.status = 'sending' AND t.dispatched_at IS NULL"
         ),
-        {"task_id": task_id, "keys": list(item_keys)},
+        {
+            "task_id": task_id,
+            "keys": [c.item_key for c in claims],
+            "attempts": [c.attempts for c in claims],
+        },
     )
     return int(result.rowcount or 0)
 
