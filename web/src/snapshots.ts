@@ -12,7 +12,8 @@ import { STATUS_PHASE, type DeliveryCounts, type Task } from './api/types';
  * fed by props, which carry only some fields).
  */
 export type TaskSnapshot = Pick<Task, 'id' | 'task_type' | 'status'> &
-  Partial<Omit<Task, 'id' | 'task_type' | 'status'>> & {
+  Partial<Omit<Task, 'id' | 'task_type' | 'status' | 'delivery'>> & {
+    // The API's counts (which add unconfirmed and re-sent), or the few a host passes as props.
     delivery?: DeliveryCounts | null;
   };
 

@@ -530,6 +530,31 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/webhooks/whatsapp": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Verify Subscription
+         * @description Meta's handshake when the callback URL is configured: echo `hub.challenge` if the verify
+         *     token is ours; 403 otherwise.
+         */
+        get: operations["verify_subscription_webhooks_whatsapp_get"];
+        put?: never;
+        /**
+         * Receive Notification
+         * @description Status updates and user messages from the WhatsApp Cloud API (signed by Meta).
+         */
+        post: operations["receive_notification_webhooks_whatsapp_post"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
 }
 export type webhooks = Record<string, never>;
 export interface components {
@@ -668,6 +693,11 @@ export interface components {
              * @description delayed start (ISO 8601 with a time zone)
              */
             start_at?: string | null;
+            /**
+             * @description a send whose answer never came and for which no status webhook arrived: counted failed and never re-sent (at_most_once: nobody gets it twice), or re-sent (at_least_once: everybody gets it, a few maybe twice)
+             * @default at_most_once
+             */
+            unconfirmed_policy?: components["schemas"]["UnconfirmedPolicy"];
         };
         /** BroadcastStarted */
         BroadcastStarted: {
@@ -809,6 +839,29 @@ export interface components {
             source?: components["schemas"]["ReceiptSource"] | null;
         };
         /**
+         * DeliveryOut
+         * @description A broadcast's items by delivery state: what WhatsApp's status webhooks (or a send's own
+         *     answer) said. `failed` includes items that failed at send time; `pending` are items whose
+         *     delivery is not known yet (not sent, in flight, or unconfirmed). These keep moving after
+         *     the task ends, as statuses keep coming.
+         */
+        DeliveryOut: {
+            /** Accepted */
+            accepted: number;
+            /** Delivered */
+            delivered: number;
+            /** Failed */
+            failed: number;
+            /** Pending */
+            pending: number;
+            /** Read */
+            read: number;
+            /** Resent */
+            resent: number;
+            /** Unconfirmed */
+            unconfirmed: number;
+        };
+        /**
          * ErrorOut
          * @description Every error answer but 422 (which lists the reasons): `{"detail": "..."}`.
          */
@@ -832,18 +885,35 @@ export interface components {
         };
         /** ItemOut */
         ItemOut: {
+            /** Accepted At */
+            accepted_at?: string | null;
             /** Attempts */
             attempts: number;
+            /** Delivered At */
+            delivered_at?: string | null;
+            /** Delivery */
+            delivery?: ("accepted" | "failed" | "delivered" | "read") | null;
+            /** Delivery Error Code */
+            delivery_error_code?: string | null;
             /** Error Code */
             error_code: string | null;
             /** Error Message */
             error_message: string | null;
+            /** Failed At */
+            failed_at?: string | null;
             /** Item Key */
             item_key: string;
             /** Label */
             label: string | null;
             /** Provider Ref */
             provider_ref: string | null;
+            /** Read At */
+            read_at?: string | null;
+            /**
+             * Resends
+             * @default 0
+             */
+            resends?: number;
             /** Seq */
             seq: number;
             status: components["schemas"]["ItemStatus"];
@@ -863,9 +933,12 @@ export interface components {
         /**
          * ItemStatus
          * @description Per-item ledger states. `sending` is a claim: committed before the side effect.
+         *     `unconfirmed`: the side effect (a WhatsApp send) may have happened and nobody answered;
+         *     it is settled by the provider's status webhook or, after a grace period, by the task's
+         *     `UnconfirmedPolicy`, never by repeating the effect blindly.
          * @enum {string}
          */
-        ItemStatus: "sending" | "succeeded" | "failed" | "skipped" | "cancelled";
+        ItemStatus: "sending" | "unconfirmed" | "succeeded" | "failed" | "skipped" | "cancelled";
         /** MessageIn */
         MessageIn: {
             template?: components["schemas"]["TemplateIn"] | null;
@@ -1119,6 +1192,7 @@ export interface components {
             created_at: string;
             /** Created By */
             created_by: string | null;
+            delivery?: components["schemas"]["DeliveryOut"] | null;
             /** Error Message */
             error_message: string | null;
             /**
@@ -1205,6 +1279,12 @@ export interface components {
              */
             params?: (string | components["schemas"]["ColumnParamIn"])[];
         };
+        /**
+         * UnconfirmedPolicy
+         * @description What a broadcast does with a send nobody could confirm once the grace period passed.
+         * @enum {string}
+         */
+        UnconfirmedPolicy: "at_most_once" | "at_least_once";
         /** ValidationError */
         ValidationError: {
             /** Context */
@@ -1217,6 +1297,21 @@ export interface components {
             msg: string;
             /** Error Type */
             type: string;
+        };
+        /** WebhookReceipt */
+        WebhookReceipt: {
+            /** Applied */
+            applied: number;
+            /** Kept */
+            kept: number;
+            /** Opted Out */
+            opted_out: number;
+            /** Refused */
+            refused: number;
+            /** Skipped */
+            skipped: number;
+            /** Statuses */
+            statuses: number;
         };
     };
     responses: never;
@@ -4622,6 +4717,208 @@ export interface operations {
             };
         };
     };
+    verify_subscription_webhooks_whatsapp_get: {
+        parameters: {
+            query?: {
+                "hub.mode"?: string | null;
+                "hub.verify_token"?: string | null;
+                "hub.challenge"?: string | null;
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description the challenge, echoed */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": unknown;
+                    "text/plain": string;
+                };
+            };
+            /** @description a malformed value (e.g. a cursor) */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorOut"];
+                };
+            };
+            /** @description a missing, expired or invalid bearer token */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorOut"];
+                };
+            };
+            /** @description the token's role is too weak */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorOut"];
+                };
+            };
+            /** @description not found in this business */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorOut"];
+                };
+            };
+            /** @description conflicts with the resource's state */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorOut"];
+                };
+            };
+            /** @description the body or the recipient list is too large */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorOut"];
+                };
+            };
+            /** @description Validation Error */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["HTTPValidationError"];
+                };
+            };
+            /** @description rate limit exceeded for this token */
+            429: {
+                headers: {
+                    /** @description seconds */
+                    "Retry-After": number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorOut"];
+                };
+            };
+            /** @description Postgres or Temporal is unavailable; retry */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorOut"];
+                };
+            };
+        };
+    };
+    receive_notification_webhooks_whatsapp_post: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["WebhookReceipt"];
+                };
+            };
+            /** @description a malformed value (e.g. a cursor) */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorOut"];
+                };
+            };
+            /** @description a missing, expired or invalid bearer token */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorOut"];
+                };
+            };
+            /** @description the token's role is too weak */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorOut"];
+                };
+            };
+            /** @description not found in this business */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorOut"];
+                };
+            };
+            /** @description conflicts with the resource's state */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorOut"];
+                };
+            };
+            /** @description the body or the recipient list is too large */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorOut"];
+                };
+            };
+            /** @description rate limit exceeded for this token */
+            429: {
+                headers: {
+                    /** @description seconds */
+                    "Retry-After": number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorOut"];
+                };
+            };
+            /** @description Postgres or Temporal is unavailable; retry */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorOut"];
+                };
+            };
+        };
+    };
 }
 type FlattenedDeepRequired<T> = {
     [K in keyof T]-?: FlattenedDeepRequired<T[K] extends unknown[] | undefined | null ? Extract<T[K], unknown[]>[number] : T[K]>;
@@ -4633,9 +4930,11 @@ type ReadonlyArray<T> = [
 ] ? Readonly<Exclude<T, undefined>> : Readonly<Exclude<T, undefined>[]>;
 export const pathsApiAudiencesAudience_idErrorsGetParametersQueryFormatValues: ReadonlyArray<FlattenedDeepRequired<paths>["/api/audiences/{audience_id}/errors"]["get"]["parameters"]["query"]["format"]> = ["json", "csv"];
 export const audienceStatusValues: ReadonlyArray<FlattenedDeepRequired<components>["schemas"]["AudienceStatus"]> = ["importing", "ready", "failed"];
-export const itemStatusValues: ReadonlyArray<FlattenedDeepRequired<components>["schemas"]["ItemStatus"]> = ["sending", "succeeded", "failed", "skipped", "cancelled"];
+export const itemOutDeliveryAnyOf0Values: ReadonlyArray<FlattenedDeepRequired<components>["schemas"]["ItemOut"]["delivery"]> = ["accepted", "failed", "delivered", "read"];
+export const itemStatusValues: ReadonlyArray<FlattenedDeepRequired<components>["schemas"]["ItemStatus"]> = ["sending", "unconfirmed", "succeeded", "failed", "skipped", "cancelled"];
 export const priorityValues: ReadonlyArray<FlattenedDeepRequired<components>["schemas"]["Priority"]> = ["high", "normal", "low"];
 export const receiptSourceValues: ReadonlyArray<FlattenedDeepRequired<components>["schemas"]["ReceiptSource"]> = ["gmail", "manual", "upload", "email"];
 export const rowIssueValues: ReadonlyArray<FlattenedDeepRequired<components>["schemas"]["RowIssue"]> = ["invalid_phone", "missing_phone", "too_many_fields", "duplicate", "suppressed"];
 export const taskStatusValues: ReadonlyArray<FlattenedDeepRequired<components>["schemas"]["TaskStatus"]> = ["awaiting_approval", "scheduled", "running", "paused", "completed", "cancelled", "failed", "expired"];
 export const taskTypeValues: ReadonlyArray<FlattenedDeepRequired<components>["schemas"]["TaskType"]> = ["broadcast", "receipt_delete", "receipt_sync", "audience_import"];
+export const unconfirmedPolicyValues: ReadonlyArray<FlattenedDeepRequired<components>["schemas"]["UnconfirmedPolicy"]> = ["at_most_once", "at_least_once"];
