@@ -105,6 +105,12 @@ class DeliveryCounts:
             resent=_int(data, "resent"),
         )
 
+    @property
+    def any_sent(self) -> bool:
+        """Whether anything was sent (a broadcast rejected or cancelled before has nothing to
+        say about delivery)."""
+        return any((self.accepted, self.delivered, self.read, self.failed, self.unconfirmed))
+
     def text(self) -> str:
         parts = [
             f"{self.accepted:,} accepted",
@@ -358,7 +364,7 @@ def summary_line(snapshot: Snapshot) -> str:
     )
     if why:
         line += f" ({why})"
-    if snapshot.delivery is not None:
+    if snapshot.delivery is not None and snapshot.delivery.any_sent:
         # Keeps moving after the task ends, as WhatsApp's statuses come in.
         line += f"; delivery so far: {snapshot.delivery.text()}"
     return line

@@ -125,6 +125,9 @@ def test_a_broadcasts_summary_says_where_its_messages_are_and_a_status_is_a_chan
     later = Snapshot.from_json(done_json(delivery={**counts, "accepted": 19, "read": 27}))
     assert later.change_key() != done.change_key()
     assert "delivery" not in summary_line(Snapshot.from_json(done_json(task_type="gmail_sync")))
+    nothing_sent = {"accepted": 0, "delivered": 0, "read": 0, "failed": 0, "pending": 200}
+    rejected = done_json("cancelled", processed_items=0, delivery=nothing_sent)
+    assert "delivery" not in summary_line(Snapshot.from_json(rejected))
 
 
 def shown(display: ProgressDisplay, clock: FakeClock, at: float, processed: int) -> None:
