@@ -134,6 +134,32 @@ def _retry_failed(settings: Settings, args: argparse.Namespace) -> int:
     return run_retry_failed(args)
 
 
+def _policy(settings: Settings, args: argparse.Namespace) -> int:
+    from cli.verbs import run_policy
+
+    return run_policy(args)
+
+
+def _count_or_off(text: str) -> int | None:
+    """A policy limit: a whole number, or `off` for none."""
+    if text.lower() in ("off", "none"):
+        return None
+    try:
+        return int(text.replace(",", "").replace("_", ""))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r}: a whole number, or off") from None
+
+
+def _share_or_off(text: str) -> float | None:
+    """A failure share: 0.5 or 50%, or `off` for no auto-pause."""
+    if text.lower() in ("off", "none"):
+        return None
+    try:
+        return float(text[:-1]) / 100 if text.endswith("%") else float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r}: a share (0.5 or 50%), or off") from None
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="longtasks", description=__doc__)
     verbs = parser.add_subparsers(dest="verb", required=True)
@@ -218,6 +244,43 @@ def build_parser() -> argparse.ArgumentParser:
     )
     retry.add_argument("--follow", action="store_true", help="then watch it to the end")
     retry.set_defaults(fn=_retry_failed)
+    policy = verbs.add_parser(
+        "policy", help="show the business's policy; change it with the flags (admin)"
+    )
+    # Left out, a flag is absent (SUPPRESS), so the field keeps its value; `off` sends null.
+    policy.add_argument(
+        "--approval-required-above",
+        dest="approval_required_above",
+        type=_count_or_off,
+        default=argparse.SUPPRESS,
+        metavar="N|off",
+        help="a broadcast to more valid recipients waits for an admin's approval",
+    )
+    policy.add_argument(
+        "--daily-send-cap",
+        dest="daily_send_cap",
+        type=_count_or_off,
+        default=argparse.SUPPRESS,
+        metavar="N|off",
+        help="messages per UTC day across the business's tasks; over it they wait",
+    )
+    policy.add_argument(
+        "--auto-pause-share",
+        dest="auto_pause_failure_share",
+        type=_share_or_off,
+        default=argparse.SUPPRESS,
+        metavar="F|off",
+        help="a task pauses itself once this share of its recent answers failed (0.5, 50%%)",
+    )
+    policy.add_argument(
+        "--auto-pause-window",
+        dest="auto_pause_window",
+        type=int,
+        default=argparse.SUPPRESS,
+        metavar="N",
+        help="how many recent answers that share is taken over (10-10,000)",
+    )
+    policy.set_defaults(fn=_policy)
     return parser
 
 

@@ -252,6 +252,15 @@ class ApiClient:
         _, data = self.request("POST", f"/api/long_tasks/{task_id}/retry_failed", json_body=body)
         return json_object(data)
 
+    def policy(self, changes: Mapping[str, Any] | None = None) -> JSON:
+        """`GET /api/policy`, or `PUT` it with `changes` (fields left out keep their value,
+        None turns one off): the business's policy after it."""
+        if changes is None:
+            _, data = self.request("GET", "/api/policy")
+        else:
+            _, data = self.request("PUT", "/api/policy", json_body=dict(changes))
+        return json_object(data)
+
     def task_events(self, task_id: int) -> Generator[JSON, None, None]:
         """The task's snapshots from `GET /api/long_tasks/{id}/events`, until the stream ends.
 

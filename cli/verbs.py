@@ -22,6 +22,7 @@ from cli.display import (
     Snapshot,
     console,
     format_utc,
+    parse_time,
     print_tasks,
     styled_line,
 )
@@ -216,6 +217,37 @@ def retry_failed(api: ApiClient, args: argparse.Namespace, streams: Streams) -> 
     if not args.follow:
         return EXIT_OK
     return watch_task(api, snapshot.id, out=streams.out, err=streams.err, stdin=streams.stdin)
+
+
+# The policy's fields, in the API's words (README: "Controls"), and the flags that set them.
+POLICY_FIELDS = (
+    "approval_required_above",
+    "daily_send_cap",
+    "auto_pause_failure_share",
+    "auto_pause_window",
+)
+
+
+def policy(api: ApiClient, args: argparse.Namespace, streams: Streams) -> int:
+    """Shows the business's policy; with flags, changes those fields first (admin)."""
+    # A flag left out is absent (argparse.SUPPRESS): the field keeps its value.
+    changes = {field: getattr(args, field) for field in POLICY_FIELDS if hasattr(args, field)}
+    current = api.policy(changes or None)
+    width = max(map(len, POLICY_FIELDS))
+    for field in POLICY_FIELDS:
+        value = current.get(field)
+        shown = "off" if value is None else f"{value:,}" if isinstance(value, int) else str(value)
+        streams.out.write(f"{field:<{width}}  {shown}\n")
+    if current.get("updated_by"):
+        when = parse_time(current.get("updated_at"))
+        at = f" at {format_utc(when)}" if when else ""
+        streams.out.write(f"(last changed by {current['updated_by']}{at})\n")
+    streams.out.flush()
+    return EXIT_OK
+
+
+def run_policy(args: argparse.Namespace, streams: Streams | None = None) -> int:
+    return _run(lambda api, s: policy(api, args, s), streams)
 
 
 def run_control(args: argparse.Namespace, streams: Streams | None = None) -> int:

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from cli.display import RESUMING, Snapshot, plain_line, styled_line
-from cli.errors import EXIT_CANCELLED, EXIT_OK
+from cli.errors import EXIT_CANCELLED, EXIT_ERROR, EXIT_OK
 from cli.main import main
 from tests.cli.helpers import done_json, task_json
 from tests.conftest import Stack, configure_sender, israeli_numbers, wait_for_status
@@ -184,3 +184,41 @@ async def test_a_task_waiting_for_the_daily_cap_is_not_the_users_to_resume(
         assert (await admin.put("/api/policy", json={"daily_send_cap": 100})).status_code == 200
     assert await cli("watch", str(task_id)) == EXIT_OK
     assert f"task {task_id} completed: 6 of 6 processed" in capsys.readouterr().out
+
+
+async def test_policy_shown_to_anyone_and_changed_by_an_admin(
+    stack: Stack,
+    new_business: Callable[[], Awaitable[int]],
+    as_user: Callable[[int, str, str], None],
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    business_id = await new_business()
+    as_user(business_id, "admin", "ana")
+    argv = ["--approval-required-above", "2,000", "--daily-send-cap", "500"]
+    assert await cli("policy", *argv, "--auto-pause-share", "40%") == EXIT_OK
+    capsys.readouterr()
+    # Left out, a field keeps its value; `off` turns one off.
+    assert await cli("policy", "--daily-send-cap", "off") == EXIT_OK
+    capsys.readouterr()
+
+    as_user(business_id, "viewer", "vic")
+    assert await cli("policy") == EXIT_OK
+    lines = capsys.readouterr().out.splitlines()
+    assert [line.split() for line in lines[:4]] == [
+        ["approval_required_above", "2,000"],
+        ["daily_send_cap", "off"],
+        ["auto_pause_failure_share", "0.4"],
+        ["auto_pause_window", "200"],
+    ]
+    assert lines[4].startswith("(last changed by ana at ")
+    async with stack.http(business_id, "viewer") as http:
+        policy = (await http.get("/api/policy")).json()
+    assert policy["approval_required_above"] == 2000 and policy["daily_send_cap"] is None
+
+    as_user(business_id, "operator", "olga")
+    assert await cli("policy", "--daily-send-cap", "5") == EXIT_ERROR
+    assert "needs the admin role" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as usage:
+        await cli("policy", "--daily-send-cap", "lots")
+    assert usage.value.code == 2
+    assert "'lots': a whole number, or off" in capsys.readouterr().err
