@@ -1,5 +1,5 @@
-"""How the CLI shows tasks: rich's live progress bar, tables and colours on a terminal; plain
-lines anywhere else.
+"""How the CLI shows a task: rich's live progress bar and colours on a terminal; plain lines
+anywhere else. (The tasks table is `cli.table`; what a task is, `cli.snapshot`.)
 
 On a terminal `longtasks watch` redraws rich's progress bar in place; the rate is rich's speed
 estimate over the last RATE_WINDOW_S seconds of snapshots, and the ETA its time remaining at
@@ -12,24 +12,20 @@ one line per change, no colours or control codes, so scripts and logs can read i
 from __future__ import annotations
 
 import datetime as dt
-import io
 import math
 import time
-from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
-from dataclasses import dataclass
-from typing import Any, TextIO
+from collections.abc import Callable, Iterable, Mapping
+from typing import TextIO
 
 from rich.console import Console, RenderableType
 from rich.progress import BarColumn, Progress, ProgressColumn, Task, TaskID
-from rich.table import Column, Table
+from rich.table import Column
 from rich.text import Text
 
-from longtasks.domain import TERMINAL_STATUSES, TaskStatus
+from cli.snapshot import CANCELLING, PAUSING, RESUMING, Snapshot
+from longtasks.domain import TaskStatus
 
 RATE_WINDOW_S = 10.0
-CANCELLING = "cancelling"  # shown for a running task whose cancel was requested
-PAUSING = "pausing"  # shown for a running task whose pause was requested
-RESUMING = "resuming"  # shown by `resume` for a paused task until its run goes on
 
 _STATUS_STYLES: Mapping[str, str] = {
     TaskStatus.scheduled: "blue",
@@ -62,171 +58,6 @@ def console(stream: TextIO, *, tty: bool | None = None) -> Console:
     """
     terminal = isatty(stream) if tty is None else tty
     return Console(file=stream, force_terminal=terminal, highlight=False, soft_wrap=not terminal)
-
-
-def _int(data: Mapping[str, Any], key: str) -> int:
-    value = data.get(key)
-    return int(value) if isinstance(value, int | float) and not isinstance(value, bool) else 0
-
-
-def parse_time(value: object) -> dt.datetime | None:
-    """An ISO 8601 timestamp from the API (`...Z` or `+00:00`), or None."""
-    if not isinstance(value, str) or not value:
-        return None
-    try:
-        return dt.datetime.fromisoformat(value)
-    except ValueError:
-        return None
-
-
-@dataclass(frozen=True)
-class DeliveryCounts:
-    """A broadcast's items by delivery state (WhatsApp's status webhooks)."""
-
-    accepted: int
-    delivered: int
-    read: int
-    failed: int
-    pending: int
-    unconfirmed: int = 0
-    resent: int = 0
-
-    @classmethod
-    def from_json(cls, data: Any) -> DeliveryCounts | None:
-        if not isinstance(data, Mapping):
-            return None
-        return cls(
-            accepted=_int(data, "accepted"),
-            delivered=_int(data, "delivered"),
-            read=_int(data, "read"),
-            failed=_int(data, "failed"),
-            pending=_int(data, "pending"),
-            unconfirmed=_int(data, "unconfirmed"),
-            resent=_int(data, "resent"),
-        )
-
-    @property
-    def any_sent(self) -> bool:
-        """Whether anything was sent (a broadcast rejected or cancelled before has nothing to
-        say about delivery)."""
-        return any((self.accepted, self.delivered, self.read, self.failed, self.unconfirmed))
-
-    def text(self) -> str:
-        parts = [
-            f"{self.accepted:,} accepted",
-            f"{self.delivered:,} delivered",
-            f"{self.read:,} read",
-            f"{self.failed:,} failed",
-            f"{self.pending:,} pending",
-        ]
-        if self.unconfirmed:
-            parts.append(f"{self.unconfirmed:,} unconfirmed")
-        if self.resent:
-            parts.append(f"{self.resent:,} re-sent")
-        return ", ".join(parts)
-
-
-@dataclass(frozen=True)
-class Snapshot:
-    """The fields of a task (the API's JSON) that the CLI shows."""
-
-    id: int
-    task_type: str
-    status: str  # a TaskStatus value, or one a newer server added
-    total: int
-    processed: int
-    success: int
-    failed: int
-    skipped: int
-    cancelled: int
-    cancel_requested: bool
-    error_message: str | None
-    created_at: dt.datetime | None
-    started_at: dt.datetime | None
-    completed_at: dt.datetime | None
-    pause_requested: bool = False
-    # Why it waits or paused (a quota, the circuit breaker), in the server's words.
-    status_reason: str | None = None
-    # The server's estimate (it knows the sender's pace and the daily caps); None: unknown.
-    eta_seconds: float | None = None
-    approval_expires_at: dt.datetime | None = None
-    paused_by: str | None = None  # who paused it (a user, or `system` for the breaker)
-    cancel_reason: str | None = None  # e.g. `rejected by ana: wrong list`
-    start_at: dt.datetime | None = None  # a start the creator asked for, later than creation
-    # Broadcasts: where their messages are (WhatsApp's statuses); None for other tasks.
-    delivery: DeliveryCounts | None = None
-
-    @classmethod
-    def from_json(cls, data: Mapping[str, Any]) -> Snapshot:
-        error = data.get("error_message")
-        return cls(
-            id=_int(data, "id"),
-            task_type=str(data.get("task_type") or "task"),
-            status=str(data.get("status") or "unknown"),
-            total=_int(data, "total_items"),
-            processed=_int(data, "processed_items"),
-            success=_int(data, "success_count"),
-            failed=_int(data, "failed_count"),
-            skipped=_int(data, "skipped_count"),
-            cancelled=_int(data, "cancelled_count"),
-            cancel_requested=bool(data.get("cancel_requested")),
-            error_message=str(error) if error else None,
-            created_at=parse_time(data.get("created_at")),
-            started_at=parse_time(data.get("started_at")),
-            completed_at=parse_time(data.get("completed_at")),
-            pause_requested=bool(data.get("pause_requested")),
-            status_reason=str(reason) if (reason := data.get("status_reason")) else None,
-            eta_seconds=float(eta)
-            if isinstance(eta := data.get("eta_seconds"), int | float) and not isinstance(eta, bool)
-            else None,
-            approval_expires_at=parse_time(data.get("approval_expires_at")),
-            paused_by=str(by) if (by := data.get("paused_by")) else None,
-            cancel_reason=str(why) if (why := data.get("cancel_reason")) else None,
-            start_at=parse_time(data.get("start_at")),
-            delivery=DeliveryCounts.from_json(data.get("delivery")),
-        )
-
-    @property
-    def terminal(self) -> bool:
-        return self.status in TERMINAL_STATUSES
-
-    @property
-    def shown_status(self) -> str:
-        if self.terminal:
-            return self.status
-        if self.cancel_requested:
-            return CANCELLING
-        if self.pause_requested and self.status != TaskStatus.paused:
-            return PAUSING
-        return self.status
-
-    @property
-    def done(self) -> int:
-        """Items that need no more work: processed, plus the cancelled ones once terminal."""
-        return self.processed + (self.cancelled if self.terminal else 0)
-
-    @property
-    def percent(self) -> float:
-        """0..100, one decimal; an empty task is 0% while it runs and 100% once terminal."""
-        if self.total <= 0:
-            return 100.0 if self.terminal else 0.0
-        return round(min(100.0, max(0.0, 100.0 * self.done / self.total)), 1)
-
-    def change_key(self) -> tuple[object, ...]:
-        """What makes a new line worth printing when the output is not a terminal."""
-        return (
-            self.status,
-            self.total,
-            self.processed,
-            self.success,
-            self.failed,
-            self.skipped,
-            self.cancelled,
-            self.cancel_requested,
-            self.pause_requested,
-            self.status_reason,
-            self.delivery,
-        )
 
 
 def format_duration(seconds: float | None) -> str:
@@ -512,88 +343,3 @@ class ProgressDisplay:
             # the next one starts afresh, its rate from new samples.
             self._progress = self._new_progress()
             self._task = None
-
-
-_RIGHT_ALIGNED = frozenset({"ID", "PROGRESS", "DONE/TOTAL", "OK", "FAILED", "CANCELLED"})
-TABLE_HEADERS = (
-    "ID", "TYPE", "STATUS", "PROGRESS", "DONE/TOTAL", "OK", "FAILED", "CANCELLED", "CREATED",
-)  # fmt: skip
-
-
-def _created(snapshot: Snapshot, *, short: bool = False) -> str:
-    if snapshot.created_at is None:
-        return "-"
-    return snapshot.created_at.astimezone().strftime(
-        "%m-%d %H:%M" if short else "%Y-%m-%d %H:%M:%S"
-    )
-
-
-def tasks_table(
-    tasks: Sequence[Snapshot],
-    *,
-    tty: bool,
-    short_dates: bool = False,
-    without: Collection[str] = (),
-) -> Table:
-    """Aligned columns with a header, numbers right-aligned; statuses coloured on a terminal.
-    `without` leaves out columns (a narrow terminal: see `print_tasks`)."""
-    table = Table(box=None, pad_edge=False, header_style="bold" if tty else "")
-    headers = [h for h in TABLE_HEADERS if h not in without]
-    for header in headers:
-        table.add_column(
-            header,
-            justify="right" if header in _RIGHT_ALIGNED else "left",
-            # Numbers are never cut; what does not fit is left out instead (`print_tasks`).
-            no_wrap=True,
-        )
-    for s in tasks:
-        cells: dict[str, str | Text] = {
-            "ID": str(s.id),
-            "TYPE": s.task_type,
-            "STATUS": styled_status(s.shown_status),
-            "PROGRESS": f"{s.percent:.1f}%",
-            "DONE/TOTAL": f"{s.processed:,}/{s.total:,}",
-            "OK": f"{s.success:,}",
-            "FAILED": f"{s.failed:,}",
-            "CANCELLED": f"{s.cancelled:,}",
-            "CREATED": _created(s, short=short_dates),
-        }
-        table.add_row(*(cells[h] for h in headers))
-    return table
-
-
-# A terminal too narrow for the whole table first loses the date's year and seconds, then the
-# percentage (DONE/TOTAL says it too), then the cancelled count.
-_NARROWER: tuple[tuple[bool, frozenset[str]], ...] = (
-    (False, frozenset()),
-    (True, frozenset()),
-    (True, frozenset({"PROGRESS"})),
-    (True, frozenset({"PROGRESS", "CANCELLED"})),
-)
-
-
-def print_tasks(out: TextIO, tasks: Sequence[Snapshot], *, tty: bool | None = None) -> None:
-    """The tasks table: on a terminal, the widest form that fits it; elsewhere every column at
-    full width (what scripts read)."""
-    terminal = isatty(out) if tty is None else tty
-    if not terminal:
-        print_table(out, tasks_table(tasks, tty=False), tty=False)
-        return
-    shown = console(out, tty=True)
-    unbounded = shown.options.update(width=100_000)  # rich clamps a measure to the width
-    for short_dates, without in _NARROWER:
-        table = tasks_table(tasks, tty=True, short_dates=short_dates, without=without)
-        if shown.measure(table, options=unbounded).maximum <= shown.width:
-            break
-    shown.print(table)
-
-
-def print_table(out: TextIO, table: Table, *, tty: bool | None = None) -> None:
-    """On a terminal, fitted to its width; elsewhere at full width, without trailing blanks."""
-    if tty if tty is not None else isatty(out):
-        console(out, tty=True).print(table)
-        return
-    buffer = io.StringIO()
-    Console(file=buffer, force_terminal=False, width=100_000).print(table)
-    out.write("".join(line.rstrip() + "\n" for line in buffer.getvalue().splitlines()))
-    out.flush()

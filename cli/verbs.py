@@ -17,18 +17,12 @@ from typing import TextIO
 
 from rich.text import Text
 
-from cli.display import (
-    RESUMING,
-    Snapshot,
-    console,
-    format_utc,
-    parse_time,
-    print_tasks,
-    styled_line,
-)
+from cli.display import console, format_utc, styled_line
 from cli.errors import EXIT_INTERRUPTED, EXIT_OK, CliError
 from cli.recipients import read_recipients
 from cli.rest import JSON, ApiClient, json_object
+from cli.snapshot import RESUMING, Snapshot, parse_time
+from cli.table import print_tasks
 from cli.watch import watch_task
 from longtasks.domain import TaskStatus, TaskType
 

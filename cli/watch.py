@@ -15,9 +15,10 @@ from typing import TextIO
 
 import httpx
 
-from cli.display import ProgressDisplay, Snapshot, console, isatty, print_summary
+from cli.display import ProgressDisplay, console, isatty, print_summary
 from cli.errors import EXIT_CANCELLED, EXIT_ERROR, EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, CliError
 from cli.rest import ApiClient, ApiError, EventsUnavailable
+from cli.snapshot import Snapshot
 from longtasks.domain import TaskStatus
 
 POLL_INTERVAL_S = 1.0

@@ -10,9 +10,10 @@ from pathlib import Path
 
 import pytest
 
-from cli.display import RESUMING, Snapshot, plain_line, styled_line
+from cli.display import plain_line, styled_line
 from cli.errors import EXIT_CANCELLED, EXIT_ERROR, EXIT_OK
 from cli.main import main
+from cli.snapshot import RESUMING, Snapshot
 from tests.cli.helpers import done_json, task_json
 from tests.conftest import Stack, configure_sender, israeli_numbers, wait_for_status
 
