@@ -65,6 +65,7 @@ let timers: ReturnType<typeof setTimeout>[] = [];
 let listRequest = 0; // answers to superseded list requests are dropped
 let listLoading = false;
 let listRetriedAt = 0;
+let listRetryTimer: ReturnType<typeof setTimeout> | undefined;
 
 const api = createApiClient({
   getToken: () => token,
@@ -417,11 +418,17 @@ async function loadList({ reset }: { reset: boolean }): Promise<void> {
  * untracked task (not even a new one) is shown, since the store knows no loaded range.
  */
 function retryFailedList(): void {
-  if (store.state.listError === null || listLoading) return;
-  // A list endpoint that keeps failing while the stream works is retried every few seconds.
-  if (Date.now() - listRetriedAt < LIST_POLL_MS) return;
-  listRetriedAt = Date.now();
-  void loadList({ reset: true });
+  if (store.state.listError === null || listLoading || listRetryTimer !== undefined) return;
+  // A list endpoint that keeps failing while the stream works is retried every few seconds at
+  // most; a delivery within those seconds schedules the retry rather than dropping it, since
+  // it may be the last one (the task finished, the stream goes quiet).
+  const wait = Math.max(0, listRetriedAt + LIST_POLL_MS - Date.now());
+  listRetryTimer = setTimeout(() => {
+    listRetryTimer = undefined;
+    if (store.state.listError === null || listLoading) return;
+    listRetriedAt = Date.now();
+    void loadList({ reset: true });
+  }, wait);
 }
 
 function tickCards(): void {
