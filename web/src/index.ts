@@ -1,12 +1,12 @@
 // @longtasks/ui: the <long-task-card> element, the typed API client, and the pieces both the
 // service page and the React bindings are built from. Importing it registers the element.
 
-import { defineLongTaskCard } from './card/element';
+import { defineLongTaskCard } from './card/element.js';
 
 defineLongTaskCard();
 
-export { LongTaskCard, defineLongTaskCard, type CardActions, type CardTask } from './card/element';
-export { percentOf, ProgressTracker } from './card/progress';
+export { LongTaskCard, defineLongTaskCard, type CardActions, type CardTask } from './card/element.js';
+export { percentOf, ProgressTracker } from './card/progress.js';
 export {
   ApiError,
   createApiClient,
@@ -17,10 +17,10 @@ export {
   type FieldError,
   type ListItemsQuery,
   type ListTasksQuery,
-} from './api/client';
-export * from './api/types';
-export { asTask, isActiveStatus, isNewerSnapshot, isTerminal, isTerminalStatus, type TaskSnapshot } from './snapshots';
-export { LiveFeed, LIST_POLL_MS, TASK_POLL_MS, type FeedMode, type LiveFeedOptions } from './live';
+} from './api/client.js';
+export * from './api/types.js';
+export { asTask, isActiveStatus, isNewerSnapshot, isTerminal, isTerminalStatus, type TaskSnapshot } from './snapshots.js';
+export { LiveFeed, LIST_POLL_MS, TASK_POLL_MS, type FeedMode, type LiveFeedOptions } from './live.js';
 export {
   createBusinessPersistence,
   createTaskPersistence,
@@ -32,8 +32,8 @@ export {
   type PersistenceOptions,
   type TaskPersistence,
   type TrackedTask,
-} from './persistence';
-export { matchesFilters, TaskStore, type Filters, type Received, type StoreState, type TaskView } from './store';
+} from './persistence.js';
+export { matchesFilters, TaskStore, type Filters, type Received, type StoreState, type TaskView } from './store.js';
 export {
   formatDateTime,
   formatDecimal,
@@ -49,5 +49,5 @@ export {
   translator,
   type Lang,
   type Vars,
-} from './i18n/core';
-export { priorityLabel, statusLabel, typeLabel } from './i18n/messages';
+} from './i18n/core.js';
+export { priorityLabel, statusLabel, typeLabel } from './i18n/messages.js';

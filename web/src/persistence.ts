@@ -14,8 +14,8 @@
 // Every write re-reads storage first, so two tabs tracking different tasks never drop each
 // other's entries; `subscribe` hears writes from this tab and (through `storage` events) others.
 
-import type { TaskStatus, TaskType } from './api/types';
-import { isTerminalStatus } from './snapshots';
+import type { TaskStatus, TaskType } from './api/types.js';
+import { isTerminalStatus } from './snapshots.js';
 
 export const ENTRY_TTL_MS = 60 * 60 * 1000;
 export const TERMINAL_TTL_MS = 5 * 60 * 1000;

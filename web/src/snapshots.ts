@@ -5,7 +5,7 @@
 // (the page's store, the card, the React hook) asks `isNewerSnapshot` before replacing what it
 // shows, so counts never go backwards and a finished task never comes back to life.
 
-import { STATUS_PHASE, type DeliveryCounts, type Task } from './api/types';
+import { STATUS_PHASE, type DeliveryCounts, type Task } from './api/types.js';
 
 /**
  * A task as the card needs it: the identity and status, the rest optional (the React card is

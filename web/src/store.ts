@@ -5,9 +5,9 @@
 // the newest per task (`isNewerSnapshot`), so the feeds can overlap without disagreeing. What
 // the page shows is a function of this state (`visible()`), and listeners hear every change.
 
-import type { Task, TaskPage, TaskStatus, TaskType } from './api/types';
-import type { CardTask } from './card/element';
-import { isNewerSnapshot, isTerminal } from './snapshots';
+import type { Task, TaskPage, TaskStatus, TaskType } from './api/types.js';
+import type { CardTask } from './card/element.js';
+import { isNewerSnapshot, isTerminal } from './snapshots.js';
 
 export interface Filters {
   taskType: TaskType | '';

@@ -1,8 +1,8 @@
 // The REST client: every call to /api goes through here, so auth, timeouts, error shapes and the
 // URLs the browser opens by itself (SSE, CSV downloads) are built in one place.
 
-import { t } from '../i18n/messages';
-import type { Lang } from '../i18n/core';
+import { t } from '../i18n/messages.js';
+import type { Lang } from '../i18n/core.js';
 import type {
   BroadcastRequest,
   BroadcastStarted,
@@ -17,7 +17,7 @@ import type {
   TaskStatus,
   TaskType,
   ValidationIssue,
-} from './types';
+} from './types.js';
 
 const API_PREFIX = '/api';
 const REQUEST_TIMEOUT_MS = 20_000;

@@ -2,7 +2,7 @@
 // openapi-typescript generates from the service's /openapi.json (`make web-types`): when the API
 // gains a field, a task type or a status, the compiler points at every place that must follow.
 
-import { priorityValues, receiptSourceValues, taskStatusValues, taskTypeValues, type components } from './schema';
+import { priorityValues, receiptSourceValues, taskStatusValues, taskTypeValues, type components } from './schema.js';
 
 type Schemas = components['schemas'];
 

@@ -25,13 +25,13 @@
 // [data-field=status|percent|rate|eta|stalled|status-reason|error], class "stalled" and
 // data-stalled="true" when stalled, data-loading while it shows a placeholder.
 
-import { readableError } from '../api/client';
-import type { Item, ItemPage } from '../api/types';
-import { formatDateTime, formatDecimal, formatDuration, formatNumber, langDir, langOf, LANG_CHANGE_EVENT, type Lang } from '../i18n/core';
-import { priorityLabel, statusLabel, t, typeLabel, type CardMessageKey } from '../i18n/messages';
-import { isActiveStatus, isNewerSnapshot, isTerminal, type TaskSnapshot } from '../snapshots';
+import { readableError } from '../api/client.js';
+import type { Item, ItemPage } from '../api/types.js';
+import { formatDateTime, formatDecimal, formatDuration, formatNumber, langDir, langOf, LANG_CHANGE_EVENT, type Lang } from '../i18n/core.js';
+import { priorityLabel, statusLabel, t, typeLabel, type CardMessageKey } from '../i18n/messages.js';
+import { isActiveStatus, isNewerSnapshot, isTerminal, type TaskSnapshot } from '../snapshots.js';
 import cardCss from './card.css?inline';
-import { num, percentOf, ProgressTracker } from './progress';
+import { num, percentOf, ProgressTracker } from './progress.js';
 
 const DELETE_CONFIRM_MS = 4_000;
 const STYLE_ID = 'longtasks-card-style';

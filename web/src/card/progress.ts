@@ -1,7 +1,7 @@
 // What a card derives from the snapshots it has seen: percent, rate, ETA, and "stalled".
 // Kept apart from the DOM so each rule is one small function with a clock passed in.
 
-import type { TaskSnapshot } from '../snapshots';
+import type { TaskSnapshot } from '../snapshots.js';
 
 const RATE_WINDOW_MS = 60_000; // rate over the last minute: smooth, yet reacts to a slowdown
 

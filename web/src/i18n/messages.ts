@@ -1,8 +1,8 @@
 // What the card and the API client say, in both languages. Labels for task types, statuses and
 // priorities are `Record`s over the spec's values: a new one does not compile until translated.
 
-import type { Priority, TaskStatus, TaskType } from '../api/types';
-import { getLang, translator, type Lang } from './core';
+import type { Priority, TaskStatus, TaskType } from '../api/types.js';
+import { getLang, translator, type Lang } from './core.js';
 
 const he = {
   'card.title': '{type} #{id}',

@@ -2,11 +2,11 @@
 // package's <long-task-card> element (one implementation of the card for every host).
 
 import { createElement, useEffect, useLayoutEffect, useRef } from 'react';
-import type { DeliveryCounts, Task, TaskType } from '../api/types';
-import type { CardTask, LongTaskCard } from '../card/element';
-import { defineLongTaskCard } from '../card/element';
-import type { Lang } from '../i18n/core';
-import { isTerminalStatus } from '../snapshots';
+import type { DeliveryCounts, Task, TaskType } from '../api/types.js';
+import type { CardTask, LongTaskCard } from '../card/element.js';
+import { defineLongTaskCard } from '../card/element.js';
+import type { Lang } from '../i18n/core.js';
+import { isTerminalStatus } from '../snapshots.js';
 
 export const DEFAULT_REFRESH_INTERVAL_MS = 2_500; // the seed's default
 

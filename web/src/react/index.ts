@@ -4,7 +4,7 @@ export {
   LongTaskStatusCard,
   taskCardProps,
   type LongTaskStatusCardProps,
-} from './LongTaskStatusCard';
-export { useLongTask, type UseLongTaskOptions, type UseLongTaskResult } from './useLongTask';
-export { useLongTaskPersistence, type SaveTaskInput, type UseLongTaskPersistenceResult } from './useLongTaskPersistence';
-export type { TrackedTask } from '../persistence';
+} from './LongTaskStatusCard.js';
+export { useLongTask, type UseLongTaskOptions, type UseLongTaskResult } from './useLongTask.js';
+export { useLongTaskPersistence, type SaveTaskInput, type UseLongTaskPersistenceResult } from './useLongTaskPersistence.js';
+export type { TrackedTask } from '../persistence.js';

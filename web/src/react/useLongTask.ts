@@ -3,10 +3,10 @@
 // requested. Works cross-origin when the service's CORS_ORIGINS names the host's origin.
 
 import { useCallback, useEffect, useMemo, useRef, useState } from 'react';
-import { ApiError, createApiClient } from '../api/client';
-import type { Task } from '../api/types';
-import { LiveFeed, TASK_POLL_MS } from '../live';
-import { asTask, isTerminal } from '../snapshots';
+import { ApiError, createApiClient } from '../api/client.js';
+import type { Task } from '../api/types.js';
+import { LiveFeed, TASK_POLL_MS } from '../live.js';
+import { asTask, isTerminal } from '../snapshots.js';
 
 export interface UseLongTaskOptions {
   /** The service's origin (e.g. "https://tasks.example.com"); default: this page's origin. */

@@ -4,8 +4,8 @@
 // other's changes and never overwrite each other's entries.
 
 import { useCallback, useEffect, useMemo, useState } from 'react';
-import type { TaskStatus, TaskType } from '../api/types';
-import { createTaskPersistence, type PersistenceOptions, type TrackedTask } from '../persistence';
+import type { TaskStatus, TaskType } from '../api/types.js';
+import { createTaskPersistence, type PersistenceOptions, type TrackedTask } from '../persistence.js';
 
 export interface SaveTaskInput {
   taskId: number;
