@@ -49,11 +49,9 @@ export const STATUS_PHASE: Record<TaskStatus, 'active' | 'terminal'> = {
   expired: 'terminal',
 };
 
-/** Broadcast delivery counts (issue 12 adds them to broadcast tasks): shown when present. */
-export interface DeliveryCounts {
-  accepted: number;
-  delivered: number;
-  read: number;
-  failed: number;
-  pending?: number;
-}
+/**
+ * A broadcast's items by delivery state (the API's `DeliveryOut`): shown when present. A host
+ * passing counts of its own may give the four WhatsApp states only.
+ */
+export type DeliveryCounts = Pick<Schemas['DeliveryOut'], 'accepted' | 'delivered' | 'read' | 'failed'> &
+  Partial<Pick<Schemas['DeliveryOut'], 'pending' | 'unconfirmed' | 'resent'>>;

@@ -21,12 +21,12 @@
 //
 // Test hooks: [data-task-id], [data-status], [data-counter=processed|success|failed|cancelled|
 // skipped|total] (data-value = the raw integer), [data-delivery=accepted|delivered|read|failed|
-// pending], [data-action=cancel|dismiss|delete|export-csv|more-failures], [role=progressbar],
+// pending|unconfirmed|resent], [data-action=cancel|dismiss|delete|export-csv|more-failures], [role=progressbar],
 // [data-field=status|percent|rate|eta|stalled|status-reason|error], class "stalled" and
 // data-stalled="true" when stalled, data-loading while it shows a placeholder.
 
 import { readableError } from '../api/client.js';
-import type { Item, ItemPage } from '../api/types.js';
+import type { DeliveryCounts, Item, ItemPage } from '../api/types.js';
 import { formatDateTime, formatDecimal, formatDuration, formatNumber, langDir, langOf, LANG_CHANGE_EVENT, type Lang } from '../i18n/core.js';
 import { priorityLabel, statusLabel, t, typeLabel, type CardMessageKey } from '../i18n/messages.js';
 import { isActiveStatus, isNewerSnapshot, isTerminal, type TaskSnapshot } from '../snapshots.js';
@@ -55,13 +55,17 @@ const COUNTERS: readonly [CounterName, keyof TaskSnapshot, CardMessageKey][] = [
   ['cancelled', 'cancelled_count', 'card.cancelled'],
   ['skipped', 'skipped_count', 'card.skipped'],
 ];
-type DeliveryName = 'accepted' | 'delivered' | 'read' | 'failed' | 'pending';
+type DeliveryName = keyof DeliveryCounts;
 const DELIVERY: readonly [DeliveryName, CardMessageKey][] = [
   ['accepted', 'card.deliveryAccepted'],
   ['delivered', 'card.deliveryDelivered'],
   ['read', 'card.deliveryRead'],
   ['failed', 'card.deliveryFailed'],
   ['pending', 'card.deliveryPending'],
+  // Sends whose answer was lost (WhatsApp may or may not have the message), and sends repeated
+  // under the broadcast's at-least-once policy: shown only when there are some.
+  ['unconfirmed', 'card.deliveryUnconfirmed'],
+  ['resent', 'card.deliveryResent'],
 ];
 
 type Attrs = Record<string, string | boolean | null | undefined>;
@@ -397,7 +401,8 @@ export class LongTaskCard extends HTMLElement {
       for (const [name, key] of DELIVERY) {
         const item = f.deliveryItems[name];
         item.label.textContent = t(key, {}, lang);
-        item.row.hidden = delivery[name] === undefined;
+        const value = delivery[name];
+        item.row.hidden = value === undefined || ((name === 'unconfirmed' || name === 'resent') && value === 0);
         setCounter(item.value, delivery[name], lang);
       }
     }

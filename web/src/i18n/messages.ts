@@ -45,6 +45,8 @@ const he = {
   'card.deliveryRead': 'נקראו',
   'card.deliveryFailed': 'נכשלו במסירה',
   'card.deliveryPending': 'ממתינות',
+  'card.deliveryUnconfirmed': 'לא ידוע אם נשלחו',
+  'card.deliveryResent': 'נשלחו שוב',
 
   'error.network': 'אין תקשורת עם השרת.',
   'error.timeout': 'השרת לא הגיב בזמן.',
@@ -98,6 +100,8 @@ const en: Record<CardMessageKey, string> = {
   'card.deliveryRead': 'Read',
   'card.deliveryFailed': 'Not delivered',
   'card.deliveryPending': 'Pending',
+  'card.deliveryUnconfirmed': 'Send unconfirmed',
+  'card.deliveryResent': 'Re-sent',
 
   'error.network': 'Cannot reach the server.',
   'error.timeout': 'The server did not answer in time.',
