@@ -57,8 +57,10 @@ class TaskActivities:
     @activity.defn(name=act.MARK_PAUSED.name)
     async def mark_paused(self, task_id: int) -> PauseState:
         """`paused` now that the pages have settled what was in flight; not paused when a
-        resume lowered the flag meanwhile."""
+        resume lowered the flag meanwhile, or when the task paused itself and nothing is left
+        to hold back."""
         async with self._engine.begin() as conn:
+            await task_repo.drop_pause_with_nothing_left(conn, task_id)
             row = await task_repo.mark_paused(conn, task_id)
         if row is None:
             return PauseState(paused=False)

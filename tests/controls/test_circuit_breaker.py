@@ -110,3 +110,31 @@ async def test_too_many_failures_pause_the_task_until_a_person_resumes_it(
     report = await sender_report(stack, business_id)
     assert report["accepted"] == len(good)
     assert report["max_per_recipient"] == 1
+
+
+async def test_a_breaker_tripped_by_the_last_sends_lets_the_task_finish(
+    stack: Stack, new_business: Callable[[], Awaitable[int]]
+) -> None:
+    """One unpaced page of unreachable numbers: every send is in flight before the first answer
+    trips the breaker, so nothing is left to hold back; paused at 100% it would only wait for a
+    person to resume it into finishing (seen from the CLI on retries of undeliverable lists)."""
+    business_id = await new_business()
+    numbers = UNREACHABLE[:30]
+    async with stack.http(business_id, "admin") as admin:
+        policy = {"auto_pause_failure_share": 0.5, "auto_pause_window": 20}
+        assert (await admin.put("/api/policy", json=policy)).status_code == 200
+        task_id = (await start_broadcast(admin, numbers))["task"]["id"]
+        done = await wait_for_status(admin, task_id, {"completed", "failed", "cancelled", "paused"})
+    async with stack.engine.connect() as conn:
+        tripped = (
+            await conn.execute(
+                text("SELECT auto_pauses FROM long_running_tasks WHERE id = :t"), {"t": task_id}
+            )
+        ).scalar_one()
+    assert tripped == 1, "the breaker tripped"
+    assert (done["status"], done["processed_items"], done["failed_count"]) == (
+        "completed",
+        len(numbers),
+        len(numbers),
+    )
+    assert done["status_reason"] is None and not done["pause_requested"]

@@ -349,6 +349,25 @@ async def request_resume(conn: AsyncConnection, task_id: int) -> LongRunningTask
     )
 
 
+async def drop_pause_with_nothing_left(conn: AsyncConnection, task_id: int) -> bool:
+    """Lower the flag of a task that paused itself when every item has been processed since
+    (the sends in flight when the breaker tripped were its last): nothing is left to hold back,
+    and `paused` at 100% would only wait for a person to resume it into finishing. The run
+    then goes on as after a resume and finishes. A person's pause is never dropped."""
+    result = await conn.execute(
+        update(tasks)
+        .where(
+            tasks.c.id == task_id,
+            tasks.c.pause_requested.is_(True),
+            tasks.c.paused_by == SYSTEM,
+            tasks.c.processed_items >= tasks.c.total_items,
+            tasks.c.status.not_in(_TERMINAL),
+        )
+        .values(pause_requested=False, status_reason=None, **_bump())
+    )
+    return bool(result.rowcount)
+
+
 async def mark_paused(conn: AsyncConnection, task_id: int) -> LongRunningTask | None:
     """`paused`, if the flag is still up (a resume may have lowered it meanwhile)."""
     return await _changed(
