@@ -9,10 +9,14 @@ queue, and may pass a registry of their own.
 from __future__ import annotations
 
 import asyncio
+import atexit
 import logging
+import os
 import signal
+import sys
 from contextlib import AsyncExitStack
 from datetime import timedelta
+from typing import NoReturn
 
 import aiohttp
 from temporalio.client import Client
@@ -127,5 +131,21 @@ async def serve_worker(
             log.info("shutting down: letting in-flight pages settle")
 
 
+def main(settings: Settings) -> NoReturn:
+    """The worker process from start to exit (the `longtasks worker` command)."""
+    asyncio.run(run_worker(settings))
+    # Temporal's core (Rust, its Tokio threads) can still call into Python while the
+    # interpreter finalizes, and the process then aborts after a clean shutdown (SIGABRT,
+    # "PyGILState_Release: thread state ... must be current when releasing";
+    # temporalio/sdk-python#300; met by the SIGTERM fault test on a loaded machine). By now
+    # every page has settled and every resource is closed: run the exit handlers ourselves
+    # (logs, the tracer's last export, an embedded Postgres's stop) and leave before
+    # finalization, so a graceful shutdown exits 0.
+    atexit._run_exitfuncs()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(0)
+
+
 if __name__ == "__main__":
-    asyncio.run(run_worker(Settings()))
+    main(Settings())

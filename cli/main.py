@@ -76,10 +76,9 @@ def _schedules(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def _worker(settings: Settings, args: argparse.Namespace) -> int:
-    from worker import run_worker
+    from worker import main
 
-    asyncio.run(run_worker(with_database(settings, "worker")))
-    return 0
+    main(with_database(settings, "worker"))
 
 
 def _sandbox(settings: Settings, args: argparse.Namespace) -> int:
