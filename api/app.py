@@ -18,6 +18,7 @@ from fastapi.staticfiles import StaticFiles
 from sqlalchemy.exc import DataError, DBAPIError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 
+from api.auth import Authenticate
 from api.deps import Resources
 from api.errors import AppError, app_error_handler, task_service_error_handler
 from api.metrics import ApiMetrics, RequestMetrics
@@ -33,6 +34,8 @@ from api.routers import (
     receipts,
     tasks,
     whatsapp_webhooks,
+    tickets,
+    tokens,
 )
 from api.schemas import ERROR_RESPONSES, TASK_TYPE_SCHEMA
 from longtasks.db.engine import create_engine
@@ -180,6 +183,8 @@ def create_app(
     app.include_router(whatsapp_webhooks.router)
     app.state.task_types = frozenset(registry.type_names)
     app.openapi = lambda: openapi_with_task_types(app, registry)  # type: ignore[method-assign]
+    app.include_router(tickets.router)
+    app.include_router(tokens.router)
 
     index_html = (STATIC_DIR / "index.html") if (STATIC_DIR / "index.html").exists() else None
 
@@ -195,6 +200,8 @@ def create_app(
     if STATIC_DIR.exists():
         app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
 
+    # Inside the limits: who is calling is decided once, before routing.
+    app.add_middleware(Authenticate)
     # Outermost first: limits apply before any work is done.
     app.add_middleware(
         RateLimit, rate_per_s=settings.api_rate_limit_per_s, burst=settings.api_rate_limit_burst

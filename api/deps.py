@@ -11,10 +11,12 @@ from fastapi.exceptions import RequestValidationError
 from sqlalchemy.ext.asyncio import AsyncEngine
 from temporalio.client import Client
 
-from api.auth import Principal, verify_token
+from api.auth import Refused
 from api.errors import Forbidden, Unauthorized, Unavailable
 from api.events import TaskEventHub
 from api.schemas import TaskTypeName
+from longtasks.auth.tickets import TicketSigner
+from longtasks.auth.tokens import Principal, TokenVerifier
 from longtasks.domain import Role
 from longtasks.eta import SendLimits
 from longtasks.settings import Settings
@@ -35,6 +37,13 @@ class Resources:
     limits_cache: dict[int, tuple[float, SendLimits]] = field(default_factory=dict)
     # The task types whose ETA those limits bound: set by `create_app` from its registry.
     sending_task_types: frozenset[str] = frozenset()
+    # Built from the settings: a key that does not load stops the API at start-up.
+    tokens: TokenVerifier = field(init=False)
+    tickets: TicketSigner = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.tokens = TokenVerifier.from_settings(self.settings)
+        self.tickets = TicketSigner(self.settings.encryption_keys, self.settings.ticket_ttl_s)
 
     async def temporal_client(self) -> Client:
         """Connected lazily: the API serves reads while Temporal is down or still starting."""
@@ -85,25 +94,13 @@ def task_type_filter(
 TaskTypeFilter = Annotated[str | None, Depends(task_type_filter)]
 
 
-def bearer_token(request: Request) -> str:
-    header = request.headers.get("Authorization")
-    if header:
-        scheme, _, token = header.partition(" ")
-        if scheme.lower() != "bearer" or not token.strip():
-            raise Unauthorized("Authorization header must be 'Bearer <token>'")
-        return token.strip()
-    # EventSource and download links cannot set headers: GETs may carry the token as a query
-    # parameter instead.
-    query_token = request.query_params.get("access_token")
-    if query_token and request.method == "GET":
-        return query_token
-    raise Unauthorized("missing bearer token")
-
-
-def get_principal(request: Request, resources: ResourcesDep) -> Principal:
-    principal = verify_token(resources.settings.jwt_secret, bearer_token(request))
-    request.state.principal = principal
-    return principal
+def get_principal(request: Request) -> Principal:
+    """The caller, as `api.auth.Authenticate` verified it (and found it not revoked)."""
+    outcome = request.scope.get("state", {}).get("auth")
+    if isinstance(outcome, Principal):
+        request.state.principal = outcome
+        return outcome
+    raise Unauthorized(outcome.reason if isinstance(outcome, Refused) else "missing bearer token")
 
 
 def require(role: Role) -> object:

@@ -3,6 +3,9 @@
 One LISTEN connection per API process fans notifications out to subscribers; a subscriber
 reads a snapshot only when its task changed, so a thousand watchers of an idle task cost
 nothing, and a fast task's many commits coalesce into one read per `coalesce_s`.
+
+The same connection hears token revocations (from any replica): a subscriber whose token is
+revoked is woken with `revoked` set, and its stream ends.
 """
 
 from __future__ import annotations
@@ -18,6 +21,7 @@ from dataclasses import dataclass, field
 import psycopg
 
 from longtasks.db.engine import libpq_url
+from longtasks.db.repositories.revocations import REVOKED_CHANNEL
 from longtasks.db.repositories.tasks import TASK_CHANNEL
 
 log = logging.getLogger("longtasks.events")
@@ -31,6 +35,8 @@ class Subscription:
     dirty: set[int] = field(default_factory=set)
     # After the LISTEN connection was lost, everything may have changed.
     resync: bool = False
+    # The token the stream was opened with has been revoked.
+    revoked: bool = False
 
     def take(self) -> tuple[set[int], bool]:
         dirty, resync = self.dirty, self.resync
@@ -44,6 +50,7 @@ class TaskEventHub:
         self._url = libpq_url(database_url)
         self._by_task: dict[int, set[Subscription]] = defaultdict(set)
         self._by_business: dict[int, set[Subscription]] = defaultdict(set)
+        self._by_token: dict[tuple[int, str], set[Subscription]] = defaultdict(set)
         self._listener: asyncio.Task[None] | None = None
         self._connected = asyncio.Event()
 
@@ -53,8 +60,9 @@ class TaskEventHub:
 
     @contextlib.asynccontextmanager
     async def subscribe(
-        self, *, task_id: int | None = None, business_id: int | None = None
+        self, *, token: tuple[int, str], task_id: int | None = None, business_id: int | None = None
     ) -> AsyncIterator[Subscription]:
+        """`token`: the (business id, jti) the stream was opened with."""
         self._ensure_listening()
         sub = Subscription()
         registry, key = (
@@ -62,6 +70,7 @@ class TaskEventHub:
         )
         assert key is not None
         registry[key].add(sub)
+        self._by_token[token].add(sub)
         try:
             # Subscribe before the first read, so no change between the two is missed.
             with contextlib.suppress(TimeoutError):
@@ -71,6 +80,20 @@ class TaskEventHub:
             registry[key].discard(sub)
             if not registry[key]:
                 del registry[key]
+            self._by_token[token].discard(sub)
+            if not self._by_token[token]:
+                del self._by_token[token]
+
+    def _dispatch_revoked(self, payload: str) -> None:
+        try:
+            data = json.loads(payload)
+            token = (int(data["business_id"]), str(data["jti"]))
+        except (ValueError, KeyError, TypeError):
+            log.warning("ignoring malformed revocation %r", payload)
+            return
+        for sub in self._by_token.get(token, ()):
+            sub.revoked = True
+            sub.changed.set()
 
     def _dispatch(self, payload: str) -> None:
         try:
@@ -98,11 +121,15 @@ class TaskEventHub:
                     self._url, autocommit=True
                 ) as conn:
                     await conn.execute(f"LISTEN {TASK_CHANNEL}")
+                    await conn.execute(f"LISTEN {REVOKED_CHANNEL}")
                     self._connected.set()
                     self._resync_all()
                     delay = 0.2
                     async for notify in conn.notifies():
-                        self._dispatch(notify.payload)
+                        if notify.channel == REVOKED_CHANNEL:
+                            self._dispatch_revoked(notify.payload)
+                        else:
+                            self._dispatch(notify.payload)
             except asyncio.CancelledError:
                 raise
             except Exception as exc:

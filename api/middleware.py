@@ -14,7 +14,7 @@ class _TooLarge(Exception):
     pass
 
 
-async def _send_json(
+async def send_json(
     send: Send, status: int, detail: str, headers: list[tuple[bytes, bytes]] | None = None
 ) -> None:
     body = json.dumps({"detail": detail}).encode()
@@ -53,7 +53,7 @@ class BodySizeLimit:
         max_bytes = self.path_limits.get(scope.get("path", ""), self.max_bytes)
         for name, value in scope.get("headers", []):
             if name == b"content-length" and value.isdigit() and int(value) > max_bytes:
-                await _send_json(send, 413, f"request body over {max_bytes} bytes")
+                await send_json(send, 413, f"request body over {max_bytes} bytes")
                 return
         received = 0
         started = False
@@ -77,7 +77,7 @@ class BodySizeLimit:
             await self.app(scope, limited_receive, tracking_send)
         except _TooLarge:
             if not started:
-                await _send_json(send, 413, f"request body over {max_bytes} bytes")
+                await send_json(send, 413, f"request body over {max_bytes} bytes")
 
 
 @dataclass
@@ -121,7 +121,7 @@ class RateLimit:
         bucket.updated = now
         if bucket.tokens < 1:
             retry_after = max(1, int((1 - bucket.tokens) / self.rate + 0.999))
-            await _send_json(
+            await send_json(
                 send,
                 429,
                 "rate limit exceeded for this token",

@@ -26,17 +26,39 @@ def _migrate(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def _token(settings: Settings, args: argparse.Namespace) -> int:
-    from api.auth import issue_token
+    import jwt
 
+    from longtasks.auth.tokens import TokenSigner, default_subject, issue_token
+
+    if args.key:
+        if not args.kid:
+            print("longtasks: --key needs --kid (the key id the API knows it by)", file=sys.stderr)
+            return 2
+        with open(args.key, "rb") as pem:
+            signer = TokenSigner.from_private_pem(pem.read(), args.kid)
+    else:
+        signer = TokenSigner.hs256(settings.jwt_secret)
+    ttl = args.ttl or settings.jwt_ttl_s
+    if ttl > settings.jwt_max_lifetime_s:
+        limit = settings.jwt_max_lifetime_s
+        print(f"longtasks: --ttl over JWT_MAX_LIFETIME_S ({limit})", file=sys.stderr)
+        return 2
+    subject = args.user or default_subject(args.business_id, Role(args.role))
     token = issue_token(
-        settings.jwt_secret,
+        signer,
         business_id=args.business_id,
         role=Role(args.role),
-        ttl_s=args.ttl or settings.jwt_ttl_s,
-        subject=args.user,
+        subject=subject,
+        ttl_s=ttl,
+        issuer=settings.jwt_issuer,
+        audience=settings.jwt_audience,
     )
-    who = f", user {args.user}" if args.user else ""
-    print(f"# bearer token for business {args.business_id}, role {args.role}{who}", file=sys.stderr)
+    jti = jwt.decode(token, options={"verify_signature": False})["jti"]
+    print(
+        f"# bearer token for business {args.business_id}, role {args.role}, user {subject},"
+        f" jti {jti}",
+        file=sys.stderr,
+    )
     print(token)
     return 0
 
@@ -183,8 +205,10 @@ def build_parser() -> argparse.ArgumentParser:
         "--user",
         default=None,
         help="the caller's stable identity (`sub`), recorded as a task's creator, pauser and"
-        " approver (default: business:N:ROLE)",
+        " approver and in the audit log (default: business:N:ROLE)",
     )
+    token.add_argument("--key", metavar="PEM", help="sign with this private key (RS/ES/EdDSA)")
+    token.add_argument("--kid", help="the key's id, as configured in JWT_PUBLIC_KEYS")
     token.set_defaults(fn=_token)
 
     # Client verbs: talk to the REST API at LONGTASKS_API with the token in LONGTASKS_TOKEN.

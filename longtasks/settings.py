@@ -48,9 +48,27 @@ class Settings(BaseSettings):
     api_host: str = "127.0.0.1"
     api_port: int = 8000
     public_base_url: str = "http://127.0.0.1:8000"
+    # Bearer tokens (longtasks.auth.tokens). A host application signs them with its private
+    # keys; longtasks verifies with the public ones: {"kid": "<PEM or a PEM file's path>", ...}.
+    jwt_public_keys: dict[str, str] = Field(default_factory=dict)
+    # HS256 with JWT_SECRET (tokens without a kid; `longtasks token` signs them). Unset: on in
+    # development and test, and in production only while no public key is configured.
+    jwt_hs256: bool | None = None
     jwt_secret: str = PLACEHOLDER_JWT_SECRET
-    jwt_ttl_s: int = 7 * 24 * 3600
+    jwt_issuer: str = "longtasks"
+    jwt_audience: str = "longtasks"
+    # Lifetime of tokens from `longtasks token`; no token may live longer than the maximum.
+    jwt_ttl_s: int = Field(default=7 * 24 * 3600, gt=0)
+    jwt_max_lifetime_s: int = Field(default=7 * 24 * 3600, gt=0)
+    # Clock skew tolerated on exp, nbf and iat: bounded, so an expired token stays expired.
+    jwt_leeway_s: int = Field(default=30, ge=0, le=300)
+    # Stream and download tickets (`POST /api/tickets`): how long one may be used to open its URL.
+    ticket_ttl_s: int = Field(default=60, gt=0, le=300)
+    # Secrets at rest (OAuth tokens, webhook secrets) and ticket signatures. Rotation: the new
+    # key here, the old ones in ENCRYPTION_OLD_KEYS (they still decrypt and verify), then
+    # `longtasks rotate-keys`, then drop the old ones.
     encryption_key: str = PLACEHOLDER_ENCRYPTION_KEY
+    encryption_old_keys: list[str] = Field(default_factory=list)
     cors_origins: list[str] = Field(default_factory=list)
     max_body_bytes: int = 8 * 1024 * 1024
     max_recipients_per_broadcast: int = 100_000
@@ -180,12 +198,28 @@ class Settings(BaseSettings):
     def gmail_token_endpoint(self) -> str:
         return self.gmail_token_url or f"{self.gmail_api_base.rstrip('/')}/oauth2/token"
 
+    @property
+    def encryption_keys(self) -> list[str]:
+        """Newest first: the first encrypts and signs, every one decrypts and verifies."""
+        return [self.encryption_key, *self.encryption_old_keys]
+
+    @property
+    def hs256_enabled(self) -> bool:
+        if self.jwt_hs256 is not None:
+            return self.jwt_hs256
+        return self.environment is not Environment.production or not self.jwt_public_keys
+
     @model_validator(mode="after")
     def _refuse_placeholders_outside_development(self) -> Settings:
+        if not self.hs256_enabled and not self.jwt_public_keys:
+            raise ValueError("JWT_HS256 is off and JWT_PUBLIC_KEYS is empty: no token can verify")
         if self.environment is Environment.production:
-            if self.jwt_secret == PLACEHOLDER_JWT_SECRET or len(self.jwt_secret) < 32:
+            if self.hs256_enabled and (
+                self.jwt_secret == PLACEHOLDER_JWT_SECRET or len(self.jwt_secret) < 32
+            ):
                 raise ValueError(
                     "JWT_SECRET must be set to a secret of 32+ characters in production"
+                    " (or configure JWT_PUBLIC_KEYS, which turns HS256 off)"
                 )
             if self.encryption_key == PLACEHOLDER_ENCRYPTION_KEY:
                 raise ValueError("ENCRYPTION_KEY must be set in production")

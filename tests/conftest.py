@@ -29,9 +29,9 @@ from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Worker
 
 from api.app import create_app
-from api.auth import issue_token
 from api.deps import Resources
 from devtools.sandbox.app import SandboxServer, build_sandbox, start_sandbox
+from longtasks.auth.tokens import TokenSigner, default_subject, issue_token
 from longtasks.db.engine import create_engine, libpq_url
 from longtasks.db.models import LongRunningTask
 from longtasks.db.repositories import broadcasts as broadcast_repo
@@ -173,14 +173,24 @@ class Stack:
     task_queue: str
 
     def token(
-        self, business_id: int, role: str = "admin", ttl_s: int = 3600, user: str | None = None
+        self,
+        business_id: int,
+        role: str = "admin",
+        ttl_s: int = 3600,
+        user: str | None = None,
+        *,
+        jti: str | None = None,
     ) -> str:
+        """An HS256 token as `longtasks token` makes them (`--user`: its subject)."""
         return issue_token(
-            self.settings.jwt_secret,
+            TokenSigner.hs256(self.settings.jwt_secret),
             business_id=business_id,
             role=Role(role),
+            subject=user or default_subject(business_id, Role(role)),
             ttl_s=ttl_s,
-            subject=user,
+            issuer=self.settings.jwt_issuer,
+            audience=self.settings.jwt_audience,
+            jti=jti,
         )
 
     def own_queue(self, prefix: str, **overrides: Any) -> tuple[str, Settings]:
@@ -472,15 +482,29 @@ class HostileRow:
 
 
 @dataclass
+class SecurityRow:
+    """A defense-in-depth check (tests/security): what was tried, how many cases, what held."""
+
+    area: str
+    check: str
+    cases: int
+    outcome: str
+
+
+@dataclass
 class FaultReport:
     rows: list[FaultRow] = field(default_factory=list)
     hostile: list[HostileRow] = field(default_factory=list)
+    security: list[SecurityRow] = field(default_factory=list)
 
     def add(self, row: FaultRow) -> None:
         self.rows.append(row)
 
     def add_hostile(self, row: HostileRow) -> None:
         self.hostile.append(row)
+
+    def add_security(self, row: SecurityRow) -> None:
+        self.security.append(row)
 
     def markdown(self) -> str:
         lines = [
@@ -512,6 +536,18 @@ class FaultReport:
                 f"| {r.scenario} | {r.requests:,} | {r.server_errors} | {r.outcome} |"
                 for r in self.hostile
             ]
+        if self.security:
+            lines += [
+                "",
+                "## Security: the second walls",
+                "",
+                "| area | check | cases | outcome |",
+                "| --- | --- | --- | --- |",
+            ]
+            lines += [
+                f"| {r.area} | {r.check} | {r.cases:,} | {r.outcome} |"
+                for r in sorted(self.security, key=lambda r: r.area)
+            ]
         return "\n".join(lines) + "\n"
 
 
@@ -520,6 +556,6 @@ def fault_report() -> Iterator[FaultReport]:
     """Rows from every suite; written to .artifacts/fault-report.md at the end of the session."""
     report = FaultReport()
     yield report
-    if report.rows or report.hostile:
+    if report.rows or report.hostile or report.security:
         ARTIFACTS.mkdir(exist_ok=True)
         (ARTIFACTS / "fault-report.md").write_text(report.markdown())

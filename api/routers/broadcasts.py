@@ -9,13 +9,13 @@ from collections.abc import Sequence
 from fastapi import APIRouter
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from api.auth import Principal
 from api.deps import Operator, Resources, ResourcesDep
 from api.errors import AppError, Conflict
 from api.routers.audiences import load_audience
 from api.schemas import BroadcastIn, BroadcastStarted, PreviewOut, TaskOut
 from api.transactions import Transactions, TransactionsDep
 from longtasks.audiences import template_params
+from longtasks.auth.tokens import Principal
 from longtasks.db.models import Audience, LongRunningTask
 from longtasks.db.repositories import audiences as audience_repo
 from longtasks.db.repositories import broadcasts as broadcast_repo

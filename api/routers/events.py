@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import time
 from collections.abc import AsyncIterator
 from typing import Annotated
 
@@ -21,12 +22,14 @@ from fastapi import APIRouter, Header, Request
 from fastapi.responses import StreamingResponse
 
 from api.deps import Resources, ResourcesDep, Viewer
-from api.events import TaskEventHub
+from api.events import Subscription, TaskEventHub
 from api.routers.tasks import load_task
 from api.schemas import TaskOut
 from api.task_views import task_view, task_views
 from api.transactions import ReadConn, Transactions, TransactionsDep
+from longtasks.auth.tokens import Principal
 from longtasks.db.models import LongRunningTask
+from longtasks.db.repositories import revocations
 from longtasks.db.repositories import tasks as task_repo
 
 router = APIRouter(prefix="/api/long_tasks", tags=["events"])
@@ -57,6 +60,26 @@ async def _get(
         return task, await task_view(resources, conn, task)
 
 
+def _wait_s(resources: Resources, principal: Principal) -> float:
+    """Until the next keep-alive, or the token's expiry if that comes first."""
+    left = principal.expires_at - time.time()
+    return max(0.05, min(resources.settings.sse_keepalive_s, left))
+
+
+async def _token_ended(
+    transactions: Transactions, principal: Principal, sub: Subscription, resync: bool
+) -> bool:
+    if sub.revoked or time.time() >= principal.expires_at:
+        return True
+    if not resync:
+        return False
+    # The LISTEN connection was lost: a revocation may have gone by unheard.
+    async with transactions.read() as conn:
+        return await revocations.is_revoked(
+            conn, business_id=principal.business_id, jti=principal.jti
+        )
+
+
 @router.get("/events", response_class=StreamingResponse)
 async def business_events(
     request: Request, resources: ResourcesDep, principal: Viewer, transactions: TransactionsDep
@@ -66,7 +89,8 @@ async def business_events(
     hub = hub_of(resources)
 
     async def stream() -> AsyncIterator[str]:
-        async with hub.subscribe(business_id=principal.business_id) as sub:
+        token = (principal.business_id, principal.jti)
+        async with hub.subscribe(token=token, business_id=principal.business_id) as sub:
             yield "retry: 2000\n\n"
             async with transactions.read() as conn:
                 recent = await task_repo.list_tasks(conn, principal.business_id, limit=50)
@@ -76,12 +100,18 @@ async def business_events(
                 yield sse(view, event_id=f"{view.id}.{view.version}")
             while not await request.is_disconnected():
                 with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(sub.changed.wait(), timeout=settings.sse_keepalive_s)
+                    await asyncio.wait_for(
+                        sub.changed.wait(), timeout=_wait_s(resources, principal)
+                    )
+                if await _token_ended(transactions, principal, sub, resync=False):
+                    return
                 if not sub.changed.is_set():
                     yield ": keep-alive\n\n"
                     continue
                 await asyncio.sleep(settings.sse_coalesce_s)
-                dirty, _ = sub.take()
+                dirty, resync = sub.take()
+                if await _token_ended(transactions, principal, sub, resync):
+                    return
                 for task_id in sorted(dirty):
                     changed = await _get(resources, transactions, task_id, principal.business_id)
                     if changed is not None:
@@ -119,7 +149,8 @@ async def task_events(
 
     async def stream() -> AsyncIterator[str]:
         nonlocal last_sent
-        async with hub.subscribe(task_id=task_id) as sub:
+        token = (principal.business_id, principal.jti)
+        async with hub.subscribe(token=token, task_id=task_id) as sub:
             yield "retry: 2000\n\n"
             while True:
                 current = await _get(resources, transactions, task_id, principal.business_id)
@@ -135,11 +166,17 @@ async def task_events(
                     if await request.is_disconnected():
                         return
                     with contextlib.suppress(TimeoutError):
-                        await asyncio.wait_for(sub.changed.wait(), timeout=settings.sse_keepalive_s)
+                        await asyncio.wait_for(
+                            sub.changed.wait(), timeout=_wait_s(resources, principal)
+                        )
+                    if await _token_ended(transactions, principal, sub, resync=False):
+                        return
                     if not sub.changed.is_set():
                         yield ": keep-alive\n\n"
                 # Coalesce a burst of commits into one snapshot.
                 await asyncio.sleep(settings.sse_coalesce_s)
-                sub.take()
+                _, resync = sub.take()
+                if await _token_ended(transactions, principal, sub, resync):
+                    return
 
     return StreamingResponse(stream(), media_type="text/event-stream", headers=SSE_HEADERS)

@@ -16,8 +16,8 @@ import aiohttp
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from api.auth import issue_token
 from devtools.bench.stack import BenchStack, PeakRss
+from longtasks.auth.tokens import dev_token
 from longtasks.db.repositories.businesses import ensure_business
 from longtasks.domain import Role
 from longtasks.providers.whatsapp import TextMessage, WhatsAppCloudClient, WhatsAppRetryable
@@ -44,7 +44,7 @@ class Bench:
         self.engine = engine
         self.session = session
         self.concurrency = concurrency
-        self.secret = Settings().jwt_secret
+        self.settings = Settings()
 
     async def new_business(self, *, messages_per_s: float | None = None) -> int:
         business_id = next(_business_ids)
@@ -58,7 +58,9 @@ class Bench:
         return business_id
 
     def headers(self, business_id: int, role: Role = Role.admin) -> dict[str, str]:
-        token = issue_token(self.secret, business_id=business_id, role=role, ttl_s=3600)
+        token = dev_token(
+            self.settings, business_id=business_id, role=role, subject=f"bench-{role.value}"
+        )
         return {"Authorization": f"Bearer {token}"}
 
     async def sandbox(self, path: str, body: dict[str, Any] | None = None) -> Any:

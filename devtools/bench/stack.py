@@ -129,7 +129,8 @@ async def start_stack(**worker_env: str) -> BenchStack:
         "API_PORT": str(api_port),
         # The sandbox posts its status webhooks to this stack's API, as Meta would.
         "WHATSAPP_WEBHOOK_URL": f"http://127.0.0.1:{api_port}/webhooks/whatsapp",
-        "API_RATE_LIMIT_PER_S": "0",
+        # Off unless the caller measures the limiter itself (API_RATE_LIMIT_PER_S=100000).
+        "API_RATE_LIMIT_PER_S": os.environ.get("API_RATE_LIMIT_PER_S", "0"),
         **worker_env,
     }
     stack = BenchStack(

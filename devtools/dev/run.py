@@ -18,12 +18,12 @@ from types import FrameType
 
 from rich.console import Console
 
-from api.auth import issue_token
 from devtools.dev.demo_gmail import DEMO_MAILBOX, connect_demo_mailbox, ensure_demo_schedule
 from devtools.dev.log import DevLog
 from devtools.dev.processes import child_env, self_command, temporal_dev_command, wait_for_port
 from devtools.dev.screen import TAIL_LINES, Addresses, DevScreen, StepFailed
 from devtools.embedded_postgres import start_embedded_postgres
+from longtasks.auth.tokens import dev_token
 from longtasks.db.engine import create_engine
 from longtasks.db.repositories.businesses import ensure_business
 from longtasks.domain import Role
@@ -112,9 +112,7 @@ def run_dev(settings: Settings, console: Console | None = None) -> int:
                 address = (settings.api_host, settings.api_port)
                 start("api", self_command("api"), address, 60)
                 step.detail = settings.public_base_url
-            admin = issue_token(
-                settings.jwt_secret, business_id=1, role=Role.admin, ttl_s=settings.jwt_ttl_s
-            )
+            admin = dev_token(settings, business_id=1, role=Role.admin, subject="dev-admin")
             base = settings.public_base_url
             screen.running(
                 Addresses(

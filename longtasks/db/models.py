@@ -672,3 +672,20 @@ class AudienceError(Base):
     phone: Mapped[str] = mapped_column(String(64))
     duplicate_of: Mapped[int | None] = mapped_column(Integer)
     vars: Mapped[list[str]] = mapped_column(ARRAY(Text))
+
+
+class RevokedToken(Base):
+    """A revoked bearer token, by business and jti, kept until any such token has expired."""
+
+    __tablename__ = "revoked_tokens"
+    __table_args__ = (Index("ix_revoked_tokens_expires_at", "expires_at"),)
+
+    business_id: Mapped[int] = mapped_column(
+        ForeignKey("businesses.id", ondelete="CASCADE"), primary_key=True
+    )
+    jti: Mapped[str] = mapped_column(String(200), primary_key=True)
+    revoked_by: Mapped[str] = mapped_column(String(200))
+    revoked_at: Mapped[dt.datetime] = mapped_column(
+        DateTime(timezone=True), server_default=func.now()
+    )
+    expires_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True))

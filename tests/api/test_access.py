@@ -32,6 +32,7 @@ NEEDED_ROLE = {
     ("POST", "/api/long_tasks/{task_id}/resume"): "operator",
     ("POST", "/api/long_tasks/{task_id}/approve"): "admin",
     ("POST", "/api/long_tasks/{task_id}/reject"): "admin",
+    ("POST", "/api/tokens/revoke"): "admin",
 }
 BODIES: dict[tuple[str, str], dict[str, Any]] = {
     ("POST", "/api/broadcasts"): {
@@ -42,6 +43,8 @@ BODIES: dict[tuple[str, str], dict[str, Any]] = {
     ("POST", "/api/receipts/bulk_delete"): {"receipt_ids": [1]},
     ("POST", "/api/receipts/sync"): {},
     ("PUT", "/api/policy"): {},
+    ("POST", "/api/tokens/revoke"): {"jti": "not-a-real-jti"},
+    ("POST", "/api/tickets"): {"path": "/api/long_tasks/events"},
 }
 
 
@@ -83,28 +86,36 @@ async def test_no_token_and_bad_tokens_are_401_everywhere(
     business_id, task_id = owned_task
     now = int(dt.datetime.now(dt.UTC).timestamp())
     secret = stack.settings.jwt_secret
+
+    def claims(**changes: Any) -> dict[str, Any]:
+        """A valid token's claims with one thing changed (None: left out)."""
+        base = {
+            "business_id": business_id,
+            "role": "admin",
+            "sub": "someone",
+            "jti": f"jti-{now}",
+            "iss": stack.settings.jwt_issuer,
+            "aud": stack.settings.jwt_audience,
+            "iat": now,
+            "exp": now + 60,
+        }
+        base.update(changes)
+        return {k: v for k, v in base.items() if v is not None}
+
     bad_tokens = {
         "garbage": "not-a-jwt",
-        "wrong secret": jwt.encode(
-            {"business_id": business_id, "role": "admin", "exp": now + 60},
-            "another-secret-0123456789abcdef0123",
-        ),
-        "expired": jwt.encode(
-            {"business_id": business_id, "role": "admin", "exp": now - 10}, secret
-        ),
-        "not yet valid": jwt.encode(
-            {"business_id": business_id, "role": "admin", "nbf": now + 600, "exp": now + 900},
-            secret,
-        ),
-        "alg none": jwt.encode(
-            {"business_id": business_id, "role": "admin", "exp": now + 60}, "", algorithm="none"
-        ),
-        "no business": jwt.encode({"role": "admin", "exp": now + 60}, secret),
-        "no role": jwt.encode({"business_id": business_id, "exp": now + 60}, secret),
-        "unknown role": jwt.encode(
-            {"business_id": business_id, "role": "root", "exp": now + 60}, secret
-        ),
-        "no exp": jwt.encode({"business_id": business_id, "role": "admin"}, secret),
+        "wrong secret": jwt.encode(claims(), "another-secret-0123456789abcdef0123"),
+        "expired": jwt.encode(claims(iat=now - 600, exp=now - 300), secret),
+        "not yet valid": jwt.encode(claims(nbf=now + 600, exp=now + 900), secret),
+        "alg none": jwt.encode(claims(), "", algorithm="none"),
+        "no business": jwt.encode(claims(business_id=None), secret),
+        "no role": jwt.encode(claims(role=None), secret),
+        "unknown role": jwt.encode(claims(role="root"), secret),
+        "no exp": jwt.encode(claims(exp=None), secret),
+        "no jti": jwt.encode(claims(jti=None), secret),
+        "no subject": jwt.encode(claims(sub=None), secret),
+        "wrong audience": jwt.encode(claims(aud="another-service"), secret),
+        "wrong issuer": jwt.encode(claims(iss="someone-else"), secret),
     }
     async with stack.http() as http:
         for method, path in api_routes(stack):

@@ -83,15 +83,26 @@ async def test_another_business_cannot_subscribe(
     task_id = started["task"]["id"]
     async with stack.http(intruder, "admin") as http:
         assert (await http.get(f"/api/long_tasks/{task_id}/events")).status_code == 404
+        # Nor can it mint a ticket (what EventSource uses instead of a header) for that stream.
+        minted = await http.post("/api/tickets", json={"path": f"/api/long_tasks/{task_id}/events"})
+        assert minted.status_code == 404, minted.text
+        # A ticket for its own business stream does not open another path.
+        minted = await http.post("/api/tickets", json={"path": "/api/long_tasks/events"})
+        assert minted.status_code == 201, minted.text
+        ticket = minted.json()["ticket"]
     async with stack.http() as http:
         response = await http.get(f"/api/long_tasks/{task_id}/events")
         assert response.status_code == 401
-        # EventSource cannot send headers: the token may come as a query parameter on GETs.
+        response = await http.get(f"/api/long_tasks/{task_id}/events", params={"ticket": ticket})
+        assert response.status_code == 401
+        assert response.json()["detail"] == "this ticket is for another resource"
+        # A token in the URL is refused outright (it would sit in every access log).
         token = stack.token(intruder, "admin")
         response = await http.get(
             f"/api/long_tasks/{task_id}/events", params={"access_token": token}
         )
-        assert response.status_code == 404
+        assert response.status_code == 401
+        assert "not accepted in URLs" in response.json()["detail"]
 
 
 async def test_business_stream_announces_new_tasks_of_that_business_only(
