@@ -12,11 +12,11 @@ import datetime as dt
 import re
 
 from fastapi import APIRouter
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from api.auth import TICKET_PARAM
 from api.deps import ResourcesDep, Viewer
-from api.errors import AppError, Forbidden
+from api.errors import Forbidden
 from api.routers.tasks import load_task
 from longtasks.domain import Role
 
@@ -33,6 +33,13 @@ TICKET_PATHS: list[tuple[re.Pattern[str], Role]] = [
 class TicketIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
     path: str = Field(max_length=300, examples=["/api/long_tasks/12/events"])
+
+    @field_validator("path")
+    @classmethod
+    def _ticketable(cls, value: str) -> str:
+        if not any(pattern.match(value) for pattern, _ in TICKET_PATHS):
+            raise ValueError("no ticket opens this path (streams and CSV downloads only)")
+        return value
 
 
 class TicketOut(BaseModel):
@@ -58,4 +65,4 @@ async def mint_ticket(body: TicketIn, resources: ResourcesDep, principal: Viewer
             url=f"{body.path}?{TICKET_PARAM}={ticket}",
             expires_at=dt.datetime.fromtimestamp(expires, dt.UTC),
         )
-    raise AppError("no ticket opens this path", status_code=422)
+    raise AssertionError("TicketIn admits ticketable paths only")
