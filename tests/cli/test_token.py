@@ -29,7 +29,7 @@ def test_a_dev_token_names_its_user_and_has_a_jti(capsys: pytest.CaptureFixture[
     other = printed_token(capsys, "--business-id", "7", "--role", "operator", "--user", "alice")
     assert TokenVerifier.from_settings(settings).verify(other).jti != principal.jti
     default = printed_token(capsys, "--business-id", "7", "--role", "viewer")
-    assert TokenVerifier.from_settings(settings).verify(default).subject.startswith("cli:")
+    assert TokenVerifier.from_settings(settings).verify(default).subject == "business:7:viewer"
 
 
 def test_a_token_signed_with_a_private_key_verifies_with_its_public_key(
