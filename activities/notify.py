@@ -26,6 +26,7 @@ from longtasks.db.repositories import tasks as task_repo
 from longtasks.notifications import email, payload, secrets, webhook
 from longtasks.observability import metrics
 from longtasks.observability.logs import bind
+from longtasks.outbound import OutboundPolicy
 from longtasks.settings import Settings
 
 
@@ -158,6 +159,7 @@ class NotifyActivities:
             ),
             idempotency_key=payload.delivery_id(task.id, channel),
             timeout_s=self._settings.webhook_timeout_s,
+            policy=OutboundPolicy.of(self._settings.effective_outbound_allowed_networks),
         )
 
     async def _email(

@@ -175,6 +175,9 @@ class Settings(BaseSettings):
     smtp_username: str | None = None
     smtp_password: str | None = None
     webhook_timeout_s: float = 10.0
+    # Networks a business's URL may reach although they are not public (longtasks.outbound).
+    # Unset: loopback in development (a local receiver), none otherwise.
+    outbound_allowed_networks: list[str] | None = None
     worker_metrics_host: str = "127.0.0.1"
     worker_metrics_port: int = 9464  # Temporal SDK + longtasks_ metrics; 0 = off
     metrics_token: str | None = None  # when set, the API's /metrics wants this bearer token
@@ -197,6 +200,14 @@ class Settings(BaseSettings):
     @property
     def gmail_token_endpoint(self) -> str:
         return self.gmail_token_url or f"{self.gmail_api_base.rstrip('/')}/oauth2/token"
+
+    @property
+    def effective_outbound_allowed_networks(self) -> list[str]:
+        if self.outbound_allowed_networks is not None:
+            return self.outbound_allowed_networks
+        if self.environment is Environment.development:
+            return ["127.0.0.0/8", "::1/128"]
+        return []
 
     @property
     def encryption_keys(self) -> list[str]:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import itertools
+import logging
 import os
 import sys
 import tempfile
@@ -39,6 +40,7 @@ from longtasks.db.repositories import tasks as task_repo
 from longtasks.db.repositories.broadcasts import MessageSpec, RecipientInput
 from longtasks.db.repositories.businesses import ensure_business
 from longtasks.domain import Role
+from longtasks.observability.logs import JsonFormatter, TextFormatter
 from longtasks.phones import normalize_recipients
 from longtasks.settings import Environment, Settings
 from longtasks.temporal.search_attributes import ALL_KEYS, DEV_SERVER_MATCHING_FLAGS
@@ -62,6 +64,42 @@ def _free_port() -> int:
 
 # The embedded server's data directory, so fault tests can stop and start Postgres.
 EMBEDDED_PGDATA: list[Path] = []
+
+# Every log line of the session, through the production formatters (JSON and text), for
+# tests/security/test_log_secrets.py. LONGTASKS_TEST_LOGS moves them (a run inside that test).
+SESSION_LOGS = Path(os.environ.get("LONGTASKS_TEST_LOGS") or ARTIFACTS / "logs")
+# Test directories this session collected (the log scan needs the API and browser suites' logs).
+COLLECTED_SUITES: set[str] = set()
+LOG_SCAN_TEST = "test_log_secrets.py"
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """The log scan reads what every other test logged, so it runs last."""
+    tests_dir = Path(__file__).resolve().parent
+    for item in items:
+        relative = item.path.resolve().relative_to(tests_dir)
+        COLLECTED_SUITES.add(relative.parts[0])
+    items.sort(key=lambda item: item.path.name == LOG_SCAN_TEST)
+
+
+@pytest.fixture(scope="session", autouse=True)
+def session_logs() -> Iterator[list[Path]]:
+    SESSION_LOGS.mkdir(parents=True, exist_ok=True)
+    files = [SESSION_LOGS / f"session-{os.getpid()}.{ext}" for ext in ("jsonl", "txt")]
+    handlers: list[logging.Handler] = []
+    for path, formatter in zip(files, (JsonFormatter(), TextFormatter()), strict=True):
+        handler = logging.FileHandler(path, mode="w", encoding="utf-8")
+        handler.setFormatter(formatter)
+        handler.setLevel(logging.INFO)
+        handlers.append(handler)
+        logging.getLogger().addHandler(handler)
+    previous = logging.getLogger().level
+    logging.getLogger().setLevel(logging.INFO)
+    yield files
+    logging.getLogger().setLevel(previous)
+    for done in handlers:
+        logging.getLogger().removeHandler(done)
+        done.close()
 
 
 @pytest.fixture(scope="session")
@@ -157,6 +195,9 @@ def settings_for_tests(postgres_url: str, sandbox_url: str, **overrides: Any) ->
         # Unconfirmed sends are decided within seconds once later statuses have arrived.
         "whatsapp_unconfirmed_grace_s": 1.0,
         "whatsapp_unconfirmed_max_wait_s": 60.0,
+        # The tests' webhook receivers listen on loopback (tests/security/test_ssrf.py runs
+        # workers without this).
+        "outbound_allowed_networks": ["127.0.0.0/8"],
         **overrides,
     }
     return Settings(**values)
@@ -214,8 +255,11 @@ class Stack:
 
 
 async def serve_api(app: Any, port: int) -> tuple[uvicorn.Server, asyncio.Task[None]]:
+    # Access lines on, through the session's handlers (as `longtasks api` logs them).
     server = uvicorn.Server(
-        uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="on")
+        uvicorn.Config(
+            app, host="127.0.0.1", port=port, log_level="info", log_config=None, lifespan="on"
+        )
     )
     task = asyncio.create_task(server.serve())
     while not server.started:

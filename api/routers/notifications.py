@@ -8,7 +8,6 @@ encrypted and never returned: GET says only whether one is set.
 from __future__ import annotations
 
 import datetime as dt
-import ipaddress
 import re
 from urllib.parse import urlsplit
 
@@ -21,7 +20,8 @@ from api.transactions import ReadConn, WriteConn
 from longtasks.db.repositories import businesses
 from longtasks.db.repositories import notifications as notification_repo
 from longtasks.notifications import secrets
-from longtasks.settings import Environment
+from longtasks.outbound import OutboundPolicy, literal_address_refused
+from longtasks.settings import Environment, Settings
 
 router = APIRouter(prefix="/api/notifications", tags=["notifications"])
 
@@ -95,8 +95,8 @@ async def put_notifications(
     body: NotificationsIn, resources: ResourcesDep, principal: Admin, conn: WriteConn
 ) -> NotificationsOut:
     """Replace the business's settings; omit a channel to turn it off."""
-    if body.webhook_url is not None and resources.settings.environment is Environment.production:
-        _refuse_internal_targets(body.webhook_url)
+    if body.webhook_url is not None:
+        _refuse_internal_targets(body.webhook_url, resources.settings)
     encrypted = (
         secrets.encrypt(resources.settings, body.webhook_secret)
         if body.webhook_url is not None and body.webhook_secret is not None
@@ -113,20 +113,14 @@ async def put_notifications(
     return NotificationsOut.model_validate(config)
 
 
-def _refuse_internal_targets(url: str) -> None:
-    """In production: https only, and no loopback, private or link-local literal addresses
-    (the worker must not be steered at its own network). Names are the receiver's business."""
+def _refuse_internal_targets(url: str, settings: Settings) -> None:
+    """Early feedback on a URL that names an internal address outright (https in production
+    too). The wall itself is at delivery (`longtasks.outbound`): names resolve there."""
     parts = urlsplit(url)
-    host = parts.hostname or ""
-    if parts.scheme != "https":
+    if settings.environment is Environment.production and parts.scheme != "https":
         raise AppError("webhook_url must be https", status_code=422)
-    if host == "localhost" or host.endswith(".localhost"):
-        raise AppError("webhook_url must be a public address", status_code=422)
-    try:
-        address = ipaddress.ip_address(host)
-    except ValueError:
-        return
-    if not address.is_global:
+    policy = OutboundPolicy.of(settings.effective_outbound_allowed_networks)
+    if literal_address_refused(parts.hostname or "", policy):
         raise AppError("webhook_url must be a public address", status_code=422)
 
 

@@ -6,7 +6,10 @@
 - `Idempotency-Key: {task_id}:notify-webhook`, the same on every retry.
 
 Errors split like every adapter's: 408, 429, 5xx and network errors are retried (by Temporal,
-with backoff); any other answer is a permanent refusal. Redirects are not followed.
+with backoff); any other answer is a permanent refusal. Redirects are not followed. The URL is the
+business's: every connection goes through `longtasks.outbound` (no internal addresses, checked
+on the address actually connected to), and a URL that can only reach refused addresses is a
+permanent refusal too.
 """
 
 from __future__ import annotations
@@ -18,6 +21,8 @@ import time
 from typing import Any
 
 import aiohttp
+
+from longtasks.outbound import OutboundPolicy, read_capped
 
 SIGNATURE_HEADER = "X-Longtasks-Signature"
 TIMESTAMP_HEADER = "X-Longtasks-Timestamp"
@@ -55,6 +60,7 @@ async def post(
     payload: dict[str, Any],
     idempotency_key: str,
     timeout_s: float,
+    policy: OutboundPolicy,
 ) -> int:
     body = encode(payload)
     headers = {
@@ -65,14 +71,23 @@ async def post(
         "Idempotency-Key": idempotency_key,
     }
     try:
-        # A session per delivery: one notification per task is rare enough, and nothing is
-        # left open between deliveries.
+        # A session per delivery: one notification per task is rare enough, nothing is left
+        # open between deliveries, and the policy's evidence is this delivery's alone.
         async with (
-            aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=timeout_s)) as session,
+            policy.session(timeout_s) as session,
             session.post(url, data=body, headers=headers, allow_redirects=False) as response,
         ):
             status = response.status
+            # Drained up to a cap and dropped: the receiver's words stay out of our logs and
+            # Temporal's history, and no receiver can make a worker read without end.
+            await read_capped(response, 2048)
+    except aiohttp.InvalidURL as exc:  # e.g. a non-canonical IPv4 spelling: never sendable
+        raise WebhookRejected(f"not a valid URL: {exc}") from exc
     except (TimeoutError, aiohttp.ClientError) as exc:
+        if policy.refused:
+            raise WebhookRejected(
+                f"{url} reaches only addresses that are not public ({', '.join(policy.refused)})"
+            ) from exc
         raise WebhookRetryable(f"{type(exc).__name__}: {exc}") from exc
     if 200 <= status < 300:
         return status

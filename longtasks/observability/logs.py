@@ -6,6 +6,8 @@ Where the ids come from, most specific first:
   (`temporal_activity` / `temporal_workflow` in `extra`), whose workflow id
   (`longtask-{id}-...`) names the task;
 - `bind(...)`: a context variable an edge (a request, an activity) sets for its own work.
+
+Every line goes through `redact` last: no credential, email address or phone number is written.
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ from typing import Any
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from longtasks.contracts.tasks import TASK_WORKFLOW_ID
+from longtasks.observability.redact import redact
 from longtasks.settings import Settings
 
 _context: contextvars.ContextVar[Mapping[str, Any] | None] = contextvars.ContextVar(
@@ -111,7 +114,7 @@ class JsonFormatter(logging.Formatter):
         entry.update(context_fields(record))
         if record.exc_info:
             entry["exc"] = self.formatException(record.exc_info)
-        return json.dumps(entry, default=str, ensure_ascii=False)
+        return redact(json.dumps(entry, default=str, ensure_ascii=False))
 
 
 class TextFormatter(logging.Formatter):
@@ -129,7 +132,7 @@ class TextFormatter(logging.Formatter):
         }
         if ids:
             line += " " + " ".join(f"{k}={v}" for k, v in ids.items())
-        return line
+        return redact(line)
 
 
 def configure_logging(settings: Settings) -> None:
