@@ -22,7 +22,7 @@ from api.auth import Authenticate
 from api.deps import Resources
 from api.errors import AppError, app_error_handler, task_service_error_handler
 from api.metrics import ApiMetrics, RequestMetrics
-from api.middleware import BodySizeLimit, RateLimit
+from api.middleware import BodySizeLimit
 from api.routers import (
     bulk,
     controls,
@@ -200,12 +200,13 @@ def create_app(
     if STATIC_DIR.exists():
         app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
 
-    # Inside the limits: who is calling is decided once, before routing.
-    app.add_middleware(Authenticate)
-    # Outermost first: limits apply before any work is done.
+    # Who is calling, decided once before routing, with their request budget (429 over it).
     app.add_middleware(
-        RateLimit, rate_per_s=settings.api_rate_limit_per_s, burst=settings.api_rate_limit_burst
+        Authenticate,
+        rate_per_s=settings.api_rate_limit_per_s,
+        burst=settings.api_rate_limit_burst,
     )
+    # Outermost first: limits apply before any work is done.
     app.add_middleware(
         BodySizeLimit,
         max_bytes=settings.max_body_bytes,

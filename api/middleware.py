@@ -1,11 +1,8 @@
-"""ASGI middleware: request body size limit (413) and per-token rate limiting (429)."""
+"""ASGI middleware: the request body size limit (413). (Rate limits: `api.auth`.)"""
 
 from __future__ import annotations
 
-import hashlib
 import json
-import time
-from dataclasses import dataclass
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -78,55 +75,3 @@ class BodySizeLimit:
         except _TooLarge:
             if not started:
                 await send_json(send, 413, f"request body over {max_bytes} bytes")
-
-
-@dataclass
-class _Bucket:
-    tokens: float
-    updated: float
-
-
-class RateLimit:
-    """A token bucket per bearer token (per client address when there is none)."""
-
-    def __init__(self, app: ASGIApp, rate_per_s: float, burst: int) -> None:
-        self.app = app
-        self.rate = rate_per_s
-        self.burst = burst
-        self.buckets: dict[str, _Bucket] = {}
-
-    def _key(self, scope: Scope) -> str:
-        for name, value in scope.get("headers", []):
-            if name == b"authorization":
-                return hashlib.sha256(value).hexdigest()[:32]
-        query = scope.get("query_string", b"")
-        if b"access_token=" in query:
-            return hashlib.sha256(query).hexdigest()[:32]
-        client = scope.get("client")
-        return f"ip:{client[0] if client else '?'}"
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        path: str = scope.get("path", "")
-        if scope["type"] != "http" or self.rate <= 0 or not path.startswith("/api/"):
-            await self.app(scope, receive, send)
-            return
-        now = time.monotonic()
-        key = self._key(scope)
-        bucket = self.buckets.get(key)
-        if bucket is None:
-            if len(self.buckets) > 100_000:  # bounded memory under a flood of tokens
-                self.buckets.clear()
-            bucket = self.buckets[key] = _Bucket(tokens=float(self.burst), updated=now)
-        bucket.tokens = min(self.burst, bucket.tokens + (now - bucket.updated) * self.rate)
-        bucket.updated = now
-        if bucket.tokens < 1:
-            retry_after = max(1, int((1 - bucket.tokens) / self.rate + 0.999))
-            await send_json(
-                send,
-                429,
-                "rate limit exceeded for this token",
-                [(b"retry-after", str(retry_after).encode())],
-            )
-            return
-        bucket.tokens -= 1
-        await self.app(scope, receive, send)

@@ -689,3 +689,13 @@ class RevokedToken(Base):
         DateTime(timezone=True), server_default=func.now()
     )
     expires_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True))
+
+
+class ApiRateLimit(Base):
+    """A caller's request budget (GCRA): `tat` is when its budget is full again (0006)."""
+
+    __tablename__ = "api_rate_limits"
+    __table_args__ = ({"prefixes": ["UNLOGGED"]},)
+
+    key: Mapped[str] = mapped_column(String(300), primary_key=True)
+    tat: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True))

@@ -1,5 +1,6 @@
-"""Per-token rate limiting (429 with Retry-After; another token is unaffected) and CORS (closed
-by default, open only to the configured origins), each on a dedicated API instance."""
+"""Per-caller rate limiting (429 with Retry-After; another caller is unaffected) and CORS (closed
+by default, open only to the configured origins), each on a dedicated API instance. Budgets
+shared by replicas: tests/security/test_shared_rate_limit.py."""
 
 from __future__ import annotations
 
@@ -15,14 +16,16 @@ BURST = 5
 RATE = 0.25  # a token every 4 s: the floods below take far less
 
 
-async def test_rate_limit_is_per_token_with_retry_after(
+async def test_rate_limit_is_per_caller_with_retry_after(
     stack: Stack, new_business: Callable[[], Awaitable[int]], fault_report: FaultReport
 ) -> None:
     business_id = await new_business()
     other_business = await new_business()
-    flooder = stack.token(business_id, "viewer")
-    # Same business and role, but a different token: its own bucket.
-    bystander = stack.token(business_id, "operator")
+    flooder = stack.token(business_id, "viewer", subject="flooder")
+    # The same user's other token shares the budget: minting more tokens buys nothing.
+    flooder_again = stack.token(business_id, "admin", subject="flooder")
+    # Same business, another user: a budget of its own.
+    bystander = stack.token(business_id, "operator", subject="bystander")
     stranger = stack.token(other_business, "viewer")
     async with (
         dedicated_api(stack, api_rate_limit_per_s=RATE, api_rate_limit_burst=BURST) as base_url,
@@ -39,12 +42,16 @@ async def test_rate_limit_is_per_token_with_retry_after(
         assert codes[:BURST] == [200] * BURST, codes
         assert set(codes[BURST:]) == {429}, codes
         limited = flood[-1]
-        assert limited.json() == {"detail": "rate limit exceeded for this token"}
+        assert limited.json() == {"detail": "rate limit exceeded"}
         retry_after = int(limited.headers["Retry-After"])
         assert 1 <= retry_after <= 1 / RATE
+        response = await tally.send(
+            "GET", "/api/long_tasks", headers={"Authorization": f"Bearer {flooder_again}"}
+        )
+        assert response.status_code == 429
 
         # A concurrent flood is limited the same way: at most the burst gets through.
-        flooder2 = stack.token(other_business, "admin")
+        flooder2 = stack.token(other_business, "admin", subject="flooder2")
         burst = await asyncio.gather(
             *(
                 tally.send(
@@ -57,7 +64,7 @@ async def test_rate_limit_is_per_token_with_retry_after(
         assert passed in (BURST, BURST + 1), [r.status_code for r in burst]
         assert sum(r.status_code == 429 for r in burst) == BURST * 4 - passed
 
-        # Other tokens are not affected.
+        # Other callers are not affected.
         for token in (bystander, stranger):
             response = await http.get(
                 "/api/long_tasks", headers={"Authorization": f"Bearer {token}"}
@@ -72,10 +79,11 @@ async def test_rate_limit_is_per_token_with_retry_after(
         assert response.status_code == 200, response.text
     fault_report.add_hostile(
         HostileRow(
-            scenario=f"request flood on one token (burst {BURST}, {RATE}/s), serial and concurrent",
+            scenario=f"request flood by one caller (burst {BURST}, {RATE}/s), serial, concurrent"
+            " and with a second token",
             requests=tally.sent,
             server_errors=len(tally.server_errors),
-            outcome="429 with Retry-After past the burst; other tokens unaffected",
+            outcome="429 with Retry-After past the burst; other callers unaffected",
         )
     )
     assert not tally.server_errors
