@@ -18,8 +18,10 @@ from temporalio.client import Client
 from longtasks.contracts import activities as act
 from longtasks.contracts.receipts import KickRequest, KickResult
 from longtasks.db.models import LongRunningTask
+from longtasks.db.repositories import audit
 from longtasks.db.repositories import gmail as gmail_repo
 from longtasks.db.repositories import tasks as task_repo
+from longtasks.db.repositories.audit import Actor
 from longtasks.domain import Priority, TaskType
 from longtasks.tasks import NewTask, TaskNotStarted, launch, start_task
 
@@ -45,16 +47,21 @@ class SyncKickActivities:
                     return KickResult(None, f"sync task {running} is still running")
         try:
             if task is None:
-                task, _ = await start_task(
-                    self._engine,
-                    self._client,
-                    NewTask(
-                        business_id, TaskType.receipt_sync, total_items=0, priority=Priority.low
-                    ),
-                    task_queue=self._task_queue,
-                    create_domain_rows=self._sync_run(request),
-                    summary=lambda task, _: summary,
-                )
+                # Nobody asked in a request: the audit log names the schedule.
+                with audit.acting_as(Actor.system(business_id, "gmail-schedule")):
+                    task, _ = await start_task(
+                        self._engine,
+                        self._client,
+                        NewTask(
+                            business_id,
+                            TaskType.receipt_sync,
+                            total_items=0,
+                            priority=Priority.low,
+                        ),
+                        task_queue=self._task_queue,
+                        create_domain_rows=self._sync_run(request),
+                        summary=lambda task, _: summary,
+                    )
             elif not task.is_terminal:
                 # This kick's earlier attempt committed the task, and may have died before
                 # starting its workflow.

@@ -24,6 +24,7 @@ from api.errors import AppError, app_error_handler, task_service_error_handler
 from api.metrics import ApiMetrics, RequestMetrics
 from api.middleware import BodySizeLimit
 from api.routers import (
+    audit,
     bulk,
     controls,
     events,
@@ -185,6 +186,7 @@ def create_app(
     app.openapi = lambda: openapi_with_task_types(app, registry)  # type: ignore[method-assign]
     app.include_router(tickets.router)
     app.include_router(tokens.router)
+    app.include_router(audit.router)
 
     index_html = (STATIC_DIR / "index.html") if (STATIC_DIR / "index.html").exists() else None
 

@@ -33,7 +33,8 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from api.middleware import send_json
 from longtasks.auth.tickets import TicketSigner
 from longtasks.auth.tokens import Principal, TokenRejected, TokenVerifier
-from longtasks.db.repositories import admission
+from longtasks.db.repositories import admission, audit
+from longtasks.db.repositories.audit import Actor
 
 TICKET_PARAM = "ticket"
 # Provider callbacks (signed by the provider, sent from its few addresses) are not budgeted.
@@ -150,7 +151,20 @@ class Authenticate:
         if principal is not None:
             outcome = Refused("token revoked") if verdict.revoked else principal
         state["auth"] = outcome
-        await self.app(scope, receive, send)
+        if not isinstance(outcome, Principal):
+            await self.app(scope, receive, send)
+            return
+        # What this request records in the audit log is this caller's doing.
+        client = scope.get("client")
+        actor = Actor(
+            business_id=outcome.business_id,
+            subject=outcome.subject,
+            role=outcome.role.value,
+            client_addr=str(client[0])[:64] if client else None,
+            request_id=state.get("request_id"),
+        )
+        with audit.acting_as(actor):
+            await self.app(scope, receive, send)
 
     def _maybe_prune(self, engine: AsyncEngine) -> None:
         now = time.monotonic()

@@ -38,8 +38,8 @@ from typing import Annotated, Literal
 from fastapi import Depends
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-from api.auth import Principal
 from api.deps import ResourcesDep, get_principal
+from longtasks.auth.tokens import Principal
 
 Isolation = Literal["READ COMMITTED", "REPEATABLE READ"]
 

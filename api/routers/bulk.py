@@ -91,7 +91,11 @@ async def bulk_cancel(
         async with gate:
             try:
                 updated = await cancel_task(
-                    resources.engine, resources.temporal_client, task, body.reason
+                    resources.engine,
+                    resources.temporal_client,
+                    task,
+                    body.reason,
+                    bulk=True,
                 )
             except (CancelNotDelivered, AppError):  # AppError: Temporal unreachable
                 not_signalled.append(task.id)

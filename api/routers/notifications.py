@@ -17,8 +17,9 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 from api.deps import Admin, ResourcesDep, Viewer
 from api.errors import AppError
 from api.transactions import ReadConn, WriteConn
-from longtasks.db.repositories import businesses
+from longtasks.db.repositories import audit, businesses
 from longtasks.db.repositories import notifications as notification_repo
+from longtasks.db.repositories.audit import AuditAction
 from longtasks.notifications import secrets
 from longtasks.outbound import OutboundPolicy, literal_address_refused
 from longtasks.settings import Environment, Settings
@@ -110,6 +111,15 @@ async def put_notifications(
         webhook_secret_encrypted=encrypted,
         email_to=body.email_to,
     )
+    # Which channels and where the webhook goes; never the secret or the mail address.
+    await audit.record(
+        conn,
+        AuditAction.notifications_updated,
+        details={
+            "webhook_host": urlsplit(body.webhook_url).hostname if body.webhook_url else None,
+            "email": body.email_to is not None,
+        },
+    )
     return NotificationsOut.model_validate(config)
 
 
@@ -127,4 +137,5 @@ def _refuse_internal_targets(url: str, settings: Settings) -> None:
 @router.delete("", status_code=204, response_class=Response)
 async def delete_notifications(principal: Admin, conn: WriteConn) -> Response:
     await notification_repo.delete_config(conn, principal.business_id)
+    await audit.record(conn, AuditAction.notifications_deleted)
     return Response(status_code=204)

@@ -34,10 +34,11 @@ from api.schemas import (
 )
 from api.transactions import ReadConn, TransactionsDep
 from longtasks.db.models import LongRunningTask
-from longtasks.db.repositories import businesses
+from longtasks.db.repositories import audit, businesses
 from longtasks.db.repositories import gmail as gmail_repo
 from longtasks.db.repositories import receipts as receipt_repo
 from longtasks.db.repositories import tasks as task_repo
+from longtasks.db.repositories.audit import AuditAction
 from longtasks.db.repositories.gmail import TokenCipher
 from longtasks.db.repositories.receipts import ReceiptFilter
 from longtasks.domain import ReceiptSource, TaskType
@@ -307,6 +308,8 @@ async def put_connection(
             access_token=body.access_token,
         )
         connection = await gmail_repo.get_connection(conn, principal.business_id)
+        # No mailbox address or token in the log: that a connection changed, and by whom.
+        await audit.record(conn, AuditAction.gmail_connection_updated)
     assert connection is not None
     schedule_id = await ensure_gmail_sync_schedule(
         await resources.temporal_client(),

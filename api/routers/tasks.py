@@ -14,6 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from api.deps import Admin, Operator, Resources, ResourcesDep, TaskTypeFilter, Viewer
 from api.errors import AppError, Conflict, NotFound
+from api.exports import csv_cell
 from api.schemas import (
     MAX_BIGINT,
     ItemOut,
@@ -29,8 +30,9 @@ from api.schemas import (
 from api.task_views import task_view, task_views
 from api.transactions import ExportConn, ReadConn, Transactions, TransactionsDep, WriteConn
 from longtasks.db.models import LongRunningTask
-from longtasks.db.repositories import ledger
+from longtasks.db.repositories import audit, ledger
 from longtasks.db.repositories import tasks as task_repo
+from longtasks.db.repositories.audit import AuditAction
 from longtasks.domain import ItemStatus, TaskStatus
 from longtasks.tasks import cancel_task
 
@@ -139,6 +141,12 @@ async def delete_task(task_id: int, principal: Admin, conn: WriteConn) -> Respon
     if not task.is_terminal:
         raise Conflict(f"task {task_id} is {task.status}; cancel it first")
     await task_repo.delete_task(conn, task_id)
+    await audit.record(
+        conn,
+        AuditAction.task_deleted,
+        task_id=task_id,
+        details={"task_type": task.task_type, "status": task.status},
+    )
     return Response(status_code=204)
 
 
@@ -217,7 +225,7 @@ async def export_items(
             items = await ledger.list_items(conn, task.id, status=status, after=after, limit=2000)
             for item in items:
                 row = ItemOut.model_validate(item)
-                writer.writerow([_csv_safe(getattr(row, c)) for c in CSV_COLUMNS])
+                writer.writerow([csv_cell(getattr(row, c)) for c in CSV_COLUMNS])
             yield buffer.getvalue()
             buffer.seek(0)
             buffer.truncate()
@@ -231,14 +239,6 @@ async def export_items(
         media_type="text/csv; charset=utf-8",
         headers={"Content-Disposition": f'attachment; filename="{filename}"'},
     )
-
-
-def _csv_safe(value: object) -> str:
-    text = "" if value is None else str(value)
-    # Spreadsheet formula injection: a cell starting with = + - @ is shown, not evaluated.
-    if text[:1] in ("=", "+", "-", "@") and not text[1:2].isdigit():
-        return "'" + text
-    return text
 
 
 __all__ = ["ItemOut", "router"]

@@ -18,6 +18,7 @@ from api.auth import TICKET_PARAM
 from api.deps import ResourcesDep, Viewer
 from api.errors import Forbidden
 from api.routers.tasks import load_task
+from api.transactions import TransactionsDep
 from longtasks.domain import Role
 
 router = APIRouter(prefix="/api/tickets", tags=["tickets"])
@@ -27,6 +28,7 @@ TICKET_PATHS: list[tuple[re.Pattern[str], Role]] = [
     (re.compile(r"^/api/long_tasks/events$"), Role.viewer),
     (re.compile(r"^/api/long_tasks/(?P<task_id>[0-9]{1,19})/events$"), Role.viewer),
     (re.compile(r"^/api/long_tasks/(?P<task_id>[0-9]{1,19})/items\.csv$"), Role.viewer),
+    (re.compile(r"^/api/audit\.csv$"), Role.admin),
 ]
 
 
@@ -49,7 +51,9 @@ class TicketOut(BaseModel):
 
 
 @router.post("", response_model=TicketOut, status_code=201)
-async def mint_ticket(body: TicketIn, resources: ResourcesDep, principal: Viewer) -> TicketOut:
+async def mint_ticket(
+    body: TicketIn, resources: ResourcesDep, principal: Viewer, transactions: TransactionsDep
+) -> TicketOut:
     for pattern, role in TICKET_PATHS:
         match = pattern.match(body.path)
         if match is None:
@@ -58,7 +62,8 @@ async def mint_ticket(body: TicketIn, resources: ResourcesDep, principal: Viewer
             raise Forbidden(f"this resource needs the {role.value} role")
         task_id = match.groupdict().get("task_id")
         if task_id is not None:  # another business's task: 404, as everywhere
-            await load_task(resources, int(task_id), principal.business_id)
+            async with transactions.read() as conn:
+                await load_task(conn, int(task_id), principal.business_id)
         ticket, expires = resources.tickets.mint(principal, body.path)
         return TicketOut(
             ticket=ticket,

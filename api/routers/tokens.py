@@ -13,7 +13,9 @@ from fastapi import APIRouter
 from pydantic import BaseModel, ConfigDict, Field
 
 from api.deps import Admin, ResourcesDep
-from longtasks.db.repositories import businesses, revocations
+from api.transactions import WriteConn
+from longtasks.db.repositories import audit, businesses, revocations
+from longtasks.db.repositories.audit import AuditAction
 
 router = APIRouter(prefix="/api/tokens", tags=["tokens"])
 
@@ -30,19 +32,21 @@ class RevokeOut(BaseModel):
 
 
 @router.post("/revoke", response_model=RevokeOut)
-async def revoke_token(body: RevokeIn, resources: ResourcesDep, principal: Admin) -> RevokeOut:
+async def revoke_token(
+    body: RevokeIn, resources: ResourcesDep, principal: Admin, conn: WriteConn
+) -> RevokeOut:
     """Idempotent; revoking the caller's own token is allowed (a sign-out)."""
     settings = resources.settings
-    async with resources.engine.begin() as conn:
-        await businesses.ensure_business(conn, principal.business_id)
-        revocation = await revocations.revoke(
-            conn,
-            business_id=principal.business_id,
-            jti=body.jti,
-            revoked_by=principal.subject,
-            # Any token with this jti has expired by then, so the row can go.
-            keep_s=settings.jwt_max_lifetime_s + 2 * settings.jwt_leeway_s,
-        )
+    await businesses.ensure_business(conn, principal.business_id)
+    revocation = await revocations.revoke(
+        conn,
+        business_id=principal.business_id,
+        jti=body.jti,
+        revoked_by=principal.subject,
+        # Any token with this jti has expired by then, so the row can go.
+        keep_s=settings.jwt_max_lifetime_s + 2 * settings.jwt_leeway_s,
+    )
+    await audit.record(conn, AuditAction.token_revoked, details={"jti": body.jti})
     return RevokeOut(
         jti=revocation.jti, revoked_at=revocation.revoked_at, revoked_by=revocation.revoked_by
     )

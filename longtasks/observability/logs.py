@@ -19,10 +19,11 @@ import json
 import logging
 import re
 import sys
+import uuid
 from collections.abc import Iterator, Mapping
 from typing import Any
 
-from starlette.types import ASGIApp, Receive, Scope, Send
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from longtasks.contracts.tasks import TASK_WORKFLOW_ID
 from longtasks.observability.redact import redact
@@ -37,6 +38,7 @@ _request_state: contextvars.ContextVar[dict[str, Any] | None] = contextvars.Cont
 )
 # ASCII digits, bigint-sized: int() of an 8000-digit path segment raises (a 500 before routing).
 _TASK_PATH = re.compile(r"^/api/long_tasks/([0-9]{1,19})(?:/|\.|$)")
+_REQUEST_ID = re.compile(rb"[A-Za-z0-9._:-]{1,64}")
 # Attributes every LogRecord has; anything else on a record came in through `extra`.
 _STANDARD = set(logging.makeLogRecord({}).__dict__) | {"message", "asctime", "taskName"}
 _TEMPORAL_KEYS = ("temporal_activity", "temporal_workflow")
@@ -78,9 +80,19 @@ def context_fields(record: logging.LogRecord) -> dict[str, Any]:
     return fields
 
 
+def request_id_of(scope: Scope) -> str:
+    """The caller's `X-Request-ID` when it is a sane one (so a trace spans systems), else ours."""
+    for name, value in scope.get("headers", []):
+        if name == b"x-request-id" and _REQUEST_ID.fullmatch(value):
+            return str(value.decode("ascii"))
+    return uuid.uuid4().hex
+
+
 class RequestLogContext:
-    """ASGI middleware: log lines written while serving a request carry its business_id (once
-    authenticated) and, on `/api/long_tasks/{id}...`, its task_id."""
+    """ASGI middleware: every request gets a request id (`X-Request-ID`, echoed in the answer,
+    in `scope["state"]["request_id"]` for the audit log); log lines written while serving it
+    carry that id, its business_id (once authenticated) and, on `/api/long_tasks/{id}...`, its
+    task_id."""
 
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
@@ -89,14 +101,24 @@ class RequestLogContext:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        state_token = _request_state.set(scope.setdefault("state", {}))
+        state = scope.setdefault("state", {})
+        request_id = state["request_id"] = request_id_of(scope)
+        state_token = _request_state.set(state)
         match = _TASK_PATH.match(scope.get("path", ""))
+
+        async def send_with_id(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                headers = list(message.get("headers", []))
+                headers.append((b"x-request-id", request_id.encode("ascii")))
+                message = {**message, "headers": headers}
+            await send(message)
+
+        fields: dict[str, Any] = {"request_id": request_id}
+        if match:
+            fields["task_id"] = int(match.group(1))
         try:
-            if match:
-                with bind(task_id=int(match.group(1))):
-                    await self.app(scope, receive, send)
-            else:
-                await self.app(scope, receive, send)
+            with bind(**fields):
+                await self.app(scope, receive, send_with_id)
         finally:
             _request_state.reset(state_token)
 
@@ -128,7 +150,7 @@ class TextFormatter(logging.Formatter):
         ids = {
             k: v
             for k, v in context_fields(record).items()
-            if k in ("business_id", "task_id", "workflow_id")
+            if k in ("business_id", "task_id", "workflow_id", "request_id")
         }
         if ids:
             line += " " + " ".join(f"{k}={v}" for k, v in ids.items())

@@ -12,7 +12,9 @@ from temporalio.service import RPCError, RPCStatusCode
 
 from longtasks.contracts.tasks import CancelSignal
 from longtasks.db.models import LongRunningTask
+from longtasks.db.repositories import audit
 from longtasks.db.repositories import tasks as task_repo
+from longtasks.db.repositories.audit import AuditAction
 from longtasks.domain import TaskStatus
 from longtasks.tasks.errors import CancelNotDelivered
 from longtasks.temporal.tasks import signal_cancel
@@ -23,14 +25,23 @@ async def cancel_task(
     temporal: Callable[[], Awaitable[Client]],
     task: LongRunningTask,
     reason: str,
+    *,
+    bulk: bool = False,
 ) -> LongRunningTask:
     """Cancel a task; the row as it is now (the same row when it had already ended).
 
     `temporal` gives the client only once the flag is set: a cancel is recorded even while
     Temporal is unreachable. Raises `CancelNotDelivered` when the signal could not be sent.
+    The audit log records the cancel (by the request's actor) when it is the first: a
+    repeat changes nothing.
     """
     async with engine.begin() as conn:
         updated = await task_repo.request_cancel(conn, task.id, reason)
+        if updated is not None and not task.cancel_requested:
+            details: dict[str, object] = {"reason": reason}
+            if bulk:
+                details["bulk"] = True
+            await audit.record(conn, AuditAction.task_cancelled, task_id=task.id, details=details)
     if updated is None:  # already terminal
         return task
     client = await temporal()

@@ -13,8 +13,9 @@ from temporalio.client import Client
 from temporalio.exceptions import WorkflowAlreadyStartedError
 
 from longtasks.db.models import LongRunningTask
-from longtasks.db.repositories import businesses, policies
+from longtasks.db.repositories import audit, businesses, policies
 from longtasks.db.repositories import tasks as task_repo
+from longtasks.db.repositories.audit import AuditAction
 from longtasks.domain import Priority, TaskStatus
 from longtasks.tasks.errors import TaskNotStarted
 from longtasks.temporal.tasks import start_task_workflow
@@ -63,6 +64,8 @@ async def start_task(
     Over the business's approval threshold (`new.approval_items`), the task is created
     `awaiting_approval` with a deadline `approval_ttl_s` from now; its workflow starts all the
     same and waits for the approval, a rejection or the deadline before anything else.
+
+    The audit log records `task.started` by the caller's actor in the same transaction.
     """
     async with engine.begin() as conn:
         await businesses.ensure_business(conn, new.business_id)
@@ -81,6 +84,18 @@ async def start_task(
             approval_ttl_s=approval_ttl_s if needs_approval else None,
         )
         domain = await create_domain_rows(conn, task)
+        details: dict[str, object] = {
+            "task_type": new.task_type,
+            "total_items": new.total_items,
+            "priority": new.priority,
+        }
+        if new.start_at is not None:
+            details["start_at"] = new.start_at.isoformat()
+        if new.parent_task_id is not None:
+            details["retry_of"] = new.parent_task_id
+        if task.status == "awaiting_approval":
+            details["awaiting_approval"] = True
+        await audit.record(conn, AuditAction.task_started, task_id=task.id, details=details)
     await launch(engine, client, task, task_queue=task_queue, summary=summary(task, domain))
     return task, domain
 

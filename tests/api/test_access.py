@@ -33,6 +33,8 @@ NEEDED_ROLE = {
     ("POST", "/api/long_tasks/{task_id}/approve"): "admin",
     ("POST", "/api/long_tasks/{task_id}/reject"): "admin",
     ("POST", "/api/tokens/revoke"): "admin",
+    ("GET", "/api/audit"): "admin",
+    ("GET", "/api/audit.csv"): "admin",
 }
 BODIES: dict[tuple[str, str], dict[str, Any]] = {
     ("POST", "/api/broadcasts"): {

@@ -369,3 +369,12 @@ async def test_scheduled_kick_starts_an_ordinary_sync_task(
         tasks = (await http.get("/api/long_tasks", params={"task_type": "receipt_sync"})).json()
     scheduled = tasks["items"][0]
     assert (scheduled["total_items"], scheduled["success_count"]) == (2, 2)
+    # The audit log names who started it: the schedule, not a person.
+    async with stack.http(business_id, "admin") as http:
+        started = (await http.get("/api/audit", params={"action": "task.started"})).json()["items"]
+    newest = started[0]
+    assert (newest["task_id"], newest["actor"], newest["actor_role"]) == (
+        scheduled["id"],
+        "system:gmail-schedule",
+        "system",
+    )

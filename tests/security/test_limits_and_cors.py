@@ -21,11 +21,11 @@ async def test_rate_limit_is_per_caller_with_retry_after(
 ) -> None:
     business_id = await new_business()
     other_business = await new_business()
-    flooder = stack.token(business_id, "viewer", subject="flooder")
+    flooder = stack.token(business_id, "viewer", user="flooder")
     # The same user's other token shares the budget: minting more tokens buys nothing.
-    flooder_again = stack.token(business_id, "admin", subject="flooder")
+    flooder_again = stack.token(business_id, "admin", user="flooder")
     # Same business, another user: a budget of its own.
-    bystander = stack.token(business_id, "operator", subject="bystander")
+    bystander = stack.token(business_id, "operator", user="bystander")
     stranger = stack.token(other_business, "viewer")
     async with (
         dedicated_api(stack, api_rate_limit_per_s=RATE, api_rate_limit_burst=BURST) as base_url,
@@ -51,7 +51,7 @@ async def test_rate_limit_is_per_caller_with_retry_after(
         assert response.status_code == 429
 
         # A concurrent flood is limited the same way: at most the burst gets through.
-        flooder2 = stack.token(other_business, "admin", subject="flooder2")
+        flooder2 = stack.token(other_business, "admin", user="flooder2")
         burst = await asyncio.gather(
             *(
                 tally.send(

@@ -69,7 +69,7 @@ async def test_two_api_processes_give_a_caller_one_budget(
     stack: Stack, new_business: Callable[[], Awaitable[int]], fault_report: FaultReport
 ) -> None:
     business_id = await new_business()
-    token = stack.token(business_id, "viewer", subject=f"two-replicas-{uuid.uuid4().hex}")
+    token = stack.token(business_id, "viewer", user=f"two-replicas-{uuid.uuid4().hex}")
     headers = {"Authorization": f"Bearer {token}"}
     async with api_process(stack) as first, api_process(stack) as second:
         codes = []
@@ -104,8 +104,8 @@ async def test_a_flood_of_made_up_tokens_clears_no_one_budget(
     from tests.security.conftest import dedicated_api
 
     business_id = await new_business()
-    victim = stack.token(business_id, "viewer", subject=f"victim-{uuid.uuid4().hex}")
-    bystander = stack.token(business_id, "viewer", subject=f"bystander-{uuid.uuid4().hex}")
+    victim = stack.token(business_id, "viewer", user=f"victim-{uuid.uuid4().hex}")
+    bystander = stack.token(business_id, "viewer", user=f"bystander-{uuid.uuid4().hex}")
     flood = 1500
     async with (
         dedicated_api(stack, api_rate_limit_per_s=RATE, api_rate_limit_burst=BURST) as base_url,

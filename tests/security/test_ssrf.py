@@ -305,7 +305,7 @@ async def test_a_worker_refuses_an_inside_webhook_and_the_task_still_completes(
             business_id = await new_business()
             await _save_config_directly(stack, business_id, url)
             task_id = await create_broadcast_task(stack.engine, business_id, israeli_numbers(2))
-            handle = await start_direct(stack.client, queue, business_id, task_id)
+            handle = await start_direct(stack.client, stack.engine, queue, business_id, task_id)
             await handle.result()
             async with stack.engine.connect() as conn:
                 row = (

@@ -23,6 +23,8 @@ from api.deps import Operator, ResourcesDep
 from api.schemas import TaskOut
 from longtasks.contracts.tasks import PageRequest, PageResult, TaskPlan
 from longtasks.db.models import LongRunningTask
+from longtasks.db.repositories import audit
+from longtasks.db.repositories.audit import Actor
 from longtasks.db.repositories.ledger import Claim, Outcome
 from longtasks.domain import ItemStatus
 from longtasks.tasks import NewTask, start_task
@@ -53,14 +55,16 @@ async def start_toy(
         )
         return len(words)
 
-    task, _ = await start_task(
-        engine,
-        client,
-        NewTask(business_id=business_id, task_type=TOY, total_items=len(words)),
-        task_queue=task_queue,
-        create_domain_rows=store_words,
-        summary=lambda task, count: f"toy task {task.id}: {count} words",
-    )
+    # Outside a request: the audit log names the test as the actor.
+    with audit.acting_as(Actor.system(business_id, "test")):
+        task, _ = await start_task(
+            engine,
+            client,
+            NewTask(business_id=business_id, task_type=TOY, total_items=len(words)),
+            task_queue=task_queue,
+            create_domain_rows=store_words,
+            summary=lambda task, count: f"toy task {task.id}: {count} words",
+        )
     return task
 
 

@@ -17,6 +17,8 @@ from api.app import create_app
 from api.deps import Resources
 from longtasks.db.engine import create_engine
 from longtasks.db.models import LongRunningTask
+from longtasks.db.repositories import audit
+from longtasks.db.repositories.audit import Actor
 from longtasks.domain import TaskType
 from longtasks.tasks import NewTask, TaskNotStarted, launch, start_task
 from tests.conftest import (
@@ -38,14 +40,16 @@ async def no_domain_rows(conn: AsyncConnection, task: LongRunningTask) -> None:
 
 
 async def first_task(engine: AsyncEngine, client: Client, queue: str) -> LongRunningTask:
-    task, _ = await start_task(
-        engine,
-        client,
-        NewTask(business_id=1, task_type=TaskType.broadcast, total_items=0),
-        task_queue=queue,
-        create_domain_rows=no_domain_rows,
-        summary=lambda task, _: f"task {task.id}",
-    )
+    # Outside a request: the audit log names the test as the actor.
+    with audit.acting_as(Actor.system(1, "test")):
+        task, _ = await start_task(
+            engine,
+            client,
+            NewTask(business_id=1, task_type=TaskType.broadcast, total_items=0),
+            task_queue=queue,
+            create_domain_rows=no_domain_rows,
+            summary=lambda task, _: f"task {task.id}",
+        )
     return task
 
 
