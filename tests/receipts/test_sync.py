@@ -241,7 +241,7 @@ async def test_expired_access_token_is_refreshed_and_stored_encrypted(
     email = await connect(stack, business_id)
     first = await sync(stack, business_id, since="2025-06-25")
     assert first["status"] == "completed"
-    cipher = TokenCipher(stack.settings.encryption_key)
+    cipher = TokenCipher(stack.settings.encryption_keys)
     async with stack.engine.connect() as conn:
         before = await gmail_repo.get_connection(conn, business_id)
     assert before is not None
