@@ -25,6 +25,12 @@ def _migrate(settings: Settings, args: argparse.Namespace) -> int:
     return 0
 
 
+def _rotate_keys(settings: Settings, args: argparse.Namespace) -> int:
+    from cli.rotate_keys import run
+
+    return run(settings, with_database(settings, "rotate-keys").require_database_url())
+
+
 def _token(settings: Settings, args: argparse.Namespace) -> int:
     import jwt
 
@@ -194,6 +200,10 @@ def build_parser() -> argparse.ArgumentParser:
         fn=_sandbox
     )
     verbs.add_parser("migrate", help="apply database migrations").set_defaults(fn=_migrate)
+    verbs.add_parser(
+        "rotate-keys",
+        help="re-encrypt stored OAuth tokens and webhook secrets with the newest ENCRYPTION_KEY",
+    ).set_defaults(fn=_rotate_keys)
     verbs.add_parser(
         "schedules", help="list the project's Temporal Schedules (cleanup, Gmail syncs)"
     ).set_defaults(fn=_schedules)

@@ -22,7 +22,7 @@ def receipt_sync_activities(context: WorkerContext, pages: PageTuning) -> Sequen
         list_page_size=settings.gmail_list_page_size,
         fetch_concurrency=settings.gmail_fetch_concurrency,
     )
-    cipher = TokenCipher(settings.encryption_key)
+    cipher = TokenCipher(settings.encryption_keys)
     return [ReceiptSyncActivities(context.engine, context.deps.gmail, cipher, tuning)]
 
 

@@ -293,7 +293,7 @@ async def put_connection(
     """Connect (or reconnect) the business's mailbox; tokens are stored encrypted, and the
     business's Temporal Schedule of incremental syncs is created or updated."""
     settings = resources.settings
-    cipher = TokenCipher(settings.encryption_key)
+    cipher = TokenCipher(settings.encryption_keys)
     # Committed before Temporal is asked for the Schedule: no row lock is held across that
     # call, and a Schedule never runs before the mailbox it syncs is stored. When Temporal
     # fails, the mailbox stays connected and repeating the request makes the Schedule.

@@ -21,7 +21,7 @@ DEMO_MAILBOX = "demo@longtasks.test"
 async def connect_demo_mailbox(database_url: str, settings: Settings) -> None:
     """Connect business 1 once; an existing connection (and its history id) is kept."""
     engine = create_engine(database_url, pool_size=1)
-    cipher = TokenCipher(settings.encryption_key)
+    cipher = TokenCipher(settings.encryption_keys)
     try:
         async with engine.begin() as conn:
             await ensure_business(conn, DEMO_BUSINESS_ID)

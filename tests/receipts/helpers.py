@@ -36,7 +36,7 @@ async def connect_directly(engine: AsyncEngine, settings: Settings, business_id:
     async with engine.begin() as conn:
         await gmail_repo.upsert_connection(
             conn,
-            TokenCipher(settings.encryption_key),
+            TokenCipher(settings.encryption_keys),
             business_id=business_id,
             email=email,
             refresh_token=f"sandbox:{email}",

@@ -5,7 +5,7 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Sequence
 
-from cryptography.fernet import Fernet, InvalidToken
+from cryptography.fernet import Fernet, InvalidToken, MultiFernet
 from sqlalchemy import select, text
 from sqlalchemy.ext.asyncio import AsyncConnection
 
@@ -14,10 +14,12 @@ from longtasks.db.rows import mapped_first
 
 
 class TokenCipher:
-    """Fernet (AES-128-CBC + HMAC) with `settings.encryption_key`; tokens never hit disk raw."""
+    """Fernet (AES-128-CBC + HMAC); tokens never hit disk raw. `keys` newest first
+    (`settings.encryption_keys`): the newest encrypts, every one decrypts, so a key rotation
+    needs no downtime; `rotate` re-encrypts with the newest (`longtasks rotate-keys`)."""
 
-    def __init__(self, key: str) -> None:
-        self._fernet = Fernet(key.encode())
+    def __init__(self, keys: Sequence[str]) -> None:
+        self._fernet = MultiFernet([Fernet(key.encode()) for key in keys])
 
     def encrypt(self, value: str) -> str:
         return self._fernet.encrypt(value.encode()).decode()
@@ -26,7 +28,15 @@ class TokenCipher:
         try:
             return self._fernet.decrypt(value.encode()).decode()
         except InvalidToken as exc:
-            raise ValueError("a stored token cannot be decrypted with ENCRYPTION_KEY") from exc
+            raise ValueError(
+                "a stored token cannot be decrypted with ENCRYPTION_KEY or ENCRYPTION_OLD_KEYS"
+            ) from exc
+
+    def rotate(self, value: str) -> str:
+        try:
+            return self._fernet.rotate(value.encode()).decode()
+        except InvalidToken as exc:
+            raise ValueError("a stored token cannot be decrypted with any key") from exc
 
 
 async def upsert_connection(
