@@ -18,10 +18,14 @@ from longtasks.settings import Settings
 
 
 def _migrate(settings: Settings, args: argparse.Namespace) -> int:
-    from migrations.runner import upgrade
+    from migrations.runner import migrate_to
 
-    upgrade(with_database(settings, "migrate").require_database_url())
-    print("migrations applied")
+    url = with_database(settings, "migrate").require_database_url()
+    try:
+        print(migrate_to(url, args.to))
+    except ValueError as exc:
+        print(f"longtasks: {exc}", file=sys.stderr)
+        return 2
     return 0
 
 
@@ -199,7 +203,11 @@ def build_parser() -> argparse.ArgumentParser:
     verbs.add_parser("sandbox", help="serve the sandbox WhatsApp and Gmail APIs").set_defaults(
         fn=_sandbox
     )
-    verbs.add_parser("migrate", help="apply database migrations").set_defaults(fn=_migrate)
+    migrate = verbs.add_parser("migrate", help="apply database migrations (or roll them back)")
+    migrate.add_argument(
+        "--to", default="head", metavar="REVISION", help="head (default), base, or a revision"
+    )
+    migrate.set_defaults(fn=_migrate)
     verbs.add_parser(
         "rotate-keys",
         help="re-encrypt stored OAuth tokens and webhook secrets with the newest ENCRYPTION_KEY",
