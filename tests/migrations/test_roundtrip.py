@@ -2,10 +2,11 @@
 `longtasks migrate --to REVISION` moves either way.
 
 The data: after each upgrade, every table that is empty gets rows of its own, made from the
-live schema (not from the models, which only know head): every column filled, each value a
-CHECK constraint's `IN (...)` list allows at least once (a downgrade that restores an older
-constraint must deal with the newer values), foreign keys pointing at rows that exist. A
-revision added later needs no seed of its own: its tables are filled the same way.
+live schema (not from the models, which only know head): every column filled (those with a
+default get it, as the application leaves them), each value a CHECK constraint's `IN (...)`
+list allows at least once (a downgrade that restores an older constraint must deal with the
+newer values), foreign keys pointing at rows that exist. A revision added later needs no seed
+of its own: its tables are filled the same way.
 """
 
 from __future__ import annotations
@@ -157,6 +158,9 @@ def _fill_table(
         (name, kind, length)
         for name, kind, identity, default, length in columns
         if identity != "YES" and not (default or "").startswith("nextval(")
+        # A column with a default gets it (what the application writes there), unless a
+        # CHECK lists its values: then each of them appears.
+        and (default is None or name in allowed)
         and not (name in parents and parents[name][0] == table)  # a row's own parent: NULL
     ]  # fmt: skip
     names = ", ".join(f'"{n}"' for n, _, _ in filled)
