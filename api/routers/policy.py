@@ -21,9 +21,10 @@ from pydantic import BaseModel, ConfigDict, Field
 from api.deps import Admin, ResourcesDep, Viewer
 from api.transactions import ReadConn, TransactionsDep
 from longtasks.db.models import DEFAULT_WINDOW
-from longtasks.db.repositories import businesses
+from longtasks.db.repositories import audit, businesses
 from longtasks.db.repositories import policies as policy_repo
 from longtasks.db.repositories import tasks as task_repo
+from longtasks.db.repositories.audit import AuditAction
 from longtasks.temporal.tasks import signal_recheck_quota
 
 log = logging.getLogger("longtasks.api")
@@ -71,6 +72,7 @@ async def put_policy(
         policy = await policy_repo.put_policy(
             conn, principal.business_id, changes, by=principal.subject
         )
+        await audit.record(conn, AuditAction.policy_updated, details=changes)
         waiting = await task_repo.waiting_on_quota(conn, principal.business_id)
     if "daily_send_cap" in changes and waiting:
         client = await resources.temporal_client()

@@ -25,7 +25,9 @@ from longtasks.contracts.tasks import (
     RESUME_SIGNAL,
 )
 from longtasks.db.models import LongRunningTask
+from longtasks.db.repositories import audit
 from longtasks.db.repositories import tasks as task_repo
+from longtasks.db.repositories.audit import AuditAction
 from longtasks.domain import TaskStatus
 from longtasks.tasks.cancel import cancel_task
 from longtasks.tasks.errors import ControlRefused, SignalNotDelivered
@@ -69,6 +71,8 @@ async def pause_task(
         raise ControlRefused(task.id, f"task {task.id} waits for approval: approve or reject it")
     async with engine.begin() as conn:
         updated = await task_repo.request_pause(conn, task.id, by=by)
+        if updated is not None:
+            await audit.record(conn, AuditAction.task_paused, task_id=task.id)
     if updated is None:
         now = await _current(engine, task)
         if now.cancel_requested:
@@ -89,6 +93,8 @@ async def resume_task(
         raise ControlRefused(task.id, f"task {task.id} is {task.status}: nothing to resume")
     async with engine.begin() as conn:
         updated = await task_repo.request_resume(conn, task.id)
+        if updated is not None:
+            await audit.record(conn, AuditAction.task_resumed, task_id=task.id)
     if updated is not None:
         await _signal(temporal, updated, RESUME_SIGNAL)
         return Controlled(updated, changed=True)
@@ -116,6 +122,8 @@ async def approve_task(
         raise ControlRefused(task.id, f"task {task.id} is {task.status}: nothing to approve")
     async with engine.begin() as conn:
         updated = await task_repo.approve(conn, task.id, by=by)
+        if updated is not None:
+            await audit.record(conn, AuditAction.task_approved, task_id=task.id)
     if updated is None:
         now = await _current(engine, task)
         raise ControlRefused(task.id, f"task {task.id} is {now.status}: nothing to approve")
@@ -131,6 +139,10 @@ async def reject_task(
         raise ControlRefused(task.id, f"task {task.id} is {task.status}: nothing to reject")
     async with engine.begin() as conn:
         updated = await task_repo.reject(conn, task.id, by=by, reason=reason)
+        if updated is not None:
+            await audit.record(
+                conn, AuditAction.task_rejected, task_id=task.id, details={"reason": reason}
+            )
     if updated is None:
         now = await _current(engine, task)
         if now.rejected_by is not None:

@@ -96,6 +96,13 @@ async def start_task(
         if task.status == "awaiting_approval":
             details["awaiting_approval"] = True
         await audit.record(conn, AuditAction.task_started, task_id=task.id, details=details)
+        if new.parent_task_id is not None:
+            await audit.record(
+                conn,
+                AuditAction.task_retried,
+                task_id=new.parent_task_id,
+                details={"retry_task_id": task.id, "items": new.total_items},
+            )
     await launch(engine, client, task, task_queue=task_queue, summary=summary(task, domain))
     return task, domain
 

@@ -17,7 +17,14 @@ import pytest
 from sqlalchemy import text
 from sqlalchemy.exc import DBAPIError
 
-from tests.conftest import FaultReport, SecurityRow, Stack, israeli_numbers, start_broadcast
+from tests.conftest import (
+    FaultReport,
+    SecurityRow,
+    Stack,
+    configure_sender,
+    israeli_numbers,
+    start_broadcast,
+)
 
 LATER = "2100-01-01T00:00:00Z"  # scheduled: nothing is sent while the test runs
 
@@ -123,10 +130,10 @@ async def test_each_action_is_recorded_with_its_actor(
     )
 
 
-async def _wait_terminal(http: httpx.AsyncClient, task_id: int) -> None:
+async def _wait_terminal(http: httpx.AsyncClient, task_id: int) -> dict[str, Any]:
     from tests.conftest import wait_for_status
 
-    await wait_for_status(http, task_id, {"cancelled", "completed", "failed"})
+    return await wait_for_status(http, task_id, {"cancelled", "completed", "failed"})
 
 
 async def test_pages_csv_filters_and_tenancy(
@@ -185,3 +192,69 @@ async def test_rows_cannot_be_changed_or_removed(
             text("SELECT count(*) FROM audit_events WHERE business_id = :b"), {"b": business_id}
         )
         assert count.scalar_one() == 1
+
+
+async def test_controls_and_policy_are_recorded(
+    stack: Stack, new_business: Callable[[], Awaitable[int]], fault_report: FaultReport
+) -> None:
+    """Issue 14's controls call the same function: pause, resume, approve, reject, retry, and
+    policy changes each leave a row naming who did it."""
+    business_id = await new_business()
+    await configure_sender(stack, business_id, latency_ms=50)
+    async with (
+        client(stack, business_id, "operator", "olga") as olga,
+        client(stack, business_id, "admin", "ada") as ada,
+        client(stack, business_id, "admin", "abe") as abe,
+    ):
+        running = await start_broadcast(olga, israeli_numbers(400, start=720_000))
+        task_id = running["task"]["id"]
+        assert (await olga.post(f"/api/long_tasks/{task_id}/pause")).status_code in (200, 202)
+        assert (await olga.post(f"/api/long_tasks/{task_id}/resume")).status_code in (200, 202)
+        assert (await olga.post(f"/api/long_tasks/{task_id}/cancel")).status_code in (200, 202)
+        await _wait_terminal(olga, task_id)
+
+        policy = await ada.put("/api/policy", json={"approval_required_above": 1})
+        assert policy.status_code == 200, policy.text
+        waiting = [
+            (await start_broadcast(olga, israeli_numbers(2, start=730_000 + 10 * i)))["task"]["id"]
+            for i in range(2)
+        ]
+        assert (await abe.post(f"/api/long_tasks/{waiting[0]}/approve")).status_code == 202
+        rejected = await abe.post(f"/api/long_tasks/{waiting[1]}/reject", json={"reason": "no"})
+        assert rejected.status_code == 202, rejected.text
+        await ada.put("/api/policy", json={"approval_required_above": None})
+        approved = await _wait_terminal(olga, waiting[0])
+        assert approved["status"] == "completed"
+
+        failing = await start_broadcast(olga, ["052-3110000", *israeli_numbers(2, start=740_000)])
+        await _wait_terminal(olga, failing["task"]["id"])
+        retry = await olga.post(f"/api/long_tasks/{failing['task']['id']}/retry_failed")
+        assert retry.status_code == 202, retry.text
+
+        items = (await ada.get("/api/audit", params={"limit": 100})).json()["items"]
+    by = {(i["action"], i["task_id"]): i for i in items}
+    assert by[("task.paused", task_id)]["actor"] == "olga"
+    assert by[("task.resumed", task_id)]["actor"] == "olga"
+    assert by[("task.approved", waiting[0])]["actor"] == "abe"
+    assert by[("task.rejected", waiting[1])]["actor"] == "abe"
+    assert "no" in by[("task.rejected", waiting[1])]["details"]["reason"]
+    retried = by[("task.retried", failing["task"]["id"])]
+    assert (retried["actor"], retried["details"]["retry_task_id"]) == (
+        "olga",
+        retry.json()["task"]["id"],
+    )
+    policies = [i for i in items if i["action"] == "policy.updated"]
+    assert [p["details"] for p in policies] == [
+        {"approval_required_above": None},
+        {"approval_required_above": 1},
+    ]
+    counts = Counter(i["action"] for i in items)
+    fault_report.add_security(
+        SecurityRow(
+            area="audit",
+            check="rows per control: " + ", ".join(f"{a} {n}" for a, n in sorted(counts.items())),
+            cases=len(items),
+            outcome="pause, resume, approve, reject, retry and policy changes recorded with"
+            " their actor",
+        )
+    )
