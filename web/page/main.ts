@@ -176,6 +176,7 @@ const cardActions = {
     forgetTask(task);
   },
   loadFailures: (task: CardTask, cursor: string | undefined) => api.listItems(task.id, { status: 'failed', limit: PAGE_SIZE, cursor }),
+  csvPath: (task: CardTask) => api.itemsCsvPath(task.id, 'failed'),
   csvUrl: (task: CardTask) => api.itemsCsvUrl(task.id, 'failed'),
 };
 

@@ -6,6 +6,9 @@
 // cutting streams, a server without SSE) is broken, and polling is the dependable fallback.
 // The server ends a task's stream after its terminal snapshot; the feed closes first, on seeing
 // a terminal status, so the browser does not reconnect and nothing is requested after it.
+// A stream's URL carries a ticket good for about a minute: each opening mints a fresh one, and
+// a stream that had been open and whose own reconnect is refused (its ticket expired meanwhile)
+// is opened again with a fresh ticket rather than given up for polling.
 
 const ERROR_BURST = 3; // this many errors...
 const ERROR_WINDOW_MS = 10_000; // ...within this window switch to polling
@@ -16,8 +19,9 @@ const STREAM_RETRY_MS = 60_000; // while polling, try the stream again this ofte
 export type FeedMode = 'connecting' | 'stream' | 'polling' | 'stopped';
 
 export interface LiveFeedOptions<T> {
-  /** The EventSource URL (built by the API client: it carries the credential). */
-  streamUrl: () => string;
+  /** The EventSource URL (built by the API client: it carries a fresh ticket, so it may take
+   * a round trip). A rejection counts as a stream failure: the feed polls. */
+  streamUrl: () => string | Promise<string>;
   /** Fetch the current state once; `undefined` when the poll delivered through other means. */
   poll: () => Promise<T | undefined>;
   /** Each parsed event or poll result. */
@@ -41,6 +45,8 @@ export class LiveFeed<T = unknown> {
   private retryTimer: ReturnType<typeof setTimeout> | undefined;
   private stopped = true;
   private pollGeneration = 0;
+  /** The current stream has been open (its `open` event came). */
+  private opened = false;
 
   constructor(opts: LiveFeedOptions<T>) {
     this.opts = {
@@ -87,18 +93,36 @@ export class LiveFeed<T = unknown> {
 
   private openStream(): void {
     this.errors = [];
-    const es = new EventSource(this.opts.streamUrl());
+    void this.connect();
+  }
+
+  private async connect(): Promise<void> {
+    // Not 'stream' until the server answers: the page must not claim to be live while it is not.
+    this.setMode('connecting');
+    // A stop, or polling started meanwhile, wins over a URL that arrives late.
+    const generation = ++this.pollGeneration;
+    const current = () => !this.stopped && this.pollGeneration === generation;
+    let url: string;
+    try {
+      url = await this.opts.streamUrl();
+    } catch {
+      if (current()) this.startPolling();
+      return;
+    }
+    if (!current()) return;
+    const es = new EventSource(url);
     this.es = es;
+    this.opened = false;
     const handle = (ev: MessageEvent<string>) => this.onEvent(ev);
     // The server names its events `task`; take the default `message` type too.
     es.addEventListener('message', handle);
     es.addEventListener('task', handle as EventListener);
     es.addEventListener('open', () => {
-      if (this.es === es) this.setMode('stream');
+      if (this.es !== es) return;
+      this.opened = true;
+      this.setMode('stream');
     });
     es.addEventListener('error', () => this.onStreamError(es));
-    // Not 'stream' until the server answers: the page must not claim to be live while it is not.
-    this.setMode('connecting');
   }
 
   private closeStream(): void {
@@ -124,8 +148,16 @@ export class LiveFeed<T = unknown> {
     this.errors = this.errors.filter((at) => now - at < ERROR_WINDOW_MS);
     this.errors.push(now);
     // CLOSED: the browser gave up (a non-200 answer such as 401/404, or a wrong content type)
-    // and will not retry; polling surfaces the real HTTP error.
-    if (es.readyState === EventSource.CLOSED || this.errors.length >= ERROR_BURST) {
+    // and will not retry. A stream that had been open most likely reconnected with a ticket
+    // that has expired since: open it again with a fresh one. Otherwise, or when errors keep
+    // coming, poll: polling surfaces the real HTTP error.
+    const closed = es.readyState === EventSource.CLOSED;
+    if (closed && this.opened && this.errors.length < ERROR_BURST) {
+      this.closeStream();
+      void this.connect();
+      return;
+    }
+    if (closed || this.errors.length >= ERROR_BURST) {
       this.closeStream();
       this.startPolling();
       return;
@@ -166,8 +198,7 @@ export class LiveFeed<T = unknown> {
       this.retryTimer = setTimeout(() => {
         if (this.stopped) return;
         clearTimeout(this.pollTimer);
-        this.pollGeneration++;
-        this.openStream();
+        this.openStream(); // a new generation: the polling loop stops
       }, STREAM_RETRY_MS);
     }
   }

@@ -14,6 +14,7 @@ export interface RecordedRequest {
   lastEventId: string | null;
   authorization: string | null;
   accessToken: string | null;
+  ticket: string | null;
 }
 
 export interface TaskServerScript {
@@ -33,6 +34,9 @@ export class TaskServer {
   private streams = 0;
   /** Which snapshot GET /api/long_tasks/{id} answers (polls move it forward). */
   private polled = 0;
+  private tickets = 0;
+  /** Every ticket minted, with the path it was asked for. */
+  readonly minted: { path: string; ticket: string }[] = [];
   cancelled = false;
 
   constructor(private readonly script: TaskServerScript) {}
@@ -75,7 +79,24 @@ export class TaskServer {
       lastEventId: header('last-event-id'),
       authorization: header('authorization'),
       accessToken: url.searchParams.get('access_token'),
+      ticket: url.searchParams.get('ticket'),
     });
+    if (url.pathname === '/api/tickets' && req.method === 'POST') {
+      // Like the service: a ticket for the path in the body, minted for a bearer token only.
+      if (!header('authorization')?.startsWith('Bearer ')) {
+        this.json(res, 401, { detail: 'not authenticated' });
+        return;
+      }
+      let body = '';
+      req.on('data', (chunk: Buffer) => (body += chunk.toString()));
+      req.on('end', () => {
+        const { path } = JSON.parse(body) as { path: string };
+        const ticket = `t1.test-${++this.tickets}`;
+        this.minted.push({ path, ticket });
+        this.json(res, 201, { ticket, url: `${path}?ticket=${ticket}`, expires_at: new Date(Date.now() + 60_000).toISOString() });
+      });
+      return;
+    }
     const base = `/api/long_tasks/${this.taskId}`;
     if (url.pathname === `${base}/events`) {
       this.stream(req, res);

@@ -6,6 +6,9 @@ import { useLongTask } from '../src/react';
 import { progressSnapshots, TaskServer } from './taskServer';
 
 const TOKEN = 'header.payload.signature';
+// How long to wait for what the hook will show, not a speed claim: a stream now takes a ticket
+// round trip first, and a loaded machine stretches every step (Testing Library waits 1 s).
+const UNTIL = { timeout: 15_000 };
 let server: TaskServer | null = null;
 
 afterEach(async () => {
@@ -52,14 +55,17 @@ describe('useLongTask', () => {
     server = await new TaskServer({ snapshots, dropAfter, replayOnReconnect: snapshots[1]?.version }).start();
     const { hook, seen, completions } = follow(41, server.url);
 
-    await waitFor(() => expect(hook.result.current.task?.status).toBe('completed'));
+    await waitFor(() => expect(hook.result.current.task?.status).toBe('completed'), UNTIL);
     const streams = server.requestsTo('/api/long_tasks/41/events');
     expect(streams).toHaveLength(2);
     expect(streams[0]?.lastEventId).toBeNull();
     // The second connection resumed after the last event the first one delivered.
     expect(streams[1]?.lastEventId).toBe(String(snapshots[dropAfter - 1]?.version));
-    // The stream carries the credential the browser cannot send as a header.
-    expect(streams.every((r) => r.accessToken === TOKEN)).toBe(true);
+    // The stream carries a ticket minted for its path (the browser cannot send a header),
+    // never the token; the browser's own reconnect reuses it.
+    const minted = server.minted;
+    expect(minted).toEqual([{ path: '/api/long_tasks/41/events', ticket: streams[0]?.ticket }]);
+    expect(streams.every((r) => r.ticket === minted[0]?.ticket && r.accessToken === null)).toBe(true);
 
     expectMonotonic(seen);
     // React may batch snapshots that arrive together into one render; what it shows is always
@@ -80,7 +86,7 @@ describe('useLongTask', () => {
     server = await new TaskServer({ snapshots, refuseStream: 503 }).start();
     const { hook, seen, completions } = follow(42, server.url);
 
-    await waitFor(() => expect(hook.result.current.task?.status).toBe('failed'));
+    await waitFor(() => expect(hook.result.current.task?.status).toBe('failed'), UNTIL);
     expect(server.requestsTo('/api/long_tasks/42/events')).toHaveLength(1);
     const polls = server.requestsTo('/api/long_tasks/42');
     expect(polls).toHaveLength(snapshots.length);
@@ -97,7 +103,7 @@ describe('useLongTask', () => {
     const snapshots = progressSnapshots(43, 1000, 2).slice(0, 2);
     server = await new TaskServer({ snapshots }).start();
     const { hook } = follow(43, server.url);
-    await waitFor(() => expect(hook.result.current.task).not.toBeNull());
+    await waitFor(() => expect(hook.result.current.task).not.toBeNull(), UNTIL);
 
     let answer: Task | undefined;
     await act(async () => {
@@ -114,7 +120,7 @@ describe('useLongTask', () => {
     server = await new TaskServer({ snapshots: progressSnapshots(44, 10, 1), refuseStream: 404 }).start();
     // Ask for a task this server does not know: the poll answers 404.
     const hook = renderHook(() => useLongTask(999, { baseUrl: server?.url ?? '', token: TOKEN, pollIntervalMs: 20 }));
-    await waitFor(() => expect(hook.result.current.error).not.toBeNull());
+    await waitFor(() => expect(hook.result.current.error).not.toBeNull(), UNTIL);
     expect(hook.result.current.task).toBeNull();
     expect(server.requestsTo('/api/long_tasks/999')).toHaveLength(1);
     await quietAfterwards(server);

@@ -16,6 +16,7 @@ import type {
   TaskPage,
   TaskStatus,
   TaskType,
+  TicketOut,
   ValidationIssue,
 } from './types.js';
 
@@ -123,10 +124,17 @@ export interface ApiClient {
   startBroadcast(body: BroadcastRequest): Promise<BroadcastStarted>;
   startReceiptSync(body: ReceiptSyncRequest): Promise<ReceiptSyncStarted>;
   startReceiptDelete(body: ReceiptDeleteRequest): Promise<ReceiptDeleteStarted>;
-  /** URLs the browser opens itself (EventSource, a download link): they cannot carry headers. */
-  taskEventsUrl(taskId: number): string;
-  businessEventsUrl(): string;
-  itemsCsvUrl(taskId: number, status?: string): string;
+  /**
+   * URLs the browser opens itself (EventSource, a download link) cannot carry headers, and a
+   * URL ends up in logs and history: each carries a ticket minted for it just now (POST
+   * /api/tickets: that path only, GET only, for about a minute), never the token. Open them
+   * at once; mint again for a later open.
+   */
+  taskEventsUrl(taskId: number): Promise<string>;
+  businessEventsUrl(): Promise<string>;
+  itemsCsvUrl(taskId: number, status?: string): Promise<string>;
+  /** The CSV's address without any credential: what a link shows (a click mints a ticket). */
+  itemsCsvPath(taskId: number, status?: string): string;
 }
 
 export function createApiClient(options: ApiClientOptions): ApiClient {
@@ -188,14 +196,17 @@ export function createApiClient(options: ApiClientOptions): ApiClient {
     return data as T;
   }
 
-  // The one place a credential goes into a URL. Browsers cannot send headers with EventSource
-  // or a download link, so the token rides as `access_token` (the API accepts it on GETs only,
-  // and its logs drop it).
-  function credentialedUrl(path: string, query: Query = {}): string {
-    const result = url(path, query);
-    const token = options.getToken();
-    if (token) result.searchParams.set('access_token', token);
+  function href(result: URL): string {
     return sameOrigin ? result.pathname + result.search : result.href;
+  }
+
+  // The one place a credential goes into a URL: a ticket, minted for this path by an
+  // authenticated POST. The path is the API's own (`/api/...`), whatever the base URL's.
+  async function ticketedUrl(path: string, query: Query = {}): Promise<string> {
+    const minted = await request<TicketOut>('POST', '/tickets', { body: { path: `${API_PREFIX}${path}` } });
+    const result = url(path, query);
+    result.searchParams.set('ticket', minted.ticket);
+    return href(result);
   }
 
   const id = (taskId: number) => encodeURIComponent(String(taskId));
@@ -214,8 +225,9 @@ export function createApiClient(options: ApiClientOptions): ApiClient {
     startBroadcast: (body) => request<BroadcastStarted>('POST', '/broadcasts', { body }),
     startReceiptSync: (body) => request<ReceiptSyncStarted>('POST', '/receipts/sync', { body }),
     startReceiptDelete: (body) => request<ReceiptDeleteStarted>('POST', '/receipts/bulk_delete', { body }),
-    taskEventsUrl: (taskId) => credentialedUrl(`/long_tasks/${id(taskId)}/events`),
-    businessEventsUrl: () => credentialedUrl('/long_tasks/events'),
-    itemsCsvUrl: (taskId, status = 'failed') => credentialedUrl(`/long_tasks/${id(taskId)}/items.csv`, { status }),
+    taskEventsUrl: (taskId) => ticketedUrl(`/long_tasks/${id(taskId)}/events`),
+    businessEventsUrl: () => ticketedUrl('/long_tasks/events'),
+    itemsCsvUrl: (taskId, status = 'failed') => ticketedUrl(`/long_tasks/${id(taskId)}/items.csv`, { status }),
+    itemsCsvPath: (taskId, status = 'failed') => href(url(`/long_tasks/${id(taskId)}/items.csv`, { status })),
   };
 }

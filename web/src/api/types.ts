@@ -22,6 +22,7 @@ export type ReceiptSyncStarted = Schemas['SyncStarted'];
 export type ReceiptDeleteRequest = Schemas['BulkDeleteIn'];
 export type ReceiptDeleteStarted = Schemas['BulkDeleteStarted'];
 export type ValidationIssue = Schemas['ValidationError'];
+export type TicketOut = Schemas['TicketOut'];
 
 /** Every task type and status the API can answer with, in the spec's order. */
 export const TASK_TYPES: readonly TaskType[] = taskTypeValues;

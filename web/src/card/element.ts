@@ -12,7 +12,9 @@
 //     dismiss(task)              -> void                          hide the card, stop tracking it
 //     remove(task)               -> Promise<void>                 DELETE a terminal task
 //     loadFailures(task, cursor) -> Promise<{items, next_cursor}> the failed-items panel
-//     csvUrl(task)               -> string                        the failed items as CSV
+//     csvPath(task)              -> string                        the failed items CSV's address
+//                                                                 (what the link shows: no credential)
+//     csvUrl(task)               -> string | Promise<string>      what a click opens (a fresh ticket)
 //   }
 //   card.canCancel   the user may cancel (operator/admin)
 //   card.canDelete   the user may delete a finished task's record (admin)
@@ -45,7 +47,10 @@ export interface CardActions {
   dismiss?: (task: CardTask) => void;
   remove?: (task: CardTask) => Promise<void>;
   loadFailures?: (task: CardTask, cursor: string | undefined) => Promise<Pick<ItemPage, 'items' | 'next_cursor'>>;
-  csvUrl?: (task: CardTask) => string;
+  /** The CSV link's href: the address without a credential (URLs end up in logs). */
+  csvPath?: (task: CardTask) => string;
+  /** What a click on the link downloads: the address with a ticket minted just then. */
+  csvUrl?: (task: CardTask) => string | Promise<string>;
 }
 
 type CounterName = 'success' | 'failed' | 'cancelled' | 'skipped';
@@ -263,6 +268,7 @@ export class LongTaskCard extends HTMLElement {
       if (failures.open) void this.loadFailures(false);
     });
     failuresMore.addEventListener('click', () => void this.loadFailures(true));
+    failuresCsv.addEventListener('click', (ev) => void this.onDownloadCsv(ev));
 
     const cancel = el('button', { type: 'button', class: 'danger', 'data-action': 'cancel', hidden: true });
     const remove = el('button', { type: 'button', class: 'secondary', 'data-action': 'delete', hidden: true });
@@ -448,9 +454,8 @@ export class LongTaskCard extends HTMLElement {
     f.failures.hidden = failed === 0 || !this.actions.loadFailures;
     f.failuresSummary.textContent = t('card.failures', { count: formatNumber(failed, lang) }, lang);
     f.failuresCsv.textContent = t('card.failuresCsv', {}, lang);
-    const csv = this.actions.csvUrl?.(task);
-    f.failuresCsv.hidden = !csv;
-    if (csv) f.failuresCsv.href = csv;
+    f.failuresCsv.hidden = !this.actions.csvUrl;
+    f.failuresCsv.href = this.actions.csvPath?.(task) ?? '#';
     f.failuresMore.textContent = t('card.failuresMore', {}, lang);
     f.failuresHead.replaceChildren(
       ...(['card.colItem', 'card.colReason', 'card.colCode', 'card.colUpdated'] as const).map((k) =>
@@ -491,6 +496,24 @@ export class LongTaskCard extends HTMLElement {
       f.failuresStatus.textContent = t('card.actionFailed', { reason: readableError(err, lang) }, lang);
     } finally {
       st.loading = false;
+    }
+  }
+
+  /** The link shows the CSV's plain address; a click downloads it with a ticket minted now. */
+  private async onDownloadCsv(ev: MouseEvent): Promise<void> {
+    const task = this.current;
+    const open = this.actions.csvUrl;
+    if (!task || !open) return;
+    ev.preventDefault();
+    this.showActionError('');
+    try {
+      const href = await open(task);
+      const a = el('a', { href, download: '', rel: 'noopener', referrerpolicy: 'no-referrer', hidden: true });
+      this.append(a);
+      a.click();
+      a.remove();
+    } catch (err) {
+      this.showActionError(t('card.actionFailed', { reason: readableError(err, this.cardLang) }, this.cardLang));
     }
   }
 
