@@ -55,7 +55,7 @@ class Gates:
 
 
 def probe_router(gates: Gates) -> APIRouter:
-    router = APIRouter(prefix="/test/tx")
+    router = APIRouter(prefix="/api/test/tx")
 
     @router.post("/{key}")
     async def write(key: str, conn: WriteConn, then: str = "return") -> dict[str, str]:
@@ -160,14 +160,14 @@ def new_key() -> str:
 
 async def test_a_write_commits_when_the_route_returns(probe_api: ProbeApi) -> None:
     key = new_key()
-    response = await probe_api.http.post(f"/test/tx/{key}")
+    response = await probe_api.http.post(f"/api/test/tx/{key}")
     assert response.status_code == 200, response.text
     assert await probe_api.rows(key) == [key]
 
 
 async def test_an_error_raised_after_a_write_rolls_it_back(probe_api: ProbeApi) -> None:
     key = new_key()
-    response = await probe_api.http.post(f"/test/tx/{key}", params={"then": "raise"})
+    response = await probe_api.http.post(f"/api/test/tx/{key}", params={"then": "raise"})
     assert response.status_code == 409
     assert response.json() == {"detail": "refused after the write"}
     assert await probe_api.rows(key) == []
@@ -177,7 +177,7 @@ async def test_a_commit_that_fails_is_the_answer_not_a_200(probe_api: ProbeApi) 
     """The transaction ends before the response is sent, so its failure is what the client
     hears (503, as for any database error) and nothing of it stays."""
     key = new_key()
-    response = await probe_api.http.post(f"/test/tx/{key}", params={"then": "fail_commit"})
+    response = await probe_api.http.post(f"/api/test/tx/{key}", params={"then": "fail_commit"})
     assert response.status_code == 503, response.text
     assert await probe_api.rows(key) == []
     # The connection went back to the pool, not left in a failed transaction.
@@ -185,12 +185,12 @@ async def test_a_commit_that_fails_is_the_answer_not_a_200(probe_api: ProbeApi) 
 
 
 async def test_reads_are_one_read_only_snapshot(probe_api: ProbeApi) -> None:
-    response = await probe_api.http.get("/test/tx/settings")
+    response = await probe_api.http.get("/api/test/tx/settings")
     assert response.status_code == 200, response.text
     assert response.json() == {"read_only": "on", "isolation": "repeatable read"}
     # The pool resets both when the connection comes back: the next write is a plain one.
     key = new_key()
-    assert (await probe_api.http.post(f"/test/tx/{key}")).status_code == 200
+    assert (await probe_api.http.post(f"/api/test/tx/{key}")).status_code == 200
     assert await probe_api.rows(key) == [key]
 
 
@@ -198,15 +198,15 @@ async def test_an_export_reads_one_snapshot_until_its_last_byte(probe_api: Probe
     """A streamed response's transaction outlives the route (which returned before the first
     chunk was read) and sees the snapshot of its first read to the end."""
     prefix = new_key()
-    assert (await probe_api.http.post(f"/test/tx/{prefix}-a")).status_code == 200
+    assert (await probe_api.http.post(f"/api/test/tx/{prefix}-a")).status_code == 200
     async with probe_api.http.stream(
-        "GET", "/test/tx/stream", params={"prefix": prefix}
+        "GET", "/api/test/tx/stream", params={"prefix": prefix}
     ) as response:
         assert response.status_code == 200
         lines = response.aiter_lines()
         assert await anext(lines) == "1"
         # Committed while the stream is open, after its first read.
-        assert (await probe_api.http.post(f"/test/tx/{prefix}-b")).status_code == 200
+        assert (await probe_api.http.post(f"/api/test/tx/{prefix}-b")).status_code == 200
         assert probe_api.engine.pool.checkedout() == 1  # type: ignore[attr-defined]
         probe_api.gates.resume.set()
         assert await anext(lines) == "1"
@@ -219,7 +219,7 @@ async def test_an_export_reads_one_snapshot_until_its_last_byte(probe_api: Probe
 async def test_a_client_leaving_an_export_gives_its_connection_back(probe_api: ProbeApi) -> None:
     prefix = new_key()
     async with probe_api.http.stream(
-        "GET", "/test/tx/stream", params={"prefix": prefix}
+        "GET", "/api/test/tx/stream", params={"prefix": prefix}
     ) as response:
         lines = response.aiter_lines()
         assert await anext(lines) == "0"
