@@ -18,7 +18,11 @@ _QUERY_SECRET = re.compile(rf"(?i)([?&;](?:{_CREDENTIAL_PARAMS})=)[^&;\s\"'#]*")
 _BEARER = re.compile(r"(?i)\b(bearer\s+)[A-Za-z0-9._~+/=-]+")
 _JWT = re.compile(r"\beyJ[A-Za-z0-9_-]{4,}\.[A-Za-z0-9_-]{4,}\.[A-Za-z0-9_-]*")
 _TICKET = re.compile(r"\bt1\.[A-Za-z0-9_-]{16,}\.[A-Za-z0-9_-]{16,}")
-_EMAIL = re.compile(r"[A-Za-z0-9._%+-]+@((?:[A-Za-z0-9-]+\.)+[A-Za-z]{2,})")
+# Linear on any line: a local part starts only where a run of its characters starts, and the
+# run is taken whole (possessive), so a long run without an "@" (a percent-encoded query
+# value, 60k characters of it) is read once, not once per position: quadratic backtracking
+# here held the event loop for seconds per access-log line of such a request.
+_EMAIL = re.compile(r"(?<![A-Za-z0-9._%+-])[A-Za-z0-9._%+-]++@((?:[A-Za-z0-9-]+\.)+[A-Za-z]{2,})")
 # E.164 (+ and 8 to 15 digits), and Israeli local forms like 052-3456789 (the default region).
 _PHONE_E164 = re.compile(r"(?<![\w+])\+[1-9]\d{7,14}\b")
 _PHONE_LOCAL = re.compile(r"(?<![\w.-])0\d{1,2}-?\d{7}\b")
