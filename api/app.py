@@ -34,9 +34,9 @@ from api.routers import (
     policy,
     receipts,
     tasks,
-    whatsapp_webhooks,
     tickets,
     tokens,
+    whatsapp_webhooks,
 )
 from api.schemas import ERROR_RESPONSES, TASK_TYPE_SCHEMA
 from longtasks.db.engine import create_engine

@@ -6,16 +6,16 @@ client address; a row whose `tat` has passed is a full budget, so such rows are 
 changing anyone's budget. UNLOGGED: budgets are not worth WAL (a crash of Postgres resets them,
 which no client can cause).
 
-Revision ID: 0010_api_rate_limits
-Revises: 0009_revoked_tokens
+Revision ID: 0011_api_rate_limits
+Revises: 0010_revoked_tokens
 """
 
 from collections.abc import Sequence
 
 from alembic import op
 
-revision: str = "0010_api_rate_limits"
-down_revision: str | None = "0009_revoked_tokens"
+revision: str = "0011_api_rate_limits"
+down_revision: str | None = "0010_revoked_tokens"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 

@@ -4,8 +4,8 @@ A row names a token by its business and `jti`: an admin revokes tokens of their 
 only (the same jti under another business is another token). A row can go once every token it
 could name has expired (`expires_at`: revocation time + the maximum token lifetime + skew).
 
-Revision ID: 0009_revoked_tokens
-Revises: 0008_audiences
+Revision ID: 0010_revoked_tokens
+Revises: 0009_whatsapp_delivery
 """
 
 from collections.abc import Sequence
@@ -13,8 +13,8 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 from alembic import op
 
-revision: str = "0009_revoked_tokens"
-down_revision: str | None = "0008_audiences"
+revision: str = "0010_revoked_tokens"
+down_revision: str | None = "0009_whatsapp_delivery"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 

@@ -4,8 +4,8 @@ A row is never changed or removed: a trigger refuses UPDATE, DELETE and TRUNCATE
 (the table's owner included, until it drops the trigger on purpose), and the application role
 is granted INSERT and SELECT only. No foreign keys: the log outlives the tasks it names.
 
-Revision ID: 0011_audit_log
-Revises: 0010_api_rate_limits
+Revision ID: 0012_audit_log
+Revises: 0011_api_rate_limits
 """
 
 from collections.abc import Sequence
@@ -14,8 +14,8 @@ import sqlalchemy as sa
 from alembic import op
 from sqlalchemy.dialects import postgresql
 
-revision: str = "0011_audit_log"
-down_revision: str | None = "0010_api_rate_limits"
+revision: str = "0012_audit_log"
+down_revision: str | None = "0011_api_rate_limits"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
