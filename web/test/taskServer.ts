@@ -1,8 +1,10 @@
 // A task API over real HTTP for the hook's tests: the routes the hook uses, speaking like the
 // service (`id: <version>` events, `retry:`, the stream resumes after Last-Event-ID and ends
-// after the terminal snapshot), plus faults the tests script: drop the stream after N events,
-// refuse the stream, replay an old snapshot on reconnect (harder than the service, which only
-// sends newer ones). It records every request.
+// after the terminal snapshot; a stream opens with a ticket minted for its path by POST
+// /api/tickets, never with `?access_token=`), plus faults the tests script: drop the stream
+// after N events, expire the tickets when it drops, refuse the stream, replay an old snapshot
+// on reconnect (harder than the service, which only sends newer ones). It records every
+// request and what it answered.
 
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
@@ -15,6 +17,8 @@ export interface RecordedRequest {
   authorization: string | null;
   accessToken: string | null;
   ticket: string | null;
+  /** What the server answered (200 for a stream it served; 0 before it answered). */
+  readonly status: number;
 }
 
 export interface TaskServerScript {
@@ -26,6 +30,8 @@ export interface TaskServerScript {
   replayOnReconnect?: number;
   /** Answer the stream with this HTTP status instead (e.g. 503): clients must poll. */
   refuseStream?: number;
+  /** When the first stream drops, every ticket minted so far expires (their minute passed). */
+  expireTicketsOnDrop?: boolean;
 }
 
 export class TaskServer {
@@ -37,6 +43,7 @@ export class TaskServer {
   private tickets = 0;
   /** Every ticket minted, with the path it was asked for. */
   readonly minted: { path: string; ticket: string }[] = [];
+  private readonly expired = new Set<string>();
   cancelled = false;
 
   constructor(private readonly script: TaskServerScript) {}
@@ -80,6 +87,9 @@ export class TaskServer {
       authorization: header('authorization'),
       accessToken: url.searchParams.get('access_token'),
       ticket: url.searchParams.get('ticket'),
+      get status() {
+        return res.headersSent ? res.statusCode : 0;
+      },
     });
     if (url.pathname === '/api/tickets' && req.method === 'POST') {
       // Like the service: a ticket for the path in the body, minted for a bearer token only.
@@ -91,6 +101,11 @@ export class TaskServer {
       req.on('data', (chunk: Buffer) => (body += chunk.toString()));
       req.on('end', () => {
         const { path } = JSON.parse(body) as { path: string };
+        const task = /^\/api\/long_tasks\/(\d+)\/events$/.exec(path);
+        if (task && Number(task[1]) !== this.taskId) {
+          this.json(res, 404, { detail: 'Not Found' }); // another business's task, or none
+          return;
+        }
         const ticket = `t1.test-${++this.tickets}`;
         this.minted.push({ path, ticket });
         this.json(res, 201, { ticket, url: `${path}?ticket=${ticket}`, expires_at: new Date(Date.now() + 60_000).toISOString() });
@@ -99,6 +114,14 @@ export class TaskServer {
     }
     const base = `/api/long_tasks/${this.taskId}`;
     if (url.pathname === `${base}/events`) {
+      // Like the service: a token in the URL is refused; a ticket opens its own path, until
+      // it expires.
+      const ticket = url.searchParams.get('ticket');
+      const valid = this.minted.some((m) => m.ticket === ticket && m.path === url.pathname) && !this.expired.has(ticket ?? '');
+      if (url.searchParams.has('access_token') || !valid) {
+        this.json(res, 401, { detail: 'not authenticated' });
+        return;
+      }
       this.stream(req, res);
       return;
     }
@@ -143,6 +166,7 @@ export class TaskServer {
       if (connection === 0 && this.script.dropAfter !== undefined && sent === this.script.dropAfter) {
         // Cut the connection mid-task (once what was written reached the client), as a proxy
         // or a restarting server would: no end of stream, just a dead socket.
+        if (this.script.expireTicketsOnDrop) for (const m of this.minted) this.expired.add(m.ticket);
         res.write(': bye\n\n', () => res.socket?.destroy());
         return;
       }

@@ -81,6 +81,34 @@ describe('useLongTask', () => {
     hook.unmount();
   });
 
+  it('opens the stream again with a fresh ticket when its reconnect carried an expired one', async () => {
+    const snapshots = progressSnapshots(45, 300, 5);
+    const dropAfter = 2;
+    server = await new TaskServer({ snapshots, dropAfter, expireTicketsOnDrop: true }).start();
+    const { hook, seen, completions } = follow(45, server.url);
+
+    await waitFor(() => expect(hook.result.current.task?.status).toBe('completed'), UNTIL);
+    const [first, second] = server.minted.map((m) => m.ticket);
+    expect(server.minted).toHaveLength(2);
+    // The browser's reconnect resumes after the last event with the ticket it had, expired
+    // meanwhile: refused. The feed mints another and opens a new stream (a new EventSource, so
+    // no Last-Event-ID: the server sends from the current snapshot).
+    expect(server.requestsTo('/api/long_tasks/45/events').map((r) => [r.ticket, r.lastEventId, r.status])).toEqual([
+      [first, null, 200],
+      [first, String(snapshots[dropAfter - 1]?.version), 401],
+      [second, null, 200],
+    ]);
+    expect(server.requests.every((r) => r.accessToken === null)).toBe(true);
+    // Not polled: the stream was back at once.
+    expect(server.requestsTo('/api/long_tasks/45')).toEqual([]);
+    expectMonotonic(seen);
+    expect(seen.at(-1)).toEqual(snapshots.at(-1));
+    expect(completions).toEqual([snapshots.at(-1)]);
+    await quietAfterwards(server);
+    expect(hook.result.current.error).toBeNull();
+    hook.unmount();
+  });
+
   it('polls when the stream is refused, until the terminal snapshot, then stops', async () => {
     const snapshots = progressSnapshots(42, 90, 4, 'failed');
     server = await new TaskServer({ snapshots, refuseStream: 503 }).start();
@@ -122,6 +150,9 @@ describe('useLongTask', () => {
     const hook = renderHook(() => useLongTask(999, { baseUrl: server?.url ?? '', token: TOKEN, pollIntervalMs: 20 }));
     await waitFor(() => expect(hook.result.current.error).not.toBeNull(), UNTIL);
     expect(hook.result.current.task).toBeNull();
+    // No ticket for a task the server does not know (404), so no stream: one poll, its 404.
+    expect(server.requestsTo('/api/tickets').map((r) => r.status)).toEqual([404]);
+    expect(server.requestsTo('/api/long_tasks/999/events')).toEqual([]);
     expect(server.requestsTo('/api/long_tasks/999')).toHaveLength(1);
     await quietAfterwards(server);
     hook.unmount();
