@@ -272,8 +272,20 @@ async def request_pause(
     conn: AsyncConnection, task_id: int, *, by: str, reason: str | None = None
 ) -> LongRunningTask | None:
     """Raise the pause flag of a task that can pause; None when it cannot or already is."""
+    return await _changed(conn, _pause(task_id, by=by, reason=reason))
+
+
+async def auto_pause(conn: AsyncConnection, task_id: int, reason: str) -> LongRunningTask | None:
+    """The task pauses itself (the provider said stop, too many failures); counts the pause."""
     return await _changed(
         conn,
+        _pause(task_id, by=SYSTEM, reason=reason).values(auto_pauses=tasks.c.auto_pauses + 1),
+    )
+
+
+def _pause(task_id: int, *, by: str, reason: str | None) -> Update:
+    """The one pause statement: a person's and the task's own differ only in who and a count."""
+    return (
         update(tasks)
         .where(
             tasks.c.id == task_id,
@@ -287,29 +299,7 @@ async def request_pause(
             paused_at=func.now(),
             status_reason=reason,
             **_bump(),
-        ),
-    )
-
-
-async def auto_pause(conn: AsyncConnection, task_id: int, reason: str) -> LongRunningTask | None:
-    """The task pauses itself (the provider said stop, too many failures); counts the pause."""
-    return await _changed(
-        conn,
-        update(tasks)
-        .where(
-            tasks.c.id == task_id,
-            tasks.c.status.in_(PAUSABLE),
-            tasks.c.pause_requested.is_(False),
-            tasks.c.cancel_requested.is_(False),
         )
-        .values(
-            pause_requested=True,
-            paused_by=SYSTEM,
-            paused_at=func.now(),
-            status_reason=reason,
-            auto_pauses=tasks.c.auto_pauses + 1,
-            **_bump(),
-        ),
     )
 
 
