@@ -116,7 +116,7 @@ def run_dev(settings: Settings, console: Console | None = None) -> int:
             base = settings.public_base_url
             screen.running(
                 Addresses(
-                    web_page=f"{base}/?token={admin}",
+                    web_page=f"{base}/#token={admin}",
                     api=f"{base}/api",
                     docs=f"{base}/docs",
                     temporal_ui=f"http://{host}:{settings.temporal_ui_port}",

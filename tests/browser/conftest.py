@@ -98,12 +98,12 @@ OpenPage = Callable[[int, str], Awaitable[tuple[Page, str]]]
 
 @pytest.fixture
 async def open_page(stack: Stack, context: BrowserContext, page_errors: list[str]) -> OpenPage:
-    """`await open_page(business_id, role)` -> (page signed in through /?token=..., token)."""
+    """`await open_page(business_id, role)` -> (page signed in through /#token=..., token)."""
 
     async def open_(business_id: int, role: str = "operator") -> tuple[Page, str]:
         token = stack.token(business_id, role)
         page = await context.new_page()
-        await page.goto(f"{stack.api_url}/?token={token}")
+        await page.goto(f"{stack.api_url}/#token={token}")
         await page.locator("#app").wait_for(state="visible")
         # The business stream is open: changes from now on arrive live.
         await page.locator("#live-status[data-mode=stream]").wait_for(state="attached")

@@ -1,6 +1,6 @@
 """The web page in headless Chromium against the real stack (issue #4).
 
-Each test signs in through `/?token=...` as a fresh business (so task lists never overlap) in
+Each test signs in through `/#token=...` as a fresh business (so task lists never overlap) in
 its own browser context (so localStorage and sessionStorage start empty).
 
 Sender latency: at 20 ms the sends of a 300-recipient broadcast take well under a second on
@@ -354,7 +354,7 @@ async def test_the_page_is_hebrew_rtl_by_default_and_switches_to_english_ltr(
 async def test_a_task_started_over_rest_climbs_live_in_an_rtl_page(
     stack: Stack, new_business: NewBusiness, open_page: OpenPage
 ) -> None:
-    """The page opened at /?token=... in headless Chromium shows a role=progressbar for a
+    """The page opened at /#token=... in headless Chromium shows a role=progressbar for a
     broadcast started over REST, which climbs through several values to 100, in a
     right-to-left page."""
     business_id = await new_business()

@@ -75,15 +75,18 @@ export function clearToken(): void {
 }
 
 /**
- * `/?token=...` signs in: the token leaves the URL at once (history.replaceState), so it does
- * not stay in the address bar, the history, bookmarks or a Referer header.
+ * `/#token=...` signs in. The token rides in the fragment, which a browser never sends: it
+ * reaches no server, proxy or access log (a `?token=` query did, whole, in every log line of
+ * the request). It leaves the address bar at once (history.replaceState), so neither the
+ * history nor a bookmark keeps it; other fragment parameters stay.
  */
 export function takeTokenFromUrl(): string | null {
   const url = new URL(window.location.href);
-  const token = url.searchParams.get('token');
+  const fragment = new URLSearchParams(url.hash.slice(1));
+  const token = fragment.get('token');
   if (token === null) return null;
-  url.searchParams.delete('token');
-  const query = url.searchParams.toString();
-  window.history.replaceState(window.history.state, '', url.pathname + (query ? `?${query}` : '') + url.hash);
+  fragment.delete('token');
+  const rest = fragment.toString();
+  window.history.replaceState(window.history.state, '', url.pathname + url.search + (rest ? `#${rest}` : ''));
   return token.trim() || null;
 }

@@ -43,6 +43,8 @@ class ApplyResult:
 # into unnest), and a nested loop of 1,000 by 1,000 rows made a 1,000-status notification take
 # seconds. Each step joins one CTE to a table through its index, and carries on the columns
 # later steps need; a status's own item is excluded from the inbox by a hashed NOT IN.
+# Locks: the items (by task_id, item_key), then their tasks (by id); tasks.delete_task takes a
+# task's items in the same order before the task row, so the two wait, never deadlock.
 _APPLY = text("""
 WITH s AS (
     SELECT * FROM unnest(

@@ -597,7 +597,25 @@ async def finish(
     )
 
 
+# Takes the task's ledger rows in the order the WhatsApp status ingest takes them (see
+# deliveries._APPLY: items by (task_id, item_key), then the task row for its counters).
+_LOCK_ITEMS_IN_INGEST_ORDER = text("""
+    SELECT count(*) FROM (
+        SELECT 1 FROM task_items WHERE task_id = :task_id ORDER BY item_key FOR UPDATE
+    ) AS locked
+""")
+
+
 async def delete_task(conn: AsyncConnection, task_id: int) -> None:
+    """Delete a task; its ledger goes with it (`task_items` cascades).
+
+    Statuses keep arriving after a broadcast ends, and their ingest locks the items it
+    updates and then the task row. A bare DELETE locks the task row first and its items
+    through the cascade: the opposite order, and the two deadlocked (a DELETE answered 503
+    while late statuses came in). Locking the items first, in the ingest's order, makes one
+    of the two wait for the other instead.
+    """
+    await conn.execute(_LOCK_ITEMS_IN_INGEST_ORDER, {"task_id": task_id})
     await conn.execute(delete(tasks).where(tasks.c.id == task_id))
 
 
