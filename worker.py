@@ -23,13 +23,15 @@ from temporalio.client import Client
 from temporalio.worker import Worker
 
 from longtasks.db.engine import create_engine
+from longtasks.db.tenancy import require_walled_role
 from longtasks.observability.logs import configure_logging
 from longtasks.observability.metrics import ProviderMetrics, worker_runtime
 from longtasks.observability.tracing import setup_tracing
 from longtasks.providers.gmail import GmailHttpClient
 from longtasks.providers.whatsapp import WhatsAppCloudClient, error_kind
-from longtasks.settings import Settings
+from longtasks.settings import Environment, Settings
 from longtasks.temporal.client import connect
+from longtasks.temporal.tenancy import ActForTheTask
 from task_types import BUILTIN
 from task_types.registry import Registry, WorkerContext, WorkerDeps
 
@@ -56,6 +58,8 @@ def build_worker(
         workflows=registry.workflows(),
         activities=registry.activities(context),
         max_concurrent_activities=settings.max_concurrent_activities,
+        # Each activity acts for its task's business: the database shows it no other's rows.
+        interceptors=[ActForTheTask(deps.engine)],
         # SIGTERM: let pages in flight settle what they sent before the process exits.
         graceful_shutdown_timeout=timedelta(seconds=GRACEFUL_SHUTDOWN_S),
     )
@@ -107,6 +111,7 @@ async def serve_worker(
     async with AsyncExitStack() as stack:
         engine = create_engine(settings.require_database_url(), pool_size=settings.db_pool_size)
         stack.push_async_callback(engine.dispose)
+        await require_walled_role(engine, refuse=settings.environment is Environment.production)
         session = whatsapp_session(settings)
         stack.push_async_callback(session.close)
         # Temporal's SDK metrics and our longtasks_* on WORKER_METRICS_PORT (0 = off).

@@ -40,9 +40,10 @@ from api.routers import (
 )
 from api.schemas import ERROR_RESPONSES, TASK_TYPE_SCHEMA
 from longtasks.db.engine import create_engine
+from longtasks.db.tenancy import require_walled_role
 from longtasks.observability.logs import RequestLogContext
 from longtasks.observability.tracing import RequestSpans
-from longtasks.settings import Settings
+from longtasks.settings import Environment, Settings
 from longtasks.tasks import (
     CancelNotDelivered,
     ControlRefused,
@@ -140,6 +141,7 @@ def create_app(
             yield
             return
         engine = create_engine(settings.require_database_url(), pool_size=settings.db_pool_size)
+        await require_walled_role(engine, refuse=settings.environment is Environment.production)
         await registry.ensure_in_database(engine)
         app.state.resources = Resources(
             settings=settings, engine=engine, sending_task_types=registry.sending_type_names

@@ -33,6 +33,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from api.middleware import send_json
 from longtasks.auth.tickets import TicketSigner
 from longtasks.auth.tokens import Principal, TokenRejected, TokenVerifier
+from longtasks.db import tenancy
 from longtasks.db.repositories import admission, audit
 from longtasks.db.repositories.audit import Actor
 
@@ -121,14 +122,9 @@ class Authenticate:
             outcome = Refused(str(exc))
         metered = self.rate > 0 and not path.startswith(UNMETERED_PREFIXES)
         try:
-            async with resources.engine.begin() as conn:
-                verdict = await admission.admit(
-                    conn,
-                    key=budget_key(scope, principal) if metered else None,
-                    rate_per_s=self.rate,
-                    burst=self.burst,
-                    token=(principal.business_id, principal.jti) if principal else None,
-                )
+            # The denylist is the business's own (row-level security): asked as its business.
+            with tenancy.acting_for(principal.business_id if principal else None):
+                verdict = await self._admit(resources.engine, scope, principal, metered)
         except (OperationalError, DBAPIError, PoolTimeout, OSError):
             # Outside the routes' exception handlers: answer as they would.
             await send_json(
@@ -163,8 +159,22 @@ class Authenticate:
             client_addr=str(client[0])[:64] if client else None,
             request_id=state.get("request_id"),
         )
-        with audit.acting_as(actor):
+        # Every transaction of this request acts for the caller's business (db.tenancy): the
+        # database shows it nothing else, whatever a query forgets to filter.
+        with audit.acting_as(actor), tenancy.acting_for(outcome.business_id):
             await self.app(scope, receive, send)
+
+    async def _admit(
+        self, engine: AsyncEngine, scope: Scope, principal: Principal | None, metered: bool
+    ) -> admission.Admission:
+        async with engine.begin() as conn:
+            return await admission.admit(
+                conn,
+                key=budget_key(scope, principal) if metered else None,
+                rate_per_s=self.rate,
+                burst=self.burst,
+                token=(principal.business_id, principal.jti) if principal else None,
+            )
 
     def _maybe_prune(self, engine: AsyncEngine) -> None:
         now = time.monotonic()

@@ -41,10 +41,14 @@ def dev_tool(module: str, verb: str) -> ModuleType:
 
 def with_database(settings: Settings, verb: str) -> Settings:
     """Settings with a database URL: DATABASE_URL, else (development only) an embedded
-    Postgres under DATA_DIR, started by the development tools. Production settings cannot get
-    here without DATABASE_URL (they fail validation, naming it)."""
+    Postgres under DATA_DIR, started by the development tools, whose superuser is the owner
+    (MIGRATION_DATABASE_URL) and whose `longtasks_app` role the services connect as, as in
+    production. Production settings cannot get here without DATABASE_URL (they fail
+    validation, naming it)."""
     if settings.database_url:
         return settings
     embedded = dev_tool("devtools.embedded_postgres", verb)
-    url: str = embedded.resolve_database_url(settings)
-    return settings.model_copy(update={"database_url": url})
+    owner: str = embedded.resolve_database_url(settings)
+    return settings.model_copy(
+        update={"database_url": embedded.app_url(owner), "migration_database_url": owner}
+    )

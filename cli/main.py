@@ -18,11 +18,13 @@ from longtasks.settings import Settings
 
 
 def _migrate(settings: Settings, args: argparse.Namespace) -> int:
-    from migrations.runner import migrate_to
+    from migrations.runner import migrate
 
-    url = with_database(settings, "migrate").require_database_url()
+    settings = with_database(settings, "migrate")
+    app_url = settings.require_database_url()
     try:
-        print(migrate_to(url, args.to))
+        for line in migrate(settings.migration_database_url or app_url, app_url, args.to):
+            print(line)
     except ValueError as exc:
         print(f"longtasks: {exc}", file=sys.stderr)
         return 2
@@ -32,7 +34,9 @@ def _migrate(settings: Settings, args: argparse.Namespace) -> int:
 def _rotate_keys(settings: Settings, args: argparse.Namespace) -> int:
     from cli.rotate_keys import run
 
-    return run(settings, with_database(settings, "rotate-keys").require_database_url())
+    # Every business's rows: a cross-business path, run as the owner.
+    settings = with_database(settings, "rotate-keys")
+    return run(settings, settings.migration_database_url or settings.require_database_url())
 
 
 def _token(settings: Settings, args: argparse.Namespace) -> int:

@@ -30,3 +30,14 @@ def resolve_database_url(settings: Settings) -> str:
         return settings.database_url
     server = start_embedded_postgres(settings.data_dir)
     return str(server.get_uri())
+
+
+APP_ROLE = "longtasks_app"
+
+
+def app_url(owner_url: str) -> str:
+    """The same database as the application's role (created by `longtasks migrate`)."""
+    from sqlalchemy.engine import make_url
+
+    url = make_url(owner_url).set(username=APP_ROLE, password=None)
+    return url.render_as_string(hide_password=False)

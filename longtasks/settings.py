@@ -36,6 +36,10 @@ class Settings(BaseSettings):
     # Postgres. Required in production; in development the `longtasks` command starts an
     # embedded server (a development tool) under DATA_DIR/pgdata when it is unset.
     database_url: str | None = None
+    # The owner's URL, for `longtasks migrate` (and `rotate-keys`): it runs the migrations and
+    # creates the application's role named in DATABASE_URL, which owns nothing and cannot
+    # bypass row-level security. Unset: DATABASE_URL (one role, no second wall).
+    migration_database_url: str | None = None
     db_pool_size: int = 10
 
     # Temporal

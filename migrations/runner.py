@@ -64,3 +64,12 @@ def migrate_to(database_url: str, target: str) -> str:
         downgrade(database_url, wanted)
         return f"downgraded from {current} to {wanted}"
     return f"already at {wanted}"
+
+
+def migrate(owner_url: str, app_url: str, target: str = "head") -> list[str]:
+    """`longtasks migrate`: the migrations as the owner, then the application's role and grants
+    (migrations.roles); what was done, a sentence each."""
+    from migrations.roles import ensure_app_role
+
+    moved = migrate_to(owner_url, target)
+    return [moved, ensure_app_role(owner_url, app_url)]

@@ -45,6 +45,7 @@ from longtasks.phones import normalize_recipients
 from longtasks.settings import Environment, Settings
 from longtasks.temporal.search_attributes import ALL_KEYS, DEV_SERVER_MATCHING_FLAGS
 from longtasks.temporal.tasks import start_task_workflow
+from migrations.roles import ensure_app_role
 from migrations.runner import upgrade
 from task_types import BUILTIN
 from task_types.registry import Registry, WorkerDeps
@@ -126,11 +127,28 @@ def postgres_url() -> Iterator[str]:
 
     url = make_url(base_url).set(database=name).render_as_string(hide_password=False)
     upgrade(url)
+    ensure_app_role(url, app_url_for(url))
     yield url
     with psycopg.connect(libpq_url(base_url), autocommit=True) as conn:
         conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
     if server is not None:
         server.cleanup()
+
+
+APP_ROLE = "longtasks_app"
+
+
+def app_url_for(owner_url: str) -> str:
+    """The same database as the application's role: what the API and workers connect as."""
+    from sqlalchemy.engine import make_url
+
+    url = make_url(owner_url).set(username=APP_ROLE, password="app-role-test-password")
+    return url.render_as_string(hide_password=False)
+
+
+@pytest.fixture(scope="session")
+def app_database_url(postgres_url: str) -> str:
+    return app_url_for(postgres_url)
 
 
 @contextlib.asynccontextmanager
@@ -153,7 +171,16 @@ async def fresh_database(postgres_url: str) -> AsyncIterator[str]:
 
 @pytest.fixture(scope="session")
 async def engine(postgres_url: str) -> AsyncIterator[AsyncEngine]:
+    """The owner's engine (past row-level security): the tests' own setup and inspection."""
     engine = create_engine(postgres_url, pool_size=20)
+    yield engine
+    await engine.dispose()
+
+
+@pytest.fixture(scope="session")
+async def app_engine(app_database_url: str) -> AsyncIterator[AsyncEngine]:
+    """The application role's engine: what the stack's API and worker use (RLS binds it)."""
+    engine = create_engine(app_database_url, pool_size=20)
     yield engine
     await engine.dispose()
 
@@ -206,7 +233,9 @@ def settings_for_tests(postgres_url: str, sandbox_url: str, **overrides: Any) ->
 @dataclass
 class Stack:
     settings: Settings
+    # The owner's engine, for tests' setup and inspection; the API and worker use app_engine.
     engine: AsyncEngine
+    app_engine: AsyncEngine
     client: Client
     sandbox: SandboxServer
     sandbox_url: str
@@ -241,6 +270,7 @@ class Stack:
             self.settings.database_url or "",
             self.sandbox_url,
             temporal_task_queue=queue,
+            migration_database_url=self.settings.migration_database_url,
             **overrides,
         )
         return queue, settings
@@ -300,14 +330,21 @@ async def running_worker(
 @pytest.fixture(scope="session")
 async def stack(
     postgres_url: str,
+    app_database_url: str,
     engine: AsyncEngine,
+    app_engine: AsyncEngine,
     temporal_env: WorkflowEnvironment,
     sandbox: tuple[SandboxServer, str],
 ) -> AsyncIterator[Stack]:
     server, sandbox_url = sandbox
     task_queue = f"longtasks-test-{uuid.uuid4().hex[:8]}"
-    settings = settings_for_tests(postgres_url, sandbox_url, temporal_task_queue=task_queue)
-    resources = Resources(settings=settings, engine=engine, temporal=temporal_env.client)
+    settings = settings_for_tests(
+        app_database_url,
+        sandbox_url,
+        temporal_task_queue=task_queue,
+        migration_database_url=postgres_url,
+    )
+    resources = Resources(settings=settings, engine=app_engine, temporal=temporal_env.client)
     port = _free_port()
     # The sandbox posts its status webhooks to this API, signed with the settings' app secret.
     server.whatsapp.update_webhook(
@@ -317,10 +354,11 @@ async def stack(
         }
     )
     api_server, api_task = await serve_api(create_app(settings, resources), port)
-    async with running_worker(temporal_env.client, settings, engine, task_queue):
+    async with running_worker(temporal_env.client, settings, app_engine, task_queue):
         yield Stack(
             settings=settings,
             engine=engine,
+            app_engine=app_engine,
             client=temporal_env.client,
             sandbox=server,
             sandbox_url=sandbox_url,

@@ -24,6 +24,7 @@ import psutil
 
 from devtools.bench.audiences import AudienceBench
 from devtools.bench.report import markdown
+from devtools.bench.rls import rls_cost
 from devtools.bench.stack import start_stack
 from longtasks.db.engine import create_engine
 
@@ -142,6 +143,18 @@ async def run(quick: bool, only: set[str]) -> dict[str, Any]:
             )
             await scenario("receipt_delete", bench.receipt_delete(million))
             await scenario("receipt_sync", bench.receipt_sync(mailbox, gmail_quota))
+            # Last: it restarts the worker as the owner and back.
+            await scenario(
+                "rls_cost",
+                rls_cost(
+                    bench,
+                    recipients=3000 if quick else 10_000,
+                    rounds=3,
+                    latency_ms=0,
+                    seconds=3 if quick else 5,
+                    clients=20,
+                ),
+            )
     finally:
         sampler.cancel()
         await engine.dispose()

@@ -191,6 +191,24 @@ def markdown(r: dict[str, Any]) -> str:
                 _goal(rc["ledger_rows_after_cleanup"] == 0),
             )
         )
+    rls = r.get("rls_cost")
+    if rls:
+        worst = max(rls["broadcast_cost_pct"], rls["list_cost_pct"], rls["items_cost_pct"])
+        rows.append(
+            (
+                "row-level security's cost (services as the app role vs the owner)",
+                f"broadcast {rls['broadcast_rls_items_per_s']:,} vs"
+                f" {rls['broadcast_owner_items_per_s']:,} items/s end to end"
+                f" ({rls['broadcast_cost_pct']:+.1f}%; {rls['recipients']:,} recipients,"
+                f" {rls['provider_latency_ms']:.0f} ms latency); task list"
+                f" {rls['list_rls_rps']:,} vs {rls['list_owner_rps']:,} req/s"
+                f" ({rls['list_cost_pct']:+.1f}%); ledger page {rls['items_rls_rps']:,} vs"
+                f" {rls['items_owner_rps']:,} req/s ({rls['items_cost_pct']:+.1f}%); medians of"
+                f" {rls['rounds']} alternating rounds",
+                "within 5%",
+                _goal(worst <= 5),
+            )
+        )
     load = r.get("load_average_at_start")
     during = r.get("load_average_during")
     ran = r.get("scenarios_run", "all")

@@ -17,9 +17,10 @@ import psutil
 import psycopg
 
 from devtools.dev.processes import temporal_dev_command, wait_for_port
+from devtools.embedded_postgres import app_url
 from longtasks.db.engine import libpq_url
 from longtasks.settings import Settings
-from migrations.runner import upgrade
+from migrations.runner import migrate
 
 # The compose stack's Postgres settings that take effect without a restart (see
 # docker-compose.yml and docs/capacity.md): checkpoints far enough apart that a million-item
@@ -44,7 +45,9 @@ def free_port() -> int:
 @dataclass
 class BenchStack:
     root: Path
+    # The owner's (the bench's setup and inspection), and the services' (the application role).
     database_url: str
+    app_database_url: str
     temporal_address: str
     sandbox_url: str
     api_url: str
@@ -102,15 +105,19 @@ class BenchStack:
 async def start_stack(**worker_env: str) -> BenchStack:
     root = Path(tempfile.mkdtemp(prefix="longtasks-bench-"))
     database_url = os.environ.get("DATABASE_URL")
+    owner_url = os.environ.get("MIGRATION_DATABASE_URL") or database_url
     pg = None
-    if not database_url:
+    if not database_url or not owner_url:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             import pgserver
         pg = pgserver.get_server(root / "pgdata", cleanup_mode="delete")  # type: ignore[attr-defined]
-        database_url = str(pg.get_uri())
-        tune_postgres(database_url)
-    upgrade(database_url)
+        owner_url = str(pg.get_uri())
+        tune_postgres(owner_url)
+        # The services connect as the application's role, under row-level security, as in
+        # production; the bench's own setup and inspection use the owner.
+        database_url = app_url(owner_url)
+    migrate(owner_url, database_url)
     temporal_port, ui_port = free_port(), free_port()
     sandbox_port, api_port = free_port(), free_port()
     settings = Settings(
@@ -120,6 +127,7 @@ async def start_stack(**worker_env: str) -> BenchStack:
         **os.environ,
         "ENVIRONMENT": "test",
         "DATABASE_URL": database_url,
+        "MIGRATION_DATABASE_URL": owner_url,
         "DATA_DIR": str(root),
         "TEMPORAL_ADDRESS": settings.temporal_address,
         "TEMPORAL_TASK_QUEUE": "bench",
@@ -135,7 +143,8 @@ async def start_stack(**worker_env: str) -> BenchStack:
     }
     stack = BenchStack(
         root=root,
-        database_url=database_url,
+        database_url=owner_url,
+        app_database_url=database_url,
         temporal_address=settings.temporal_address,
         sandbox_url=f"http://127.0.0.1:{sandbox_port}",
         api_url=f"http://127.0.0.1:{api_port}",

@@ -22,7 +22,7 @@ from devtools.dev.demo_gmail import DEMO_MAILBOX, connect_demo_mailbox, ensure_d
 from devtools.dev.log import DevLog
 from devtools.dev.processes import child_env, self_command, temporal_dev_command, wait_for_port
 from devtools.dev.screen import TAIL_LINES, Addresses, DevScreen, StepFailed
-from devtools.embedded_postgres import start_embedded_postgres
+from devtools.embedded_postgres import app_url, start_embedded_postgres
 from longtasks.auth.tokens import dev_token
 from longtasks.db.engine import create_engine
 from longtasks.db.repositories.businesses import ensure_business
@@ -76,23 +76,29 @@ def run_dev(settings: Settings, console: Console | None = None) -> int:
             with screen.step("Postgres") as step:
                 if settings.database_url:
                     database_url = settings.database_url
+                    owner_url = settings.migration_database_url or database_url
                     step.detail = "DATABASE_URL"
                 else:
                     pg = start_embedded_postgres(settings.data_dir)
-                    database_url = str(pg.get_uri())
+                    # Its superuser owns the schema; the services connect as the
+                    # application's role, as in production.
+                    owner_url = str(pg.get_uri())
+                    database_url = app_url(owner_url)
                     step.detail = f"embedded, data in {settings.data_dir / 'pgdata'}"
             env["DATABASE_URL"] = database_url
+            env["MIGRATION_DATABASE_URL"] = owner_url
             with screen.step("migrations") as step:
                 # Imported here: alembic logs its plugin set-up at import, and that belongs
                 # in the log, which this process's logging goes to only from here on.
                 from alembic.script import ScriptDirectory
 
-                from migrations.runner import alembic_config, upgrade
+                from migrations.runner import alembic_config, migrate
 
-                upgrade(database_url)
-                asyncio.run(seed(database_url))
-                asyncio.run(connect_demo_mailbox(database_url, settings))
-                head = ScriptDirectory.from_config(alembic_config(database_url)).get_current_head()
+                migrate(owner_url, database_url)
+                # The demo's rows span two businesses: written as the owner.
+                asyncio.run(seed(owner_url))
+                asyncio.run(connect_demo_mailbox(owner_url, settings))
+                head = ScriptDirectory.from_config(alembic_config(owner_url)).get_current_head()
                 step.detail = f"at {head}; demo businesses 1 and 2, Gmail {DEMO_MAILBOX}"
             host, _, port = settings.temporal_address.rpartition(":")
             with screen.step("Temporal") as step:

@@ -5,6 +5,8 @@ from __future__ import annotations
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
+from longtasks.db import tenancy
+
 
 def sqlalchemy_url(database_url: str) -> str:
     """`postgresql://...` (what pgserver, Heroku-style env vars and psql use) -> psycopg 3."""
@@ -21,7 +23,8 @@ def libpq_url(database_url: str) -> str:
 
 
 def create_engine(database_url: str, *, pool_size: int = 10) -> AsyncEngine:
-    return create_async_engine(
+    """An engine whose every transaction acts for the context's business (db.tenancy)."""
+    engine = create_async_engine(
         sqlalchemy_url(database_url),
         pool_size=pool_size,
         max_overflow=pool_size,
@@ -29,3 +32,5 @@ def create_engine(database_url: str, *, pool_size: int = 10) -> AsyncEngine:
         # A restarted Postgres leaves dead connections in the pool; recycle them quickly.
         pool_recycle=300,
     )
+    tenancy.install(engine)
+    return engine

@@ -15,6 +15,7 @@ from longtasks.db.models import LongRunningTask
 from longtasks.db.repositories import audit
 from longtasks.db.repositories import tasks as task_repo
 from longtasks.db.repositories.audit import AuditAction
+from longtasks.db.tenancy import acting_for
 from longtasks.domain import TaskStatus
 from longtasks.tasks.errors import CancelNotDelivered
 from longtasks.temporal.tasks import signal_cancel
@@ -33,8 +34,19 @@ async def cancel_task(
     `temporal` gives the client only once the flag is set: a cancel is recorded even while
     Temporal is unreachable. Raises `CancelNotDelivered` when the signal could not be sent.
     The audit log records the cancel (by the request's actor) when it is the first: a
-    repeat changes nothing.
+    repeat changes nothing. It acts for the task's business (db.tenancy), whoever calls.
     """
+    with acting_for(task.business_id):
+        return await _cancel(engine, temporal, task, reason, bulk)
+
+
+async def _cancel(
+    engine: AsyncEngine,
+    temporal: Callable[[], Awaitable[Client]],
+    task: LongRunningTask,
+    reason: str,
+    bulk: bool,
+) -> LongRunningTask:
     async with engine.begin() as conn:
         updated = await task_repo.request_cancel(conn, task.id, reason)
         if updated is not None and not task.cancel_requested:

@@ -16,6 +16,7 @@ from longtasks.db.models import LongRunningTask
 from longtasks.db.repositories import audit, businesses, policies
 from longtasks.db.repositories import tasks as task_repo
 from longtasks.db.repositories.audit import AuditAction
+from longtasks.db.tenancy import acting_for
 from longtasks.domain import Priority, TaskStatus
 from longtasks.tasks.errors import TaskNotStarted
 from longtasks.temporal.tasks import start_task_workflow
@@ -66,7 +67,20 @@ async def start_task(
     same and waits for the approval, a rejection or the deadline before anything else.
 
     The audit log records `task.started` by the caller's actor in the same transaction.
+    It all acts for the task's business (db.tenancy), whoever calls.
     """
+    with acting_for(new.business_id):
+        task, domain = await _write(engine, new, create_domain_rows, approval_ttl_s)
+        await launch(engine, client, task, task_queue=task_queue, summary=summary(task, domain))
+    return task, domain
+
+
+async def _write(
+    engine: AsyncEngine,
+    new: NewTask,
+    create_domain_rows: Callable[[AsyncConnection, LongRunningTask], Awaitable[T]],
+    approval_ttl_s: float,
+) -> tuple[LongRunningTask, T]:
     async with engine.begin() as conn:
         await businesses.ensure_business(conn, new.business_id)
         needs_approval = new.approval_items is not None and (
@@ -103,7 +117,6 @@ async def start_task(
                 task_id=new.parent_task_id,
                 details={"retry_task_id": task.id, "items": new.total_items},
             )
-    await launch(engine, client, task, task_queue=task_queue, summary=summary(task, domain))
     return task, domain
 
 

@@ -128,7 +128,7 @@ async def test_an_unanswered_task_expires_with_nothing_sent(
     await _threshold(stack, business_id, 2)
     # An API whose approvals expire after two seconds, beside the test stack's worker.
     settings = stack.settings.model_copy(update={"approval_ttl_s": 2.0})
-    resources = Resources(settings=settings, engine=stack.engine, temporal=stack.client)
+    resources = Resources(settings=settings, engine=stack.app_engine, temporal=stack.client)
     port = _free_port()
     server, serving = await serve_api(create_app(settings, resources), port)
     try:

@@ -81,7 +81,7 @@ async def own_worker(stack: Stack, **overrides: Any) -> AsyncIterator[str]:
     settings = settings_for_tests(
         str(stack.settings.database_url), stack.sandbox_url, temporal_task_queue=queue, **overrides
     )
-    async with running_worker(stack.client, settings, stack.engine, queue):
+    async with running_worker(stack.client, settings, stack.app_engine, queue):
         yield queue
 
 

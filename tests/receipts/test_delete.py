@@ -111,7 +111,7 @@ async def test_cancel_stops_between_batches(
     task_id = await create_delete_task(stack.engine, business_id, ids)
     # One small batch at a time, so there are many gaps between batches to cancel in.
     queue, settings = stack.own_queue("delete", receipt_delete_page_size=10, page_window=1)
-    async with running_worker(stack.client, settings, stack.engine, queue):
+    async with running_worker(stack.client, settings, stack.app_engine, queue):
         await start_task(stack.client, stack.engine, queue, business_id, task_id, "receipt_delete")
 
         async def some_deleted() -> bool:

@@ -20,7 +20,7 @@ from tests.conftest import Stack, _free_port, serve_api
 async def dedicated_api(stack: Stack, **overrides: Any) -> AsyncIterator[str]:
     """`create_app` with the stack's settings changed by `overrides`, served over HTTP."""
     settings = stack.settings.model_copy(update=overrides)
-    resources = Resources(settings=settings, engine=stack.engine, temporal=stack.client)
+    resources = Resources(settings=settings, engine=stack.app_engine, temporal=stack.client)
     port = _free_port()
     server, task = await serve_api(create_app(settings, resources), port)
     try:

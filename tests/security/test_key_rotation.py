@@ -47,6 +47,7 @@ async def _rotate(monkeypatch: pytest.MonkeyPatch, stack: Stack, newest: str, ol
     """`longtasks rotate-keys` as an operator runs it: settings from the environment."""
     monkeypatch.setenv("ENVIRONMENT", "test")
     monkeypatch.setenv("DATABASE_URL", str(stack.settings.database_url))
+    monkeypatch.setenv("MIGRATION_DATABASE_URL", str(stack.settings.migration_database_url))
     monkeypatch.setenv("ENCRYPTION_KEY", newest)
     monkeypatch.setenv("ENCRYPTION_OLD_KEYS", json.dumps([old]))
     assert await asyncio.to_thread(main, ["rotate-keys"]) == 0

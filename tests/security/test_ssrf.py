@@ -296,7 +296,7 @@ async def test_a_worker_refuses_an_inside_webhook_and_the_task_still_completes(
     queue, settings = stack.own_queue("ssrf", outbound_allowed_networks=[])
     async with (
         receiver_on("127.0.0.1") as recv,
-        running_worker(stack.client, settings, stack.engine, queue),
+        running_worker(stack.client, settings, stack.app_engine, queue),
     ):
         for url in (
             f"http://localhost:{recv.port}/hook",

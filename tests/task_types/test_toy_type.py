@@ -45,11 +45,13 @@ async def toy_stack(stack: Stack) -> AsyncIterator[ToyStack]:
     queue, settings = stack.own_queue("toy")
     async with stack.engine.begin() as conn:
         await conn.execute(text(CREATE_TABLE))
-    resources = Resources(settings=settings, engine=stack.engine, temporal=stack.client)
+    resources = Resources(settings=settings, engine=stack.app_engine, temporal=stack.client)
     port = _free_port()
     server, serving = await serve_api(create_app(settings, resources, registry=registry), port)
     try:
-        async with running_worker(stack.client, settings, stack.engine, queue, registry=registry):
+        async with running_worker(
+            stack.client, settings, stack.app_engine, queue, registry=registry
+        ):
             yield ToyStack(registry, queue, f"http://127.0.0.1:{port}")
     finally:
         server.should_exit = True

@@ -31,13 +31,23 @@ from longtasks.tasks import NewTask, start_task
 from task_types.registry import TaskTypeSpec, WorkerContext
 from tests.task_types.toy_workflow import TOY, TOY_BEGIN, TOY_SHOUT_PAGE, ToyWorkflow
 
+# What the type's migration would hold: its table, under row-level security like every table
+# of a business's data (its rows are visible when their task is), and `longtasks migrate`'s
+# grant to the application's role.
 CREATE_TABLE = """
 CREATE TABLE IF NOT EXISTS toy_words (
     task_id bigint NOT NULL REFERENCES long_running_tasks (id) ON DELETE CASCADE,
     seq integer NOT NULL,
     word text NOT NULL,
     PRIMARY KEY (task_id, seq)
-)
+);
+ALTER TABLE toy_words ENABLE ROW LEVEL SECURITY;
+ALTER TABLE toy_words FORCE ROW LEVEL SECURITY;
+DROP POLICY IF EXISTS tenant ON toy_words;
+CREATE POLICY tenant ON toy_words
+    USING (EXISTS (SELECT 1 FROM long_running_tasks t WHERE t.id = task_id))
+    WITH CHECK (EXISTS (SELECT 1 FROM long_running_tasks t WHERE t.id = task_id));
+GRANT SELECT, INSERT, UPDATE, DELETE ON toy_words TO longtasks_app;
 """
 DROP_TABLE = "DROP TABLE IF EXISTS toy_words"
 

@@ -112,7 +112,7 @@ async def test_the_api_answers_503_and_the_row_says_failed_when_temporal_refuses
     client = await Client.connect(
         stack.client.service_client.config.target_host, namespace="no-such-namespace"
     )
-    resources = Resources(settings=stack.settings, engine=stack.engine, temporal=client)
+    resources = Resources(settings=stack.settings, engine=stack.app_engine, temporal=client)
     port = _free_port()
     server, serving = await serve_api(create_app(stack.settings, resources), port)
     try:

@@ -55,6 +55,7 @@ async def test_continue_as_new_keeps_counts_exact(
     stack: Stack,
     eager_env: WorkflowEnvironment,
     engine: AsyncEngine,
+    app_engine: AsyncEngine,
     new_business: Callable[[], Awaitable[int]],
 ) -> None:
     business_id = await new_business()
@@ -62,7 +63,7 @@ async def test_continue_as_new_keeps_counts_exact(
         engine, business_id, [*israeli_numbers(1200, start=110_000), "nope"]
     )
     queue, settings = stack.own_queue("can", broadcast_page_size=50, page_window=2)
-    async with running_worker(eager_env.client, settings, engine, queue):
+    async with running_worker(eager_env.client, settings, app_engine, queue):
         handle = await start_direct(eager_env.client, engine, queue, business_id, task_id)
         outcome = await handle.result()
     assert outcome["status"] == "completed"
@@ -84,6 +85,7 @@ async def test_a_long_mailbox_listing_continues_as_new_and_lists_each_message_on
     stack: Stack,
     eager_env: WorkflowEnvironment,
     engine: AsyncEngine,
+    app_engine: AsyncEngine,
     new_business: Callable[[], Awaitable[int]],
 ) -> None:
     """Listing is the phase before the total is known; at 20 ids a page the sandbox mailbox
@@ -94,7 +96,7 @@ async def test_a_long_mailbox_listing_continues_as_new_and_lists_each_message_on
     email = await connect_directly(engine, stack.settings, business_id)
     task_id = await create_sync_task(engine, business_id)
     queue, settings = stack.own_queue("can-list", gmail_list_page_size=20, page_window=2)
-    async with running_worker(eager_env.client, settings, engine, queue):
+    async with running_worker(eager_env.client, settings, app_engine, queue):
         handle = await start_task(
             eager_env.client, engine, queue, business_id, task_id, "receipt_sync"
         )

@@ -36,7 +36,7 @@ async def test_two_workers_together_keep_the_sender_under_its_rate(
     # A second worker (its own connection, as another process would have) on the same queue.
     second = await Client.connect(stack.client.service_client.config.target_host)
     async with (
-        running_worker(second, stack.settings, stack.engine, stack.task_queue),
+        running_worker(second, stack.settings, stack.app_engine, stack.task_queue),
         stack.http(business_id, "operator") as http,
     ):
         started = await start_broadcast(http, israeli_numbers(total, start=120_000))

@@ -63,7 +63,7 @@ async def test_high_priority_pages_jump_the_queue_of_a_saturated_worker(
         send_concurrency=50,
     )
     client = await Client.connect(stack.client.service_client.config.target_host)
-    async with running_worker(client, settings, stack.engine, queue):
+    async with running_worker(client, settings, stack.app_engine, queue):
         low = await start_direct(
             client, stack.engine, queue, low_business, low_task, priority="low"
         )

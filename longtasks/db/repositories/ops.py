@@ -6,23 +6,20 @@ import datetime as dt
 from collections.abc import Sequence
 from typing import cast
 
-from sqlalchemy import ColumnElement, Table, and_, delete, func, select
+from sqlalchemy import ColumnElement, Table, and_, func, select, text
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from longtasks.db.models import Broadcast, BroadcastRecipient, LongRunningTask
+from longtasks.db.models import LongRunningTask
 from longtasks.db.rows import mapped_all
 from longtasks.domain import TERMINAL_STATUSES
 
 tasks = cast(Table, LongRunningTask.__table__)
-broadcasts = cast(Table, Broadcast.__table__)
-recipients = cast(Table, BroadcastRecipient.__table__)
 _TERMINAL = [s.value for s in TERMINAL_STATUSES]
-# The same expression as the partial index ix_long_running_tasks_terminal_age (0003_ops).
-_AGE = func.coalesce(tasks.c.completed_at, tasks.c.created_at)
 
 
 async def delete_terminal_before(conn: AsyncConnection, cutoff: dt.datetime, limit: int) -> int:
-    """Delete up to `limit` terminal tasks that ended before `cutoff`, oldest first.
+    """Delete up to `limit` terminal tasks that ended before `cutoff`, oldest first, of every
+    business: a named cross-business path, the function `longtasks_cleanup_terminal` (0012).
 
     Their ledger rows go with them (`task_items` cascades), and so do their broadcasts' own
     recipient lists: per recipient, those two are what a broadcast costs the database. The
@@ -30,27 +27,11 @@ async def delete_terminal_before(conn: AsyncConnection, cutoff: dt.datetime, lim
     which their businesses keep and delete themselves.
     SKIP LOCKED: a task row some request holds right now is left for the next run.
     """
-    ids = (
-        await conn.execute(
-            select(tasks.c.id)
-            .where(tasks.c.status.in_(_TERMINAL), _AGE < cutoff)  # noqa: SIM300 - a column, not a constant
-            .order_by(_AGE)
-            .limit(limit)
-            .with_for_update(skip_locked=True)
-        )
-    ).scalars()
-    batch = list(ids)
-    if not batch:
-        return 0
-    await conn.execute(
-        delete(recipients).where(
-            recipients.c.broadcast_id.in_(
-                select(broadcasts.c.id).where(broadcasts.c.task_id.in_(batch))
-            )
-        )
+    result = await conn.execute(
+        text("SELECT longtasks_cleanup_terminal(:cutoff, :limit, :terminal)"),
+        {"cutoff": cutoff, "limit": limit, "terminal": _TERMINAL},
     )
-    result = await conn.execute(delete(tasks).where(tasks.c.id.in_(batch)))
-    return int(result.rowcount or 0)
+    return int(result.scalar_one())
 
 
 def _filter(
