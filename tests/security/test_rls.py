@@ -32,6 +32,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 import longtasks.db.repositories as repositories_package
 from longtasks.audiences.csv_intake import Chunk, Header
+from longtasks.db.models import Broadcast, BusinessPolicy
 from longtasks.db.repositories import (
     audiences,
     audit,
@@ -115,18 +116,18 @@ async def seed(engine: AsyncEngine, stack: Stack, business_id: int) -> Seeded:
             [ClaimRequest("1", 1, "+972523000001"), ClaimRequest("2", 2, "+972523000002")],
         )
         await ledger.settle(conn, broadcast_task.id, [Outcome("1", ItemStatus.succeeded)])
-        receipt = await receipts.insert_receipt(
+        receipt_id = await receipts.insert_receipt(
             conn,
             business_id,
             NewReceipt("Shop", Decimal("12.50"), "ILS", dt.date(2026, 1, 1), "a receipt", (),
                        "gmail", message_id),
             task_id=broadcast_task.id,
         )  # fmt: skip
-        assert receipt is not None
+        assert receipt_id is not None
         delete_task = await task_repo.create_task(
             conn, business_id=business_id, task_type="receipt_delete", total_items=1
         )
-        await receipts.select_ids(conn, delete_task.id, [receipt.id])
+        await receipts.select_ids(conn, delete_task.id, [receipt_id])
         filter_task = await task_repo.create_task(
             conn, business_id=business_id, task_type="receipt_delete", total_items=1
         )
@@ -227,7 +228,7 @@ async def seed(engine: AsyncEngine, stack: Stack, business_id: int) -> Seeded:
         delete_task=delete_task.id,
         filter_task=filter_task.id,
         sync_task=sync_task.id,
-        receipt_id=receipt.id,
+        receipt_id=receipt_id,
         schedule_key=key,
         gmail_message_id=message_id,
         audience_id=audience_id,
@@ -376,12 +377,10 @@ async def test_unfiltered_reads_show_the_acting_business_only(
 
 def _reads(b: Seeded, stack: Stack) -> dict[str, Callable[[AsyncConnection], Awaitable[Any]]]:
     """Each repository read, given B's ids (and no business filter where it takes none)."""
-    cipher = TokenCipher(stack.settings.encryption_keys)
     t, bid, a = b.broadcast_task, b.business_id, b.audience_id
     everything = ReceiptFilter()
-    intake = broadcasts.BroadcastIntake(
-        b.broadcast_id, "rls", MessageSpec("hi", None, None, None), b.audience_id
-    )
+    # B's broadcast as the retry reads it (a row object; what matters is the ids it carries).
+    broadcast_of_b = Broadcast(id=b.broadcast_id, audience_id=b.audience_id)
     return {
         "audit.list_events": lambda c: audit.list_events(c, bid, limit=100),
         "broadcasts.get_for_task": lambda c: broadcasts.get_for_task(c, t),
@@ -391,7 +390,7 @@ def _reads(b: Seeded, stack: Stack) -> dict[str, Callable[[AsyncConnection], Awa
         ),
         "broadcasts.broadcast_id_for_task": lambda c: broadcasts.broadcast_id_for_task(c, t),
         "businesses.exists": lambda c: businesses.exists(c, bid),
-        "gmail.get_connection": lambda c: gmail.get_connection(c, cipher, bid),
+        "gmail.get_connection": lambda c: gmail.get_connection(c, bid),
         "gmail.get_sync_run": lambda c: gmail.get_sync_run(c, b.sync_task),
         "gmail.task_for_schedule_key": lambda c: gmail.task_for_schedule_key(c, b.schedule_key),
         "gmail.running_sync_task": lambda c: gmail.running_sync_task(c, bid),
@@ -428,9 +427,9 @@ def _reads(b: Seeded, stack: Stack) -> dict[str, Callable[[AsyncConnection], Awa
         "tasks.children_of": lambda c: _values(task_repo.children_of(c, [t])),
         "tasks.control_flags": lambda c: task_repo.control_flags(c, t),
         "tasks.waiting_on_quota": lambda c: task_repo.waiting_on_quota(c, bid),
-        "broadcasts.intake_of_task": lambda c: broadcasts.intake_of_task(c, t),
+        "broadcasts.get_broadcast_of_task": lambda c: broadcasts.get_broadcast_of_task(c, t),
         "broadcasts.retryable_failures": lambda c: broadcasts.retryable_failures(
-            c, t, intake, error_codes=None
+            c, t, broadcast_of_b, error_codes=None
         ),
         "broadcasts.members_of_list_page": lambda c: broadcasts.members_of_list_page(
             c, b.broadcast_id, b.audience_id, after_seq=0, up_to_seq=100
@@ -463,7 +462,7 @@ async def _values(children: Awaitable[dict[int, list[int]]]) -> list[int]:
     return [child for found in (await children).values() for child in found]
 
 
-async def _policy_fields(policy: Awaitable[policies.Policy]) -> tuple[Any, ...]:
+async def _policy_fields(policy: Awaitable[BusinessPolicy]) -> tuple[Any, ...]:
     """What a business set (the defaults are anyone's)."""
     got = await policy
     return (got.daily_send_cap, got.approval_required_above, got.updated_by)
