@@ -22,6 +22,7 @@ import pytest
 from fastapi import APIRouter
 from fastapi.responses import StreamingResponse
 from sqlalchemy import text
+from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine
 from sqlalchemy.pool import QueuePool
 
@@ -126,13 +127,17 @@ class ProbeApi:
 @pytest.fixture
 async def probe_api(stack: Stack) -> AsyncIterator[ProbeApi]:
     engine = create_engine(stack.settings.database_url or "", pool_size=4)
-    async with engine.begin() as conn:
+    # The owner creates the probe table (the application's role may not) and lets the
+    # application's role, which the app's engine connects as, use it.
+    app_role = make_url(stack.settings.database_url or "").username
+    async with stack.engine.begin() as conn:
         await conn.execute(
             text(
                 f"CREATE TABLE IF NOT EXISTS {PROBE} (key text,"
                 " CONSTRAINT test_transaction_probe_key UNIQUE (key) DEFERRABLE INITIALLY DEFERRED)"
             )
         )
+        await conn.execute(text(f'GRANT SELECT, INSERT ON {PROBE} TO "{app_role}"'))
     gates = Gates()
     app = create_app(stack.settings, Resources(settings=stack.settings, engine=engine))
     app.include_router(probe_router(gates))
@@ -149,7 +154,7 @@ async def probe_api(stack: Stack) -> AsyncIterator[ProbeApi]:
     finally:
         server.should_exit = True
         await task
-        async with engine.begin() as conn:
+        async with stack.engine.begin() as conn:
             await conn.execute(text(f"DROP TABLE IF EXISTS {PROBE}"))
         await engine.dispose()
 
