@@ -136,8 +136,8 @@ async def _other_businesses(bench: Bench, measured: int) -> None:
         await conn.execute(
             text(
                 "INSERT INTO long_running_tasks (business_id, task_type, status, total_items,"
-                " success_count, completed_at)"
-                " SELECT b, 'broadcast', 'completed', 1, 1, now()"
+                " processed_items, success_count, completed_at)"
+                " SELECT b, 'broadcast', 'completed', 1, 1, 1, now()"
                 " FROM unnest(CAST(:businesses AS bigint[])) AS b, generate_series(1, :n)"
             ),
             {"businesses": [*others, measured], "n": TASKS_EACH},
