@@ -3,7 +3,7 @@
 Every transaction an engine of ours begins starts with
 `SELECT set_config('longtasks.business_id', <id>, true)` (transaction-local, like SET LOCAL)
 when a business is set in this context, and the row-level security policies
-(migrations/versions/0010_row_level_security.py) show and accept that business's rows only.
+(migrations/versions/0013_row_level_security.py) show and accept that business's rows only.
 With none set, nothing of any business is visible: a forgotten context fails closed.
 
 Who sets it: the API, from the verified token, for the whole request (`api.auth`); the worker,

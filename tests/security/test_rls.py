@@ -290,7 +290,7 @@ async def test_every_table_of_a_business_has_forced_row_level_security(
     ]
     assert not unwalled, (
         f"tables without forced row-level security and a tenant policy: {unwalled}; enable and"
-        " force it in the table's migration (see 0010_row_level_security) or, if it holds no"
+        " force it in the table's migration (see 0013_row_level_security) or, if it holds no"
         " business's data, add it to EXEMPT with the reason"
     )
     for table in EXEMPT:

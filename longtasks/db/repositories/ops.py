@@ -19,7 +19,7 @@ _TERMINAL = [s.value for s in TERMINAL_STATUSES]
 
 async def delete_terminal_before(conn: AsyncConnection, cutoff: dt.datetime, limit: int) -> int:
     """Delete up to `limit` terminal tasks that ended before `cutoff`, oldest first, of every
-    business: a named cross-business path, the function `longtasks_cleanup_terminal` (0012).
+    business: a named cross-business path, the function `longtasks_cleanup_terminal` (0013).
 
     Their ledger rows go with them (`task_items` cascades), and so do their broadcasts' own
     recipient lists: per recipient, those two are what a broadcast costs the database. The

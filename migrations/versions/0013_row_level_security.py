@@ -19,16 +19,16 @@ must cross businesses are functions owned by it (SECURITY DEFINER), each narrow,
 
 `task_ledger` becomes `security_invoker`, so the view reads with the caller's policies.
 
-Revision ID: 0012_row_level_security
-Revises: 0011_audit_log
+Revision ID: 0013_row_level_security
+Revises: 0012_audit_log
 """
 
 from collections.abc import Sequence
 
 from alembic import op
 
-revision: str = "0012_row_level_security"
-down_revision: str | None = "0011_audit_log"
+revision: str = "0013_row_level_security"
+down_revision: str | None = "0012_audit_log"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
