@@ -24,9 +24,10 @@ from sqlalchemy.exc import DBAPIError
 
 from api.deps import ResourcesDep
 from api.errors import AppError, Forbidden, TooLarge, Unauthorized
-from api.transactions import SignedTransactionsDep
+from api.transactions import SignedTransactionsDep, Transactions
 from longtasks.db.repositories import deliveries, suppressions
 from longtasks.db.repositories.deliveries import ApplyResult
+from longtasks.db.tenancy import acting_for
 from longtasks.providers.whatsapp_webhooks import (
     MalformedWebhook,
     StatusUpdate,
@@ -98,8 +99,47 @@ async def receive_notification(
     except MalformedWebhook as exc:
         raise AppError(str(exc), status_code=400) from exc
 
-    applied = ApplyResult()
     statuses = notification.statuses
+    # No token, so no business yet: each status is applied acting for its own business
+    # (a named path tells which), so row-level security holds on this route too.
+    async with transactions.read() as conn:
+        owners = await deliveries.businesses_of_statuses(conn, statuses)
+    by_business: dict[int, list[StatusUpdate]] = {}
+    for status, business in zip(statuses, owners, strict=True):
+        if business is not None:  # no business sends from its number: nothing of ours
+            by_business.setdefault(business, []).append(status)
+    applied = ApplyResult()
+    for business, own in sorted(by_business.items()):
+        with acting_for(business):
+            applied = _sum(applied, await _apply(transactions, own))
+
+    stops = [m for m in notification.inbound if m.is_stop]
+    if stops:
+        for number in sorted({m.phone_number_id for m in stops}):
+            async with transactions.read() as conn:
+                senders = await suppressions.businesses_of_sender(conn, number)
+            for business in senders:
+                pairs = [(business, m.sender) for m in stops if m.phone_number_id == number]
+                with acting_for(business):
+                    async with transactions.write() as conn:
+                        await suppressions.add(
+                            conn, pairs, reason=suppressions.OPTED_OUT, source="reply: STOP"
+                        )
+    if applied.refused:
+        log.warning("%d status(es) named items of another sender number: refused", applied.refused)
+    return WebhookReceipt(
+        statuses=len(statuses),
+        applied=applied.matched,
+        kept=applied.kept,
+        refused=applied.refused,
+        skipped=notification.skipped,
+        opted_out=len(stops),
+    )
+
+
+async def _apply(transactions: Transactions, statuses: list[StatusUpdate]) -> ApplyResult:
+    """One business's statuses, a statement per transaction."""
+    applied = ApplyResult()
     for start in range(0, len(statuses), STATEMENT_BATCH):
         chunk = statuses[start : start + STATEMENT_BATCH]
 
@@ -107,14 +147,7 @@ async def receive_notification(
             async with transactions.write() as conn:
                 return await deliveries.apply_statuses(conn, chunk)
 
-        result = await _retrying_deadlocks(apply)
-        applied = ApplyResult(
-            matched=applied.matched + result.matched,
-            changed=applied.changed + result.changed,
-            kept=applied.kept + result.kept,
-            refused=applied.refused + result.refused,
-            tasks=applied.tasks + result.tasks,
-        )
+        applied = _sum(applied, await _retrying_deadlocks(apply))
     # Statuses without our key wait in the inbox for their wamid. Their send may have been
     # recorded while this request ran: look again now that the inbox rows are committed.
     unkeyed = [s.wamid for s in statuses if s.task_id is None]
@@ -125,27 +158,16 @@ async def receive_notification(
                 return await deliveries.drain_inbox(conn, unkeyed)
 
         await _retrying_deadlocks(drain)
+    return applied
 
-    stops = [m for m in notification.inbound if m.is_stop]
-    if stops:
-        async with transactions.write() as conn:
-            for number in sorted({m.phone_number_id for m in stops}):
-                owners = await suppressions.businesses_of_sender(conn, number)
-                pairs = [
-                    (b, m.sender) for b in owners for m in stops if m.phone_number_id == number
-                ]
-                await suppressions.add(
-                    conn, pairs, reason=suppressions.OPTED_OUT, source="reply: STOP"
-                )
-    if applied.refused:
-        log.warning("%d status(es) named items of another sender number: refused", applied.refused)
-    return WebhookReceipt(
-        statuses=len(statuses),
-        applied=applied.matched,
-        kept=applied.kept,
-        refused=applied.refused,
-        skipped=notification.skipped,
-        opted_out=len(stops),
+
+def _sum(a: ApplyResult, b: ApplyResult) -> ApplyResult:
+    return ApplyResult(
+        matched=a.matched + b.matched,
+        changed=a.changed + b.changed,
+        kept=a.kept + b.kept,
+        refused=a.refused + b.refused,
+        tasks=a.tasks + b.tasks,
     )
 
 

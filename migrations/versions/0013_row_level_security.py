@@ -15,7 +15,11 @@ must cross businesses are functions owned by it (SECURITY DEFINER), each narrow,
 - `longtasks_task_business(task_id)`: which business a task is for (activities act for it);
 - `longtasks_cleanup_terminal(cutoff, limit, statuses)`: the daily cleanup's batch, across
   businesses;
-- `longtasks_task_counts()`: tasks by type and status for /metrics, counts only.
+- `longtasks_task_counts()`: tasks by type and status for /metrics, counts only;
+- `longtasks_status_businesses(...)`, `longtasks_sender_businesses(number)`: which business
+  a WhatsApp webhook's status (or STOP reply) is for (the ingest has no token), then it acts
+  for that business;
+- `longtasks_prune_status_inbox(before, limit)`: the cleanup of unknown statuses, every sender's.
 
 `task_ledger` becomes `security_invoker`, so the view reads with the caller's policies.
 
@@ -66,6 +70,9 @@ POLICIES = {
     # Per WhatsApp sender (phone number id): the business's own sender only.
     "sender_pacing": OWN_SENDER,
     "sender_contacts": OWN_SENDER,
+    "wa_webhook_health": OWN_SENDER,
+    "wa_status_inbox": OWN_SENDER.replace("sender_id", "phone_number_id", 1),
+    "wa_suppressions": OWN_ROW,
 }
 
 FUNCTIONS = """
@@ -111,6 +118,50 @@ RETURNS TABLE (task_type text, status text, tasks bigint)
 LANGUAGE sql STABLE SECURITY DEFINER SET search_path = pg_catalog, public, pg_temp
 AS $$ SELECT task_type, status, count(*) FROM long_running_tasks GROUP BY 1, 2 $$;
 
+-- WhatsApp's status webhooks carry no token: which business each status is for. The item's
+-- task's (by our key, else by the message id), else the lowest business sending from the
+-- status's number (a status not known yet waits in that sender's inbox); NULL: no business.
+CREATE FUNCTION longtasks_status_businesses(
+    p_task_ids bigint[], p_item_keys text[], p_wamids text[], p_pnids text[]
+) RETURNS bigint[]
+LANGUAGE sql STABLE SECURITY DEFINER SET search_path = pg_catalog, public, pg_temp
+AS $$
+    SELECT coalesce(array_agg(coalesce(
+        (SELECT t.business_id FROM task_items ti JOIN long_running_tasks t ON t.id = ti.task_id
+         WHERE ti.task_id = s.task_id AND ti.item_key = s.item_key),
+        (SELECT t.business_id FROM task_items ti JOIN long_running_tasks t ON t.id = ti.task_id
+         WHERE s.task_id IS NULL AND ti.provider_ref = s.wamid LIMIT 1),
+        (SELECT min(b.id) FROM businesses b WHERE b.whatsapp_phone_number_id = s.pnid)
+    ) ORDER BY s.n), '{}')
+    FROM unnest(p_task_ids, p_item_keys, p_wamids, p_pnids)
+        WITH ORDINALITY AS s(task_id, item_key, wamid, pnid, n)
+$$;
+
+-- A STOP reply names only the number it was sent to: the businesses sending from it.
+CREATE FUNCTION longtasks_sender_businesses(p_phone_number_id text) RETURNS SETOF bigint
+LANGUAGE sql STABLE SECURITY DEFINER SET search_path = pg_catalog, public, pg_temp
+AS $$ SELECT id FROM businesses WHERE whatsapp_phone_number_id = p_phone_number_id ORDER BY id $$;
+
+-- The daily cleanup forgets statuses that never became known, whichever sender's.
+CREATE FUNCTION longtasks_prune_status_inbox(p_before timestamptz, p_limit integer)
+RETURNS integer
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, public, pg_temp
+AS $$
+DECLARE
+    deleted integer;
+BEGIN
+    DELETE FROM wa_status_inbox WHERE ctid IN (
+        SELECT ctid FROM wa_status_inbox WHERE received_at < p_before LIMIT p_limit
+    );
+    GET DIAGNOSTICS deleted = ROW_COUNT;
+    RETURN deleted;
+END
+$$;
+
+REVOKE EXECUTE ON FUNCTION longtasks_status_businesses(bigint[], text[], text[], text[])
+    FROM PUBLIC;
+REVOKE EXECUTE ON FUNCTION longtasks_sender_businesses(text) FROM PUBLIC;
+REVOKE EXECUTE ON FUNCTION longtasks_prune_status_inbox(timestamptz, integer) FROM PUBLIC;
 REVOKE EXECUTE ON FUNCTION longtasks_task_business(bigint) FROM PUBLIC;
 REVOKE EXECUTE ON FUNCTION longtasks_cleanup_terminal(timestamptz, integer, text[]) FROM PUBLIC;
 REVOKE EXECUTE ON FUNCTION longtasks_task_counts() FROM PUBLIC;
@@ -139,6 +190,9 @@ def downgrade() -> None:
         op.execute(f"ALTER TABLE {table} NO FORCE ROW LEVEL SECURITY")
         op.execute(f"ALTER TABLE {table} DISABLE ROW LEVEL SECURITY")
     op.execute(
+        "DROP FUNCTION longtasks_prune_status_inbox(timestamptz, integer); "
+        "DROP FUNCTION longtasks_sender_businesses(text); "
+        "DROP FUNCTION longtasks_status_businesses(bigint[], text[], text[], text[]); "
         "DROP FUNCTION longtasks_task_counts(); "
         "DROP FUNCTION longtasks_cleanup_terminal(timestamptz, integer, text[]); "
         "DROP FUNCTION longtasks_task_business(bigint); "

@@ -49,6 +49,8 @@ from longtasks.db.repositories import (
     revocations,
     send_days,
     send_limits,
+    suppressions,
+    unconfirmed,
 )
 from longtasks.db.repositories import tasks as task_repo
 from longtasks.db.repositories.audit import Actor, AuditAction
@@ -72,6 +74,11 @@ NAMED_PATHS = {
     "longtasks_task_business": "an activity learns which business its task is for",
     "longtasks_cleanup_terminal": "the daily cleanup deletes old terminal tasks of all",
     "longtasks_task_counts": "/metrics counts tasks by type and status, counts only",
+    "longtasks_status_businesses": "the token-less WhatsApp webhook learns which business each"
+    " status is for, then acts for it",
+    "longtasks_sender_businesses": "the webhook learns which businesses a STOP reply's number"
+    " sends for, then acts for each",
+    "longtasks_prune_status_inbox": "the daily cleanup forgets unknown statuses of every sender",
 }
 
 
@@ -180,6 +187,27 @@ async def seed(engine: AsyncEngine, stack: Stack, business_id: int) -> Seeded:
         await ledger.claim(conn, broadcast_task.id, [ClaimRequest("3", 3, "+972523000003")])
         import_task = await task_repo.create_task(
             conn, business_id=business_id, task_type="audience_import", total_items=1
+        )
+        # Issue 12: an item sent but not confirmed, a suppression, the sender's webhook health
+        # and a status waiting in its inbox.
+        await ledger.claim(conn, broadcast_task.id, [ClaimRequest("4", 4, "+972523000004")])
+        await conn.execute(
+            text(
+                "UPDATE task_items SET status = 'unconfirmed' WHERE task_id = :t AND item_key = '4'"
+            ),
+            {"t": broadcast_task.id},
+        )
+        await suppressions.add(
+            conn, [(business_id, "+972523000001")], reason=suppressions.OPTED_OUT, source="rls"
+        )
+        await conn.execute(
+            text(
+                "INSERT INTO wa_webhook_health (sender_id, newest_dispatch_with_status,"
+                " last_status_at) VALUES (:s, now(), now());"
+                " INSERT INTO wa_status_inbox (wamid, status, phone_number_id, occurred_at)"
+                " VALUES (:w, 'delivered', :s, now())"
+            ),
+            {"s": sender, "w": f"wamid.rls.{business_id}"},
         )
     # An audience, uploaded as the application's role through the same COPY path the API uses.
     header = Header(("phone", "name"), 0, ",")
@@ -330,6 +358,8 @@ def _belongs(table: str, seeded: Seeded) -> str:
         "broadcast_recipients": f"broadcast_id IN {broadcasts_of_b}",
         "sender_pacing": f"sender_id = '{seeded.sender_id}'",
         "sender_contacts": f"sender_id = '{seeded.sender_id}'",
+        "wa_webhook_health": f"sender_id = '{seeded.sender_id}'",
+        "wa_status_inbox": f"phone_number_id = '{seeded.sender_id}'",
     }
     if table in special:
         return special[table]
@@ -455,7 +485,17 @@ def _reads(b: Seeded, stack: Stack) -> dict[str, Callable[[AsyncConnection], Awa
         "audiences.lock_ready": lambda c: audiences.lock_ready(c, a),
         "audiences.running_broadcasts": lambda c: audiences.running_broadcasts(c, a),
         "audiences.staged_chunk": lambda c: audiences.staged_chunk(c, a, 0),
+        "suppressions.active_for": lambda c: suppressions.active_for(c, bid, ["+972523000001"]),
+        "unconfirmed.proven_after": lambda c: unconfirmed.proven_after(c, b.sender_id),
+        "unconfirmed.outlook": lambda c: _outlook(
+            unconfirmed.outlook(c, t, sender_id=b.sender_id, grace_s=0.0, max_wait_s=0.0)
+        ),
     }
+
+
+async def _outlook(outlook: Awaitable[unconfirmed.Outlook]) -> int:
+    """How many of B's items are still unconfirmed."""
+    return (await outlook).remaining
 
 
 async def _values(children: Awaitable[dict[int, list[int]]]) -> list[int]:
@@ -486,7 +526,10 @@ WRITES = {
     "audiences.mark_failed", "policies.put_policy", "send_days.reserve", "send_days.refund",
     "tasks.request_pause", "tasks.auto_pause", "tasks.record_outcomes", "tasks.request_resume",
     "tasks.mark_paused", "tasks.mark_resumed", "tasks.mark_waiting", "tasks.approve",
-    "tasks.reject", "tasks.expire",
+    "tasks.reject", "tasks.expire", "broadcasts.record_sender", "ledger.mark_dispatched",
+    "ledger.unmark_dispatched", "suppressions.add", "tasks.drop_pause_with_nothing_left",
+    "unconfirmed.settle_known", "unconfirmed.decide_due", "deliveries.apply_statuses",
+    "deliveries.drain_inbox",
 }  # fmt: skip
 CROSS_BUSINESS = {
     "ops.delete_terminal_before": "longtasks_cleanup_terminal",
@@ -494,9 +537,13 @@ CROSS_BUSINESS = {
     "key_rotation.rotate_gmail_tokens": "rotate-keys runs as the owner",
     "key_rotation.rotate_webhook_secrets": "rotate-keys runs as the owner",
     "gmail.connected_business_ids": "acting for a business it lists that one only",
+    "deliveries.businesses_of_statuses": "longtasks_status_businesses",
+    "suppressions.businesses_of_sender": "longtasks_sender_businesses",
+    "deliveries.prune_inbox": "longtasks_prune_status_inbox",
 }
 NOT_BUSINESS_DATA = {
     "admission.admit", "admission.prune", "task_types.known",
+    "ledger.commit_without_waiting_for_disk",
 }  # fmt: skip
 
 

@@ -253,12 +253,32 @@ async def drain_inbox(conn: AsyncConnection, wamids: Sequence[str]) -> ApplyResu
 
 
 async def prune_inbox(conn: AsyncConnection, received_before: dt.datetime, limit: int) -> int:
-    """Forget statuses of messages that never became known (another app's, or lost)."""
+    """Forget statuses of messages that never became known (another app's, or lost), whichever
+    sender's: a named cross-business path (migration 0013)."""
     result = await conn.execute(
-        text(
-            "DELETE FROM wa_status_inbox WHERE ctid IN (SELECT ctid FROM wa_status_inbox"
-            " WHERE received_at < :before LIMIT :limit)"
-        ),
+        text("SELECT longtasks_prune_status_inbox(:before, :limit)"),
         {"before": received_before, "limit": limit},
     )
-    return int(result.rowcount or 0)
+    return int(result.scalar_one())
+
+
+async def businesses_of_statuses(
+    conn: AsyncConnection, statuses: Sequence[StatusUpdate]
+) -> list[int | None]:
+    """The business each status is for (the webhook has no token): its item's task's, else the
+    sender number's; None when no business sends from that number. A named path (0013)."""
+    if not statuses:
+        return []
+    result = await conn.execute(
+        text(
+            "SELECT longtasks_status_businesses(CAST(:task_ids AS int8[]),"
+            " CAST(:item_keys AS text[]), CAST(:wamids AS text[]), CAST(:pnids AS text[]))"
+        ),
+        {
+            "task_ids": [s.task_id for s in statuses],
+            "item_keys": [s.item_key for s in statuses],
+            "wamids": [s.wamid for s in statuses],
+            "pnids": [s.phone_number_id for s in statuses],
+        },
+    )
+    return [None if b is None else int(b) for b in result.scalar_one()]

@@ -50,9 +50,10 @@ async def add(
 
 
 async def businesses_of_sender(conn: AsyncConnection, phone_number_id: str) -> list[int]:
-    """The businesses sending from a WhatsApp phone number id."""
+    """The businesses sending from a WhatsApp phone number id (a named path across businesses:
+    a STOP reply comes with no token)."""
     result = await conn.execute(
-        text("SELECT id FROM businesses WHERE whatsapp_phone_number_id = :pnid ORDER BY id"),
+        text("SELECT longtasks_sender_businesses(:pnid)"),
         {"pnid": phone_number_id},
     )
     return [int(r[0]) for r in result]
