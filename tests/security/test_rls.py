@@ -203,8 +203,13 @@ async def seed(engine: AsyncEngine, stack: Stack, business_id: int) -> Seeded:
         await conn.execute(
             text(
                 "INSERT INTO wa_webhook_health (sender_id, newest_dispatch_with_status,"
-                " last_status_at) VALUES (:s, now(), now());"
-                " INSERT INTO wa_status_inbox (wamid, status, phone_number_id, occurred_at)"
+                " last_status_at) VALUES (:s, now(), now())"
+            ),
+            {"s": sender},
+        )
+        await conn.execute(
+            text(
+                "INSERT INTO wa_status_inbox (wamid, status, phone_number_id, occurred_at)"
                 " VALUES (:w, 'delivered', :s, now())"
             ),
             {"s": sender, "w": f"wamid.rls.{business_id}"},
@@ -571,7 +576,7 @@ def test_every_repository_function_is_accounted_for(stack: Stack) -> None:
 def _nothing(value: Any) -> bool:
     if isinstance(value, tuple) and not hasattr(value, "__dataclass_fields__"):
         return all(v in (None, 0, False) for v in value)
-    return value in (None, 0, False, [], set(), ()) or (
+    return value in (None, 0, False, [], set(), (), {}) or (
         hasattr(value, "__dataclass_fields__")
         and all(v in (None, 0, False) for v in vars(value).values())
     )
