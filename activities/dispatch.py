@@ -12,6 +12,11 @@ ran, and writes them in one statement on a connection it keeps while marks keep 
 autocommit (one round trip: the server commits the statement itself, waiting for the disk).
 Sends wait about one round trip. The mark is conditional (`dispatched_at IS NULL`), so of two
 attempts racing for the same item only one ever gets to send it.
+
+Row-level security: the writer serves every business's tasks on one autocommit connection,
+where a transaction-local setting would last one statement. Each mark carries the business its
+caller acts for; the writer sets that business for its session before that business's
+statements (only when it changes) and clears it before the connection goes back to the pool.
 """
 
 from __future__ import annotations
@@ -19,9 +24,11 @@ from __future__ import annotations
 import asyncio
 import contextlib
 
+from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from longtasks.db.repositories import ledger
+from longtasks.db.tenancy import SETTING, acting_for, current_business
 
 Item = tuple[int, str, str]  # (task id, item key, the marking attempt's token)
 
@@ -32,6 +39,8 @@ class DispatchLog:
         self._marks: dict[Item, asyncio.Future[bool]] = {}
         self._unmarks: dict[Item, asyncio.Future[bool]] = {}
         self._writer: asyncio.Task[None] | None = None
+        # The business each queued mark's caller acts for.
+        self._business: dict[Item, int | None] = {}
 
     async def mark(self, task_id: int, item_key: str, token: str) -> bool:
         """True when the attempt holding `token` may send the item now (its mark is
@@ -47,22 +56,40 @@ class DispatchLog:
     async def _queue(self, queue: dict[Item, asyncio.Future[bool]], item: Item) -> bool:
         future: asyncio.Future[bool] = asyncio.get_running_loop().create_future()
         queue[item] = future
+        self._business[item] = current_business()
         if self._writer is None or self._writer.done():
             self._writer = asyncio.create_task(self._write())
         return await future
 
     async def _write(self) -> None:
+        # The writer acts for no business of its own: each batch sets its callers'.
+        with acting_for(None):
+            await self._write_batches()
+
+    async def _write_batches(self) -> None:
         conn: AsyncConnection | None = None
+        acting: int | None = None
         try:
             while self._marks or self._unmarks:
                 marks, self._marks = self._marks, {}
                 unmarks, self._unmarks = self._unmarks, {}
+                business = {i: self._business.pop(i, None) for i in (*marks, *unmarks)}
                 try:
                     if conn is None:
                         conn = await self._engine.connect()
                         await conn.execution_options(isolation_level="AUTOCOMMIT")
-                    await ledger.unmark_dispatched(conn, list(unmarks))
-                    marked = await ledger.mark_dispatched(conn, list(marks))
+                        acting = None
+                    marked: set[tuple[int, str]] = set()
+                    for b in sorted({business[i] for i in business}, key=lambda b: b or 0):
+                        if b != acting:
+                            await _act_for(conn, b)
+                            acting = b
+                        await ledger.unmark_dispatched(
+                            conn, [i for i in unmarks if business[i] == b]
+                        )
+                        marked |= await ledger.mark_dispatched(
+                            conn, [i for i in marks if business[i] == b]
+                        )
                 except Exception as exc:
                     for future in (*marks.values(), *unmarks.values()):
                         if not future.done():
@@ -80,4 +107,18 @@ class DispatchLog:
                         future.set_result(True)
         finally:
             if conn is not None:
+                try:
+                    # A pooled connection must not keep acting for a business.
+                    await _act_for(conn, None)
+                except Exception:
+                    with contextlib.suppress(Exception):
+                        await conn.invalidate()
                 await conn.close()
+
+
+async def _act_for(conn: AsyncConnection, business_id: int | None) -> None:
+    """For this session (autocommit: a transaction-local setting would last one statement)."""
+    await conn.execute(
+        text(f"SELECT set_config('{SETTING}', :b, false)"),
+        {"b": "" if business_id is None else str(business_id)},
+    )
