@@ -64,7 +64,12 @@ class DispatchLog:
     async def _write(self) -> None:
         # The writer acts for no business of its own: each batch sets its callers'.
         with acting_for(None):
-            await self._write_batches()
+            while True:
+                await self._write_batches()
+                # Marks queued while it was closing its connection (this task not yet done,
+                # so no new writer was started for them): write them too, or they wait forever.
+                if not (self._marks or self._unmarks):
+                    return
 
     async def _write_batches(self) -> None:
         conn: AsyncConnection | None = None
