@@ -99,6 +99,18 @@ def ensure_app_role(owner_url: str, app_url: str) -> str:
                 " nothing (REASSIGN OWNED BY it to the owner first)"
             )
         _grant(conn, role, str(app.database))
+        # Through PUBLIC (the default before Postgres 15) it could still create a function in
+        # `public` that a named SECURITY DEFINER function would resolve (a more specific
+        # overload of `unnest`, say) and so run its own code as the owner.
+        creates = conn.execute(
+            "SELECT has_schema_privilege(%s, 'public', 'CREATE')", (role,)
+        ).fetchone()
+        if creates and creates[0]:
+            raise RuntimeError(
+                f"role {role} may create objects in schema public (granted to PUBLIC before"
+                " Postgres 15): run `REVOKE CREATE ON SCHEMA public FROM PUBLIC` as the owner,"
+                " then `longtasks migrate` again"
+            )
     return f"application role {role} {'updated' if exists else 'created'}, grants in place"
 
 

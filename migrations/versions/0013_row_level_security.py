@@ -13,8 +13,8 @@ keeps a policy of its own (`maintenance`) so data migrations see every row; the 
 must cross businesses are functions owned by it (SECURITY DEFINER), each narrow, each named:
 
 - `longtasks_task_business(task_id)`: which business a task is for (activities act for it);
-- `longtasks_cleanup_terminal(cutoff, limit, statuses)`: the daily cleanup's batch, across
-  businesses;
+- `longtasks_cleanup_terminal(cutoff, limit)`: the daily cleanup's batch, across businesses:
+  terminal tasks only (the statuses are the function's own, not the caller's to choose);
 - `longtasks_task_counts()`: tasks by type and status for /metrics, counts only;
 - `longtasks_status_businesses(...)`, `longtasks_sender_businesses(number)`: which business
   a WhatsApp webhook's status (or STOP reply) is for (the ingest has no token), then it acts
@@ -84,9 +84,8 @@ CREATE FUNCTION longtasks_task_business(p_task_id bigint) RETURNS bigint
 LANGUAGE sql STABLE SECURITY DEFINER SET search_path = pg_catalog, public, pg_temp
 AS $$ SELECT business_id FROM long_running_tasks WHERE id = p_task_id $$;
 
-CREATE FUNCTION longtasks_cleanup_terminal(
-    p_cutoff timestamptz, p_limit integer, p_terminal text[]
-) RETURNS integer
+CREATE FUNCTION longtasks_cleanup_terminal(p_cutoff timestamptz, p_limit integer)
+RETURNS integer
 LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, public, pg_temp
 AS $$
 DECLARE
@@ -96,7 +95,8 @@ BEGIN
     -- SKIP LOCKED: a task row some request holds right now is left for the next run.
     SELECT array_agg(id) INTO batch FROM (
         SELECT id FROM long_running_tasks
-        WHERE status = ANY (p_terminal) AND coalesce(completed_at, created_at) < p_cutoff
+        WHERE status IN ('completed', 'cancelled', 'failed', 'expired')
+            AND coalesce(completed_at, created_at) < p_cutoff
         ORDER BY coalesce(completed_at, created_at)
         LIMIT p_limit
         FOR UPDATE SKIP LOCKED
@@ -163,7 +163,7 @@ REVOKE EXECUTE ON FUNCTION longtasks_status_businesses(bigint[], text[], text[],
 REVOKE EXECUTE ON FUNCTION longtasks_sender_businesses(text) FROM PUBLIC;
 REVOKE EXECUTE ON FUNCTION longtasks_prune_status_inbox(timestamptz, integer) FROM PUBLIC;
 REVOKE EXECUTE ON FUNCTION longtasks_task_business(bigint) FROM PUBLIC;
-REVOKE EXECUTE ON FUNCTION longtasks_cleanup_terminal(timestamptz, integer, text[]) FROM PUBLIC;
+REVOKE EXECUTE ON FUNCTION longtasks_cleanup_terminal(timestamptz, integer) FROM PUBLIC;
 REVOKE EXECUTE ON FUNCTION longtasks_task_counts() FROM PUBLIC;
 """
 
@@ -194,7 +194,7 @@ def downgrade() -> None:
         "DROP FUNCTION longtasks_sender_businesses(text); "
         "DROP FUNCTION longtasks_status_businesses(bigint[], text[], text[], text[]); "
         "DROP FUNCTION longtasks_task_counts(); "
-        "DROP FUNCTION longtasks_cleanup_terminal(timestamptz, integer, text[]); "
+        "DROP FUNCTION longtasks_cleanup_terminal(timestamptz, integer); "
         "DROP FUNCTION longtasks_task_business(bigint); "
         "DROP FUNCTION longtasks_business();"
     )

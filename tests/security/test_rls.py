@@ -19,6 +19,7 @@ import datetime as dt
 import importlib
 import inspect
 import pkgutil
+import re
 import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -59,7 +60,7 @@ from longtasks.db.repositories.gmail import TokenCipher
 from longtasks.db.repositories.ledger import ClaimRequest, Outcome
 from longtasks.db.repositories.receipts import NewReceipt, ReceiptFilter
 from longtasks.db.tenancy import acting_for, check_role
-from longtasks.domain import ItemStatus, TaskStatus
+from longtasks.domain import TERMINAL_STATUSES, ItemStatus, TaskStatus
 from tests.conftest import FaultReport, SecurityRow, Stack
 
 # Tables that hold no business's data, and why.
@@ -664,6 +665,19 @@ async def test_the_services_role_owns_nothing_and_named_paths_are_the_only_way_a
             {"role": check.role},
         )
         audit_privileges = {r[0] for r in audit_grants}
+        cleanup = (
+            await conn.execute(
+                text(
+                    "SELECT pg_get_function_identity_arguments(p.oid), p.prosrc FROM pg_proc p"
+                    " WHERE p.proname = 'longtasks_cleanup_terminal'"
+                )
+            )
+        ).one()
+    # The cleanup states its statuses itself, the domain's terminal ones: no argument lets a
+    # caller widen it to other businesses' running tasks.
+    assert cleanup[0] == "p_cutoff timestamp with time zone, p_limit integer", cleanup[0]
+    statuses = set(re.findall(r"'(\w+)'", cleanup[1])) & {s.value for s in TaskStatus}
+    assert statuses == {s.value for s in TERMINAL_STATUSES}, statuses
     definers = {name for name, (definer, _) in functions.items() if definer}
     assert definers == set(NAMED_PATHS), definers
     assert all(functions[name][1] for name in NAMED_PATHS)

@@ -99,7 +99,7 @@ async def _run_without_webhooks(
         )
     # No status will ever come: the policy decides after the longest wait (seconds here).
     queue, settings = stack.own_queue("nohooks", whatsapp_unconfirmed_max_wait_s=2.0)
-    async with running_worker(stack.client, settings, stack.engine, queue):
+    async with running_worker(stack.client, settings, stack.app_engine, queue):
         await (await start_direct(stack.client, stack.engine, queue, business_id, task_id)).result()
     return await get_task_row(stack.engine, task_id)
 

@@ -19,7 +19,8 @@ _TERMINAL = [s.value for s in TERMINAL_STATUSES]
 
 async def delete_terminal_before(conn: AsyncConnection, cutoff: dt.datetime, limit: int) -> int:
     """Delete up to `limit` terminal tasks that ended before `cutoff`, oldest first, of every
-    business: a named cross-business path, the function `longtasks_cleanup_terminal` (0013).
+    business: a named cross-business path, the function `longtasks_cleanup_terminal` (0013),
+    which states the terminal statuses itself (a caller cannot widen it to running tasks).
 
     Their ledger rows go with them (`task_items` cascades), and so do their broadcasts' own
     recipient lists: per recipient, those two are what a broadcast costs the database. The
@@ -28,8 +29,8 @@ async def delete_terminal_before(conn: AsyncConnection, cutoff: dt.datetime, lim
     SKIP LOCKED: a task row some request holds right now is left for the next run.
     """
     result = await conn.execute(
-        text("SELECT longtasks_cleanup_terminal(:cutoff, :limit, :terminal)"),
-        {"cutoff": cutoff, "limit": limit, "terminal": _TERMINAL},
+        text("SELECT longtasks_cleanup_terminal(:cutoff, :limit)"),
+        {"cutoff": cutoff, "limit": limit},
     )
     return int(result.scalar_one())
 

@@ -621,7 +621,7 @@ async def delete_task(conn: AsyncConnection, task_id: int) -> None:
 
 async def count_by_status(conn: AsyncConnection) -> Sequence[tuple[str, str, int]]:
     """Tasks by type and status over every business, counts only: a named cross-business path
-    (the function `longtasks_task_counts`, 0010), for /metrics."""
+    (the function `longtasks_task_counts`, 0013), for /metrics."""
     result = await conn.execute(
         text("SELECT task_type, status, tasks FROM longtasks_task_counts()")
     )
