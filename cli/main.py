@@ -18,6 +18,7 @@ from longtasks.settings import Settings
 
 
 def _migrate(settings: Settings, args: argparse.Namespace) -> int:
+    from migrations.roles import UnsafeAppRole
     from migrations.runner import migrate
 
     settings = with_database(settings, "migrate")
@@ -25,7 +26,7 @@ def _migrate(settings: Settings, args: argparse.Namespace) -> int:
     try:
         for line in migrate(settings.migration_database_url or app_url, app_url, args.to):
             print(line)
-    except ValueError as exc:
+    except (ValueError, UnsafeAppRole) as exc:
         print(f"longtasks: {exc}", file=sys.stderr)
         return 2
     return 0

@@ -48,6 +48,10 @@ _ROLE_ATTRIBUTES = (
 )
 
 
+class UnsafeAppRole(Exception):
+    """The application's role could act past row-level security; the message says the fix."""
+
+
 def role_of(database_url: str) -> str:
     user = make_url(database_url).username
     if not user:
@@ -94,7 +98,7 @@ def ensure_app_role(owner_url: str, app_url: str) -> str:
             (role,),
         ).fetchone()
         if owned and owned[0]:
-            raise RuntimeError(
+            raise UnsafeAppRole(
                 f"role {role} owns {owned[0]} relations: the application's role must own"
                 " nothing (REASSIGN OWNED BY it to the owner first)"
             )
@@ -106,7 +110,7 @@ def ensure_app_role(owner_url: str, app_url: str) -> str:
             "SELECT has_schema_privilege(%s, 'public', 'CREATE')", (role,)
         ).fetchone()
         if creates and creates[0]:
-            raise RuntimeError(
+            raise UnsafeAppRole(
                 f"role {role} may create objects in schema public (granted to PUBLIC before"
                 " Postgres 15): run `REVOKE CREATE ON SCHEMA public FROM PUBLIC` as the owner,"
                 " then `longtasks migrate` again"

@@ -118,15 +118,23 @@ async def test_migrate_creates_the_application_role_on_an_external_database(
         f"already at {head}",
         f"application role {external.app_role} updated, grants in place",
     ]
+    # A role that may create in `public` (PUBLIC's grant before Postgres 15) could plant an
+    # overload that a named SECURITY DEFINER function resolves: migrate refuses, naming the fix.
+    with psycopg.connect(libpq_url(external.owner_url), autocommit=True) as as_owner:
+        as_owner.execute("GRANT CREATE ON SCHEMA public TO PUBLIC")
+    assert await asyncio.to_thread(main, ["migrate"]) == 2
+    assert "REVOKE CREATE ON SCHEMA public FROM PUBLIC" in capsys.readouterr().err
     fault_report.add_security(
         SecurityRow(
             area="RLS",
             check="`longtasks migrate` on an external database owned by an ordinary role"
             " (CREATEROLE, not a superuser): application role created, then updated; its"
-            " reads acting for business 1, and for none; DDL and alembic_version",
-            cases=6,
+            " reads acting for business 1, and for none; DDL and alembic_version; then"
+            " CREATE on schema public granted to PUBLIC",
+            cases=7,
             outcome="role owns nothing, no BYPASSRLS; sees 1 of 2 businesses, then 0;"
-            " DDL and alembic_version refused; the owner still sees both",
+            " DDL and alembic_version refused; the owner still sees both; migrate refuses a"
+            " role that could create in public",
         )
     )
 
