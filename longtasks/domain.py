@@ -101,7 +101,9 @@ class Delivery(enum.IntEnum):
     """What became of a sent message, by rank: a state never gives way to a lower one.
 
     `failed` ranks below `delivered`: a message can fail on one of a user's devices and be
-    delivered on another, and then it was delivered.
+    delivered on another, and then it was delivered. One `failed` is not Meta's: the
+    broadcast's own verdict on an unconfirmed send (code `unconfirmed`), which any status of
+    the message replaces (`db.repositories.deliveries`).
     """
 
     accepted = 1

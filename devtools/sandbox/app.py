@@ -5,8 +5,9 @@ Control endpoints, for tests, benchmarks and curious developers:
 - `POST /sandbox/config` `{"whatsapp": {...settings}, "sender": "<phone number id>"?,
   "webhook": {"url", "app_secret"}?}`
 - `POST /sandbox/reset`
-- `GET /sandbox/whatsapp/messages?to=<number>`, `GET /sandbox/whatsapp/senders/<id>`,
-  `POST /sandbox/whatsapp/inbound` (see `devtools.sandbox.whatsapp`)
+- `GET /sandbox/whatsapp/messages?to=<number>[&sender=<id>]`,
+  `GET /sandbox/whatsapp/senders/<id>`, `POST /sandbox/whatsapp/inbound`
+  (see `devtools.sandbox.whatsapp`)
 """
 
 from __future__ import annotations

@@ -315,10 +315,17 @@ class WhatsAppSandbox:
         )
 
     async def _messages_to(self, request: web.Request) -> web.Response:
-        """`?to=972531234567`: the send bodies accepted for that recipient, oldest first."""
+        """`?to=972531234567`: the send bodies accepted for that recipient, oldest first;
+        `&sender=<phone number id>`: only that sender's. A test asking whether *its*
+        broadcast reached a number needs the second: tests share one sandbox, and another
+        test's broadcast may have sent to the same number from its own sender."""
         # "+972..." in a query string arrives as " 972..." unless the plus was escaped.
         to = request.query.get("to", "").strip().lstrip("+")
-        bodies = [json.loads(self.store.bodies[n]) for n in self.store.numbers_to(to)]
+        sender = request.query.get("sender")
+        numbers = self.store.numbers_to(to)
+        if sender is not None:
+            numbers = tuple(n for n in numbers if self.store.senders[n] == sender)
+        bodies = [json.loads(self.store.bodies[n]) for n in numbers]
         return web.json_response({"messages": bodies})
 
     async def _inbound(self, request: web.Request) -> web.Response:

@@ -258,6 +258,28 @@ async def test_messages_to_a_recipient_are_listed_as_received_oldest_first() -> 
     assert nobody == {"messages": []}
 
 
+async def test_messages_to_a_recipient_from_one_sender_leave_out_other_senders() -> None:
+    """Tests share one sandbox: whether a broadcast reached a number is asked per sender (an
+    unfiltered count once took another test's message for a send that never left)."""
+    async with running(quiet()) as (client, _):
+        await client.post(SEND, json=message("972531234567", "mine"), headers=AUTH)
+        await client.post(
+            "/v21.0/15550002222/messages", json=message("972531234567", "theirs"), headers=AUTH
+        )
+        await client.post(
+            "/v21.0/15550002222/messages", json=message("972531234568", "only-theirs"), headers=AUTH
+        )
+        query = "/sandbox/whatsapp/messages?to=972531234567"
+        everyone = await (await client.get(query)).json()
+        mine = await (await client.get(f"{query}&sender={SENDER}")).json()
+        none_of_mine = await (
+            await client.get(f"/sandbox/whatsapp/messages?to=972531234568&sender={SENDER}")
+        ).json()
+    assert [m["biz_opaque_callback_data"] for m in everyone["messages"]] == ["mine", "theirs"]
+    assert [m["biz_opaque_callback_data"] for m in mine["messages"]] == ["mine"]
+    assert none_of_mine == {"messages": []}
+
+
 async def test_an_inbound_user_message_is_a_messages_webhook() -> None:
     receiver = Receiver()
     async with running(quiet(), receiver) as (client, _):

@@ -16,8 +16,9 @@ from sqlalchemy import text
 
 from longtasks.contracts.messages import callback_data_for
 from longtasks.db.repositories import deliveries, ledger, unconfirmed
-from longtasks.db.repositories.ledger import ClaimRequest, Outcome
-from longtasks.domain import Delivery, ItemStatus
+from longtasks.db.repositories import tasks as task_repo
+from longtasks.db.repositories.ledger import ClaimRequest, DeliveryCounts, Outcome
+from longtasks.domain import Delivery, ItemStatus, UnconfirmedPolicy
 from longtasks.providers.whatsapp_webhooks import StatusUpdate
 from tests.conftest import (
     Stack,
@@ -279,6 +280,104 @@ async def test_a_status_arriving_between_the_looks_statements_still_holds_the_ta
             conn, task_id, sender_id=sender, grace_s=900, max_wait_s=7 * 24 * 3600
         )
     assert (after.remaining, after.settle_now) == (0, 0)
+
+
+async def test_a_status_after_the_at_most_once_verdict_replaces_it_in_the_delivery_counts(
+    stack: Stack, new_business: Callable[[], Awaitable[int]]
+) -> None:
+    """Two sends got no answer and no status within the wait: `at_most_once` counts them
+    failed `unconfirmed`. Then Meta's statuses come after all. The verdict was ours, not
+    Meta's: a `sent` makes the first accepted (one out of failed, one into accepted), a
+    `failed` gives the second Meta's code; each item is counted in one delivery state. While
+    the task runs, the next look counts both sends succeeded (the provider took them)."""
+    business_id = await new_business()
+    task_id = await create_broadcast_task(
+        stack.engine, business_id, israeli_numbers(2, start=560_000)
+    )
+    sender = f"pn-{business_id}"
+    async with stack.engine.begin() as conn:
+        await conn.execute(
+            text("UPDATE broadcasts SET sender_id = :s WHERE task_id = :t"),
+            {"s": sender, "t": task_id},
+        )
+        keys = [
+            str(k)
+            for k in (
+                await conn.execute(
+                    text(
+                        "SELECT r.id FROM broadcast_recipients r JOIN broadcasts b"
+                        " ON b.id = r.broadcast_id WHERE b.task_id = :t ORDER BY r.seq"
+                    ),
+                    {"t": task_id},
+                )
+            ).scalars()
+        ]
+        await ledger.claim(
+            conn, task_id, [ClaimRequest(k, seq, None) for seq, k in enumerate(keys, start=1)]
+        )
+        await ledger.settle(
+            conn, task_id, [Outcome(k, ItemStatus.unconfirmed, "no_answer", "-") for k in keys]
+        )
+    # A later look (its own transaction: the wait is measured against its start).
+    async with stack.engine.begin() as conn:
+        decided = await unconfirmed.decide_due(
+            conn,
+            task_id,
+            sender_id=sender,
+            policy=UnconfirmedPolicy.at_most_once,
+            grace_s=0,
+            max_wait_s=0,
+        )
+        # The look's counters, as `resolve_unconfirmed` moves them.
+        await task_repo.add_counts(
+            conn, task_id, succeeded=0, failed=2, delivery=DeliveryCounts(failed=2)
+        )
+    assert decided == unconfirmed.Settled(failed=2)
+    before = await get_task_row(stack.engine, task_id)
+    assert (before.failed_count, before.delivery_accepted, before.delivery_failed) == (2, 0, 2)
+
+    def status(key: str, word: str, delivery: Delivery, code: str | None = None) -> StatusUpdate:
+        return StatusUpdate(
+            wamid=f"wamid.late.{key}",
+            delivery=delivery,
+            status=word,
+            occurred_at=dt.datetime.now(dt.UTC),
+            phone_number_id=sender,
+            callback=callback_data_for(task_id, key),
+            error_code=code,
+            task_id=task_id,
+            item_key=key,
+        )
+
+    async with stack.engine.begin() as conn:
+        applied = await deliveries.apply_statuses(
+            conn,
+            [
+                status(keys[0], "sent", Delivery.accepted),
+                status(keys[1], "failed", Delivery.failed, "131026"),
+            ],
+        )
+    assert applied.matched == 2
+    after = await get_task_row(stack.engine, task_id)
+    # Meta's word wins in the delivery counts; the send outcome stays the look's verdict.
+    assert (after.failed_count, after.delivery_accepted, after.delivery_failed) == (2, 1, 1)
+    async with stack.engine.connect() as conn:
+        rows = (
+            await conn.execute(
+                text(
+                    "SELECT status, error_code, delivery, delivery_code, failed_at IS NOT NULL,"
+                    " provider_ref FROM task_items WHERE task_id = :t ORDER BY seq"
+                ),
+                {"t": task_id},
+            )
+        ).all()
+    assert [tuple(r) for r in rows] == [
+        ("failed", "unconfirmed", int(Delivery.accepted), None, False, f"wamid.late.{keys[0]}"),
+        ("failed", "unconfirmed", int(Delivery.failed), "131026", True, f"wamid.late.{keys[1]}"),
+    ]
+    async with stack.engine.begin() as conn:
+        assert await unconfirmed.settle_known(conn, task_id) == unconfirmed.Known(from_failed=2)
+    assert await ledger_counts(stack.engine, task_id) == {"succeeded": 2}
 
 
 async def test_an_attempt_given_up_on_releases_no_item_a_later_attempt_claimed(

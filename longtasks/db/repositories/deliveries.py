@@ -4,8 +4,11 @@ A status names its message by wamid and, for our sends, by `biz_opaque_callback_
 the item's key (`contracts.messages`). `apply_statuses` takes a whole batch in one statement:
 it finds each status's item (by key, else by wamid), only among broadcasts sent from the number
 the webhook names; raises the item's delivery rank (accepted 1 < failed 2 < delivered 3 <
-read 4; a duplicate, or a `delivered` after `read`, changes nothing); moves the task's delivery
-counters by exactly the items whose rank changed; records, per sender number, the newest
+read 4; a duplicate, or a `delivered` after `read`, changes nothing; the broadcast's own
+"failed `unconfirmed`" verdict on a send no status had spoken for is not Meta's word, and any
+status of the message replaces it: a late `sent` makes it accepted, a `failed` gives its code);
+moves the task's delivery counters by exactly the items whose rank changed (an item is counted
+in one state only); records, per sender number, the newest
 dispatch whose status arrived (the proof that the pipeline works, `wa_webhook_health`); adds
 recipients whose message failed with 131050 (opted out) to the business's suppression list and
 holds those that got 131049 for 24 hours; and keeps statuses of unknown wamids in
@@ -25,6 +28,7 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from longtasks.db.repositories.tasks import TASK_CHANNEL
+from longtasks.db.repositories.unconfirmed import UNCONFIRMED_CODE
 from longtasks.domain import Delivery
 from longtasks.providers.whatsapp_webhooks import StatusUpdate
 
@@ -77,7 +81,12 @@ agg AS (
     GROUP BY task_id, item_key
 ),
 old AS (
-    SELECT agg.*, ti.delivery AS old_delivery, ti.dispatched_at, ti.label
+    SELECT agg.*, ti.delivery AS old_delivery, ti.dispatched_at, ti.label,
+           -- The rank a status must beat: our own "failed" verdict on an unconfirmed send
+           -- (no status had come) is no word from Meta; any status of the message replaces it.
+           CASE WHEN ti.delivery = 2 AND ti.delivery_code = :verdict THEN 0
+                ELSE coalesce(ti.delivery, 0) END AS held,
+           coalesce(ti.delivery = 2 AND ti.delivery_code = :verdict, false) AS verdict
     FROM task_items AS ti
     JOIN agg ON agg.task_id = ti.task_id AND agg.item_key = ti.item_key
     ORDER BY ti.task_id, ti.item_key
@@ -85,24 +94,26 @@ old AS (
 ),
 upd AS (
     UPDATE task_items AS ti
-    SET delivery = greatest(ti.delivery, o.rank),
-        delivery_code = CASE WHEN o.rank = 2 AND o.rank > coalesce(ti.delivery, 0)
-                             THEN o.code ELSE ti.delivery_code END,
-        accepted_at = CASE WHEN o.rank <> 2 AND o.rank > coalesce(ti.delivery, 0)
+    SET delivery = CASE WHEN o.rank > o.held THEN o.rank ELSE ti.delivery END,
+        delivery_code = CASE WHEN o.rank = 2 AND o.rank > o.held THEN o.code
+                             WHEN o.verdict AND o.rank > o.held THEN NULL
+                             ELSE ti.delivery_code END,
+        accepted_at = CASE WHEN o.rank <> 2 AND o.rank > o.held
                            THEN coalesce(ti.accepted_at, o.accepted_at, o.delivered_at,
                                          o.read_at)
                            ELSE ti.accepted_at END,
-        delivered_at = CASE WHEN o.rank >= 3 AND o.rank > coalesce(ti.delivery, 0)
+        delivered_at = CASE WHEN o.rank >= 3 AND o.rank > o.held
                             THEN coalesce(ti.delivered_at, o.delivered_at, o.read_at)
                             ELSE ti.delivered_at END,
-        read_at = CASE WHEN o.rank = 4 AND o.rank > coalesce(ti.delivery, 0)
+        read_at = CASE WHEN o.rank = 4 AND o.rank > o.held
                        THEN o.read_at ELSE ti.read_at END,
-        failed_at = CASE WHEN o.rank = 2 AND o.rank > coalesce(ti.delivery, 0)
-                         THEN o.failed_at ELSE ti.failed_at END,
+        failed_at = CASE WHEN o.rank = 2 AND o.rank > o.held THEN o.failed_at
+                         WHEN o.verdict AND o.rank > o.held THEN NULL
+                         ELSE ti.failed_at END,
         provider_ref = coalesce(ti.provider_ref, o.wamid)
     FROM old AS o
     WHERE ti.task_id = o.task_id AND ti.item_key = o.item_key
-      AND (o.rank > coalesce(ti.delivery, 0) OR ti.provider_ref IS NULL)
+      AND (o.rank > o.held OR ti.provider_ref IS NULL)
     RETURNING ti.task_id, o.old_delivery, ti.delivery
 ),
 deltas AS (
@@ -199,6 +210,7 @@ async def apply_statuses(conn: AsyncConnection, statuses: Sequence[StatusUpdate]
                 "task_ids": [s.task_id for s in statuses],
                 "item_keys": [s.item_key for s in statuses],
                 "channel": TASK_CHANNEL,
+                "verdict": UNCONFIRMED_CODE,
             },
         )
     ).one()

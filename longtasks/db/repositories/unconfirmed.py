@@ -46,12 +46,15 @@ class Outlook:
 
 # Evidence settles: an unconfirmed item with a delivery state, and an item the policy already
 # counted failed `unconfirmed` whose status came later than the grace (the task still runs).
+# The policy's verdict itself (delivery failed with code `unconfirmed`) is no evidence; any
+# status from Meta replaces it (`deliveries`), a `failed` one too: the message was taken.
 _SETTLE_KNOWN = text("""
     WITH old AS (
         SELECT item_key, status AS old_status FROM task_items
         WHERE task_id = :task_id
           AND ((status = 'unconfirmed' AND delivery IS NOT NULL)
-               OR (status = 'failed' AND error_code = :code AND delivery IN (1, 3, 4)))
+               OR (status = 'failed' AND error_code = :code AND delivery IS NOT NULL
+                   AND (delivery <> 2 OR delivery_code IS DISTINCT FROM :code)))
         ORDER BY item_key FOR UPDATE
     )
     UPDATE task_items AS ti
