@@ -339,7 +339,9 @@ async def list_items(
         conditions.append("status = :status")
         params["status"] = status
     if after is not None:
-        conditions.append("(seq, item_key) > (:after_seq, :after_key)")
+        # `seq >= ...` beside the row comparison: the index (task_id, seq) starts its walk
+        # there, where the row comparison alone is a filter over every row before the cursor.
+        conditions.append("seq >= :after_seq AND (seq, item_key) > (:after_seq, :after_key)")
         params["after_seq"], params["after_key"] = after
     # Only the fixed condition strings above are joined; every value is a bound parameter.
     where = " AND ".join(conditions)
