@@ -12,7 +12,6 @@ owner (a superuser here, which no policy binds), in alternating rounds on one st
 
 from __future__ import annotations
 
-import asyncio
 import statistics
 import sys
 import time
@@ -20,10 +19,9 @@ from typing import Any
 
 from sqlalchemy import text
 
-from devtools.bench.scenarios import Bench, _pct, numbers
+from devtools.bench.scenarios import Bench, numbers
 from devtools.bench.stack import free_port
 from devtools.dev.processes import wait_for_port
-from longtasks.domain import Role
 
 # Other businesses' finished tasks around the measured one's, so the policies have rows to
 # leave out (a list scoped by business_id alone would skip them by index anyway).
@@ -114,9 +112,10 @@ async def _list_path(
                     row: dict[str, float] = {}
                     first_rls = (round_no + slice_no) % 2 == 0
                     for label in ["rls", "owner"] if first_rls else ["owner", "rls"]:
-                        hammered = await _hammer(
-                            bench, apis[label] + path, business_id, clients, SLICE_S
+                        hammered = await bench.hammer(
+                            apis[label] + path, business_id, clients, SLICE_S
                         )
+                        assert hammered["errors"] == 0, (label, path, hammered)
                         row[f"{label}_rps"] = hammered["rps"]
                         row[f"{label}_p50_ms"] = hammered["p50_ms"]
                     row["ratio"] = round(row["rls_rps"] / row["owner_rps"], 3)
@@ -150,29 +149,3 @@ async def _other_businesses(bench: Bench, measured: int) -> None:
             {"businesses": [*others, measured], "n": TASKS_EACH},
         )
         await conn.execute(text("ANALYZE long_running_tasks"))
-
-
-async def _hammer(
-    bench: Bench, url: str, business_id: int, clients: int, seconds: float
-) -> dict[str, float]:
-    headers = bench.headers(business_id, Role.viewer)
-    latencies: list[float] = []
-    errors = 0
-    deadline = time.perf_counter() + seconds
-
-    async def client() -> None:
-        nonlocal errors
-        while time.perf_counter() < deadline:
-            t0 = time.perf_counter()
-            async with bench.session.get(url, headers=headers) as response:
-                await response.read()
-                if response.status != 200:
-                    errors += 1
-            latencies.append(time.perf_counter() - t0)
-
-    await asyncio.gather(*(client() for _ in range(clients)))
-    assert errors == 0, (url, errors)
-    return {
-        "rps": round(len(latencies) / seconds, 1),
-        "p50_ms": round(_pct(latencies, 50) * 1000, 1),
-    }

@@ -464,7 +464,14 @@ class Bench:
     async def _hammer(
         self, business_id: int, task_id: int, clients: int, seconds: float
     ) -> dict[str, Any]:
-        url = f"{self.stack.api_url}/api/long_tasks/{task_id}"
+        return await self.hammer(
+            f"{self.stack.api_url}/api/long_tasks/{task_id}", business_id, clients, seconds
+        )
+
+    async def hammer(
+        self, url: str, business_id: int, clients: int, seconds: float
+    ) -> dict[str, Any]:
+        """`clients` viewers GET `url` back to back for `seconds`: rate, latencies, errors."""
         headers = self.headers(business_id, Role.viewer)
         latencies: list[float] = []
         errors = 0
@@ -483,6 +490,7 @@ class Bench:
         await asyncio.gather(*(client() for _ in range(clients)))
         return {
             "rps": round(len(latencies) / seconds, 1),
+            "p50_ms": round(_pct(latencies, 50) * 1000, 1),
             "p99_ms": round(_pct(latencies, 99) * 1000, 1),
             "errors": errors,
         }
