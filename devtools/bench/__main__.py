@@ -149,7 +149,7 @@ async def run(quick: bool, only: set[str]) -> dict[str, Any]:
                 rls_cost(
                     bench,
                     recipients=3000 if quick else 10_000,
-                    rounds=5,
+                    rounds=7,
                     latency_ms=0,
                     seconds=3 if quick else 5,
                     clients=20,

@@ -15,6 +15,7 @@ from sqlalchemy import (
     DateTime,
     Float,
     ForeignKey,
+    ForeignKeyConstraint,
     Identity,
     Index,
     Integer,
@@ -98,6 +99,8 @@ class LongRunningTask(Base):
         one_of("status", TaskStatus),
         one_of("priority", Priority),
         CheckConstraint("processed_items = success_count + failed_count", name="processed_sum"),
+        # What task_items' (business_id, task_id) foreign key points at.
+        UniqueConstraint("business_id", "id", name="uq_long_running_tasks_business_id"),
         Index("ix_long_running_tasks_business_newest", "business_id", text("id DESC")),
         Index("ix_long_running_tasks_business_status", "business_id", "status", text("id DESC")),
         Index("ix_long_running_tasks_business_type", "business_id", "task_type", text("id DESC")),
@@ -340,6 +343,14 @@ class TaskItem(Base):
     __tablename__ = "task_items"
     __table_args__ = (
         one_of("status", ItemStatus),
+        # An item is its task's business's: row-level security compares business_id
+        # (migration 0015) and this key keeps the pair true.
+        ForeignKeyConstraint(
+            ["business_id", "task_id"],
+            ["long_running_tasks.business_id", "long_running_tasks.id"],
+            ondelete="CASCADE",
+            name="fk_task_items_business_id_long_running_tasks",
+        ),
         Index("ix_task_items_task_status_seq", "task_id", "status", "seq"),
         Index("ix_task_items_task_seq", "task_id", "seq"),
         Index(
@@ -349,10 +360,9 @@ class TaskItem(Base):
         ),
     )
 
-    task_id: Mapped[int] = mapped_column(
-        ForeignKey("long_running_tasks.id", ondelete="CASCADE"), primary_key=True
-    )
+    task_id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
     item_key: Mapped[str] = mapped_column(String(200), primary_key=True)
+    business_id: Mapped[int] = mapped_column(BigInteger)
     seq: Mapped[int] = mapped_column(Integer)
     label: Mapped[str | None] = mapped_column(String(200))
     status: Mapped[str] = mapped_column(String(20))

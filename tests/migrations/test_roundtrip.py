@@ -52,21 +52,25 @@ def _tables(conn: psycopg.Connection[Any]) -> list[str]:
     return sorted(r[0] for r in rows)
 
 
-def _parents(conn: psycopg.Connection[Any], table: str) -> dict[str, tuple[str, str]]:
-    """column -> (referenced table, referenced column), single-column foreign keys."""
+def _parents(conn: psycopg.Connection[Any], table: str) -> dict[str, tuple[str, str, int]]:
+    """column -> (referenced table, referenced column, the foreign key's oid). The columns of
+    a key over several columns are filled from one referenced row."""
     rows = conn.execute(
         """
-        SELECT a.attname, cf.relname, af.attname
+        SELECT a.attname, cf.relname, af.attname, k.oid
         FROM pg_constraint k
         JOIN pg_class c ON c.oid = k.conrelid
         JOIN pg_class cf ON cf.oid = k.confrelid
-        JOIN pg_attribute a ON a.attrelid = k.conrelid AND a.attnum = k.conkey[1]
-        JOIN pg_attribute af ON af.attrelid = k.confrelid AND af.attnum = k.confkey[1]
-        WHERE k.contype = 'f' AND c.relname = %s AND cardinality(k.conkey) = 1
+        CROSS JOIN LATERAL unnest(k.conkey, k.confkey) AS u(col, fcol)
+        JOIN pg_attribute a ON a.attrelid = k.conrelid AND a.attnum = u.col
+        JOIN pg_attribute af ON af.attrelid = k.confrelid AND af.attnum = u.fcol
+        WHERE k.contype = 'f' AND c.relname = %s
+        ORDER BY cardinality(k.conkey), k.oid
         """,
         (table,),
     ).fetchall()
-    return {r[0]: (r[1], r[2]) for r in rows}
+    # A column in two keys takes the wider key's row (ordered last).
+    return {r[0]: (r[1], r[2], int(r[3])) for r in rows}
 
 
 def _allowed_values(conn: psycopg.Connection[Any], table: str) -> dict[str, list[str]]:
@@ -124,7 +128,7 @@ def fill(url: str) -> dict[str, int]:
                 break
             for table in list(pending):
                 parents = _parents(conn, table)
-                if any(p in pending and p != table for p, _ in parents.values()):
+                if any(p in pending and p != table for p, _, _ in parents.values()):
                     continue
                 _fill_table(conn, table, parents)
                 pending.remove(table)
@@ -136,7 +140,7 @@ def fill(url: str) -> dict[str, int]:
 
 
 def _fill_table(
-    conn: psycopg.Connection[Any], table: str, parents: dict[str, tuple[str, str]]
+    conn: psycopg.Connection[Any], table: str, parents: dict[str, tuple[str, str, int]]
 ) -> None:
     columns = conn.execute(
         "SELECT column_name, data_type, is_identity, column_default, character_maximum_length"
@@ -147,13 +151,19 @@ def _fill_table(
     allowed = _allowed_values(conn, table)
     unique = _unique_columns(conn, table)
     rows = max([len(v) for v in allowed.values()] + [3])
-    referenced = {
-        column: [
-            r[0] for r in conn.execute(f'SELECT "{ref_col}" FROM "{ref}" ORDER BY 1').fetchall()
-        ]
-        for column, (ref, ref_col) in parents.items()
-        if ref != table
-    }
+    # Per foreign key: its columns, and the referenced rows' values for them.
+    keys: dict[int, tuple[str, list[str], list[str]]] = {}
+    for column, (ref, ref_col, key) in parents.items():
+        if ref != table:
+            keys.setdefault(key, (ref, [], []))
+            keys[key][1].append(column)
+            keys[key][2].append(ref_col)
+    referenced: dict[str, tuple[int, list[tuple[Any, ...]]]] = {}
+    for ref, key_columns, ref_columns in keys.values():
+        listed = ", ".join(f'"{c}"' for c in ref_columns)
+        found = conn.execute(f'SELECT {listed} FROM "{ref}" ORDER BY 1').fetchall()
+        for n, column in enumerate(key_columns):
+            referenced[column] = (n, found)
     filled = [
         (name, kind, length)
         for name, kind, identity, default, length in columns
@@ -171,7 +181,8 @@ def _fill_table(
             if name in allowed:
                 values.append(allowed[name][i % len(allowed[name])])
             elif name in referenced:
-                values.append(referenced[name][i % len(referenced[name])])
+                position, found = referenced[name]
+                values.append(found[i % len(found)][position])
             else:
                 value = _value(kind, i, name, name in unique)
                 values.append(value[:length] if isinstance(value, str) and length else value)

@@ -18,10 +18,10 @@ async def _task(stack: Stack, business_id: int, *, status: TaskStatus | None) ->
     async with stack.engine.begin() as conn:
         await conn.execute(
             text(
-                "INSERT INTO task_items (task_id, item_key, seq, status)"
-                " VALUES (:t, 'a', 1, 'succeeded'), (:t, 'b', 2, 'failed')"
+                "INSERT INTO task_items (business_id, task_id, item_key, seq, status)"
+                " VALUES (:b, :t, 'a', 1, 'succeeded'), (:b, :t, 'b', 2, 'failed')"
             ),
-            {"t": task_id},
+            {"b": business_id, "t": task_id},
         )
         if status is not None:
             await task_repo.finish(conn, task_id, status)

@@ -627,14 +627,24 @@ async def test_writes_cannot_reach_another_business(
         for statement in (
             "INSERT INTO long_running_tasks (business_id, task_type, total_items)"
             f" VALUES ({b.business_id}, 'broadcast', 1)",
-            "INSERT INTO task_items (task_id, item_key, seq, status)"
-            f" VALUES ({b.broadcast_task}, 'x', 99, 'sending')",
+            "INSERT INTO task_items (business_id, task_id, item_key, seq, status)"
+            f" VALUES ({b.business_id}, {b.broadcast_task}, 'x', 99, 'sending')",
             f"INSERT INTO audit_events (business_id, action, actor_subject, actor_role)"
             f" VALUES ({b.business_id}, 'task.deleted', 'mallory', 'admin')",
         ):
             with pytest.raises(DBAPIError, match="row-level security"):
                 async with stack.app_engine.begin() as conn:
                     await conn.execute(text(statement))
+        # An item of A's own business in B's task: the (business_id, task_id) key refuses it
+        # (it could otherwise take a key B's own claim would then skip).
+        with pytest.raises(DBAPIError, match="fk_task_items_business_id_long_running_tasks"):
+            async with stack.app_engine.begin() as conn:
+                await conn.execute(
+                    text(
+                        "INSERT INTO task_items (business_id, task_id, item_key, seq, status)"
+                        f" VALUES ({a.business_id}, {b.broadcast_task}, 'x', 99, 'sending')"
+                    )
+                )
     async with stack.engine.connect() as conn:
         task = await task_repo.get_task(conn, b.broadcast_task)
     assert task is not None and task.error_message is None

@@ -118,9 +118,12 @@ class SettledCounts:
         )
 
 
+# The item's business is its task's (a foreign key holds the pair); a task this transaction
+# cannot see gives NULL, which the column refuses.
 _CLAIM = text("""
-    INSERT INTO task_items (task_id, item_key, seq, label, status)
-    SELECT :task_id, k, s, l, 'sending'
+    INSERT INTO task_items (business_id, task_id, item_key, seq, label, status)
+    SELECT (SELECT business_id FROM long_running_tasks WHERE id = :task_id), :task_id,
+           k, s, l, 'sending'
     FROM unnest(CAST(:keys AS text[]), CAST(:seqs AS int[]), CAST(:labels AS text[])) AS t(k, s, l)
     ON CONFLICT (task_id, item_key) DO UPDATE
         SET attempts = task_items.attempts + 1, updated_at = now()

@@ -170,8 +170,9 @@ _DELETE_BATCH = text("""
         WHERE r.business_id = :b AND r.id = sel.receipt_id
         RETURNING r.id
     ), recorded AS (
-        INSERT INTO task_items (task_id, item_key, seq, status, error_code, error_message)
-        SELECT :t, sel.receipt_id::text, sel.seq,
+        INSERT INTO task_items (business_id, task_id, item_key, seq, status, error_code,
+                                error_message)
+        SELECT :b, :t, sel.receipt_id::text, sel.seq,
                CASE WHEN gone.id IS NULL THEN 'failed' ELSE 'succeeded' END,
                CASE WHEN gone.id IS NULL THEN 'not_found' END,
                CASE WHEN gone.id IS NULL THEN 'receipt ' || sel.receipt_id
