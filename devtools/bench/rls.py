@@ -3,8 +3,13 @@ application's role (every statement under the forced policies, as in production)
 owner (a superuser here, which no policy binds), on one stack, at the same time or in turns.
 
 - The broadcast path: a worker of each kind, both running, each sends a broadcast of the same
-  size at the same moment; items per second from the POST to `completed`, and the send
-  phase's rate at the provider.
+  size at the same moment; items per second from the POST to `completed`, the send phase's
+  rate at the provider, and the CPU each side used (its worker, its Postgres backends). Both
+  are reported because they see different costs: a handicap in one side's worker (`nice 5`)
+  showed in its rate (ratios 0.76-0.81), the same handicap on its Postgres backends did not
+  (0.95-1.08: the ledger's statements are off the send path), so what the policies add in
+  Postgres shows in CPU an item, which the whole machine pays. The status webhooks go to one
+  API (as Meta posts to one URL) and apply as the application's role for both sides.
 - The list path: a second API process connected as the owner beside the stack's (the
   application's role); both answer the task list (`GET /api/long_tasks`) and a finished
   broadcast's ledger (`GET /api/long_tasks/{id}/items`) to the same clients, in turns, among
