@@ -38,6 +38,8 @@ from devtools.dev.processes import wait_for_port
 # leave out (a list scoped by business_id alone would skip them by index anyway).
 OTHER_BUSINESSES = 20
 TASKS_EACH = 500
+# Recipients of the broadcast each new worker sends before its measured one.
+WARM_UP = 1000
 # One API's turn in the list path's alternation.
 SLICE_S = 1.0
 
@@ -99,8 +101,11 @@ async def _broadcast_path(
             businesses = {label: await bench.new_business() for label in labels}
             for label, business_id in businesses.items():
                 await bench.configure_sender(business_id, latency_ms=latency_ms)
-                # A small one first: neither worker is cold when the measured pair starts.
-                await _send(bench, fronts[label], business_id, numbers(10, start=900_000))
+                # One of WARM_UP first: neither worker, nor its pool's connections (each a
+                # Postgres backend loading the tables' policies on first use), is cold when
+                # the measured pair starts; a long-running worker's are not.
+                warm = numbers(WARM_UP, start=900_000)
+                await _send(bench, fronts[label], business_id, warm)
             # Each side sends to its own numbers; the first lane's POST goes first.
             async with _cpu_meter(bench.engine, workers) as cpu:
                 outcomes = await asyncio.gather(
