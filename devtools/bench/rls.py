@@ -212,9 +212,8 @@ async def _cpu_meter(
                 with contextlib.suppress(psutil.Error):
                     proc = psutil.Process(pid)
                     # A backend first seen mid-run was (nearly) new: all its CPU is the run's.
-                    backends[pid] = (name.removeprefix(f"{APP_NAME}-"), proc, 0.0)
-                    if first:
-                        backends[pid] = (backends[pid][0], proc, tree_cpu(proc))
+                    start = tree_cpu(proc) if first else 0.0
+                    backends[pid] = (name.removeprefix(f"{APP_NAME}-"), proc, start)
         for pid, (_side, proc, _start) in backends.items():
             with contextlib.suppress(psutil.Error):
                 last[pid] = tree_cpu(proc)
