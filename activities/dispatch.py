@@ -84,7 +84,7 @@ class DispatchLog:
                         conn = await self._engine.connect()
                         await conn.execution_options(isolation_level="AUTOCOMMIT")
                         acting = None
-                    marked: set[tuple[int, str]] = set()
+                    granted: set[Item] = set()
                     for b in sorted({business[i] for i in business}, key=lambda b: b or 0):
                         if b != acting:
                             await _act_for(conn, b)
@@ -92,7 +92,7 @@ class DispatchLog:
                         await ledger.unmark_dispatched(
                             conn, [i for i in unmarks if business[i] == b]
                         )
-                        marked |= await ledger.mark_dispatched(
+                        granted |= await ledger.mark_dispatched(
                             conn, [i for i in marks if business[i] == b]
                         )
                 except Exception as exc:
@@ -104,9 +104,11 @@ class DispatchLog:
                             await conn.invalidate()
                         conn = None
                     continue
-                for (task_id, key, _), future in marks.items():
+                # By token, not by item: two attempts marking one item in this batch are
+                # both joined to its row, and only the one whose token it holds may send.
+                for item, future in marks.items():
                     if not future.done():
-                        future.set_result((task_id, key) in marked)
+                        future.set_result(item in granted)
                 for future in unmarks.values():
                     if not future.done():
                         future.set_result(True)

@@ -121,11 +121,13 @@ async def _delivery_settled(
         await wait_until(agree, timeout_s=120, what="delivery counts to equal sandbox statuses")
     except AssertionError:
         task = holder["task"]
-        sandbox = (await sender_report(stack, business_id))["statuses"]
+        report = await sender_report(stack, business_id)
         raise AssertionError(
             f"delivery {task.delivery_accepted}/{task.delivery_delivered}/"
             f"{task.delivery_read}/{task.delivery_failed} (failed sends {task.failed_count})"
-            f" vs the sandbox's {sandbox}"
+            f" vs the sandbox's {report['statuses']}; accepted {report['accepted']} for"
+            f" {report['unique_recipients']} recipients; sent more than once:"
+            f" {await _sent_twice(stack, business_id, task_id)}"
         ) from None
     return holder["task"]
 
@@ -142,6 +144,33 @@ async def _items_by_state(stack: Stack, task_id: int) -> list[tuple[object, ...]
             {"t": task_id},
         )
         return [tuple(r) for r in rows]
+
+
+async def _sent_twice(stack: Stack, business_id: int, task_id: int) -> list[object]:
+    """The ledger rows of recipients the sandbox got more than one message for, each with
+    the callback data of those messages: what a failed count shows to find how it happened."""
+    async with stack.engine.connect() as conn:
+        rows = (
+            await conn.execute(
+                text(
+                    "SELECT label, item_key, status, attempts, resends, dispatched_at,"
+                    " dispatched_by, provider_ref, error_code, updated_at"
+                    " FROM task_items WHERE task_id = :t ORDER BY item_key"
+                ),
+                {"t": task_id},
+            )
+        ).all()
+    found: list[object] = []
+    async with httpx.AsyncClient(base_url=stack.sandbox_url) as http:
+        for row in rows:
+            answer = await http.get(
+                "/sandbox/whatsapp/messages",
+                params={"to": str(row[0]).lstrip("+"), "sender": f"pn-{business_id}"},
+            )
+            messages = answer.json()["messages"]
+            if len(messages) > 1:
+                found.append((tuple(row), [m.get("biz_opaque_callback_data") for m in messages]))
+    return found
 
 
 async def _failed_unconfirmed_numbers(stack: Stack, task_id: int) -> list[str]:

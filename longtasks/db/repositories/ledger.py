@@ -173,7 +173,7 @@ _MARK_DISPATCHED = text("""
         AS v(task_id, key, token)
     WHERE t.task_id = v.task_id AND t.item_key = v.key AND t.status = 'sending'
       AND (t.dispatched_at IS NULL OR t.dispatched_by = v.token)
-    RETURNING t.task_id, t.item_key
+    RETURNING t.task_id, t.item_key, t.dispatched_by
 """)
 
 _UNMARK_DISPATCHED = text("""
@@ -220,13 +220,17 @@ async def claim(
 DispatchKey = tuple[int, str, str]  # (task id, item key, the marking attempt's token)
 
 
-async def mark_dispatched(
-    conn: AsyncConnection, items: Sequence[DispatchKey]
-) -> set[tuple[int, str]]:
+async def mark_dispatched(conn: AsyncConnection, items: Sequence[DispatchKey]) -> set[DispatchKey]:
     """Mark claimed items as about to be sent by the attempt holding `token`; returns the
-    (task, item) pairs this attempt may send. An item another attempt marked (or settled) is
-    left out, so only one attempt ever sends an item; an attempt that marked it already (its
-    first call's answer lost with the connection) gets it."""
+    (task, item, token) marks granted: each names the one attempt that may send that item.
+    An item another attempt marked (or settled) is left out, so only one attempt ever sends
+    an item; an attempt that marked it already (its first call's answer lost with the
+    connection) gets it.
+
+    Two attempts may ask for the same item in one call (a retried page and the attempt
+    Temporal gave up on, both marking once the database is back): the UPDATE joins the item
+    to both and writes one of them, which one is not defined, so the answer names the token
+    the row now holds, never just the item."""
     if not items:
         return set()
     ordered = sorted(set(items))
@@ -238,7 +242,7 @@ async def mark_dispatched(
             "tokens": [token for _, _, token in ordered],
         },
     )
-    return {(int(r[0]), r[1]) for r in result}
+    return {(int(r[0]), r[1], r[2]) for r in result}
 
 
 async def unmark_dispatched(conn: AsyncConnection, items: Sequence[DispatchKey]) -> None:
