@@ -400,8 +400,7 @@ class BroadcastActivities:
             if broadcast is None:
                 raise ApplicationError("broadcast is gone", type="NotFound", non_retryable=True)
             sender_id = broadcast.sender_id or ""
-            known = await unconfirmed.settle_known(conn, check.task_id)
-            decided = await unconfirmed.decide_due(
+            known, decided = await unconfirmed.settle_and_decide(
                 conn,
                 check.task_id,
                 sender_id=sender_id,

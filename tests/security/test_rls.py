@@ -534,7 +534,7 @@ WRITES = {
     "tasks.mark_paused", "tasks.mark_resumed", "tasks.mark_waiting", "tasks.approve",
     "tasks.reject", "tasks.expire", "broadcasts.record_sender", "ledger.mark_dispatched",
     "ledger.unmark_dispatched", "suppressions.add", "tasks.drop_pause_with_nothing_left",
-    "unconfirmed.settle_known", "unconfirmed.decide_due", "deliveries.apply_statuses",
+    "unconfirmed.settle_and_decide", "deliveries.apply_statuses",
     "deliveries.drain_inbox",
 }  # fmt: skip
 CROSS_BUSINESS = {

@@ -13,6 +13,7 @@ from typing import Any
 
 import httpx
 from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncConnection
 
 from longtasks.contracts.messages import callback_data_for
 from longtasks.db.repositories import deliveries, ledger, unconfirmed
@@ -215,6 +216,21 @@ async def test_a_send_marked_but_never_made_is_decided_once_the_pipeline_is_prov
     assert resends == 1
 
 
+async def _look(
+    conn: AsyncConnection, task_id: int, sender: str
+) -> tuple[unconfirmed.Known, unconfirmed.Settled]:
+    """A look of `resolve_unconfirmed` whose waits are far from over: it only settles what
+    statuses have spoken for."""
+    return await unconfirmed.settle_and_decide(
+        conn,
+        task_id,
+        sender_id=sender,
+        policy=UnconfirmedPolicy.at_most_once,
+        grace_s=900,
+        max_wait_s=7 * 24 * 3600,
+    )
+
+
 async def test_a_status_arriving_between_the_looks_statements_still_holds_the_task(
     stack: Stack, new_business: Callable[[], Awaitable[int]]
 ) -> None:
@@ -247,8 +263,8 @@ async def test_a_status_arriving_between_the_looks_statements_still_holds_the_ta
         await ledger.settle(
             conn, task_id, [Outcome(key, ItemStatus.unconfirmed, "no_answer", "no answer")]
         )
-        # The look's first statement: nothing has a status yet.
-        assert await unconfirmed.settle_known(conn, task_id) == unconfirmed.Known()
+        # A look: nothing has a status yet, and nothing is due.
+        assert await _look(conn, task_id, sender) == (unconfirmed.Known(), unconfirmed.Settled())
     # A status webhook commits before the look's next statement.
     async with stack.engine.begin() as conn:
         applied = await deliveries.apply_statuses(
@@ -273,8 +289,9 @@ async def test_a_status_arriving_between_the_looks_statements_still_holds_the_ta
         )
         assert (seen.remaining, seen.settle_now, seen.decides_at) == (1, 1, None)
         # The next look settles it: the send was taken.
-        assert await unconfirmed.settle_known(conn, task_id) == unconfirmed.Known(
-            from_unconfirmed=1
+        assert await _look(conn, task_id, sender) == (
+            unconfirmed.Known(from_unconfirmed=1),
+            unconfirmed.Settled(),
         )
         after = await unconfirmed.outlook(
             conn, task_id, sender_id=sender, grace_s=900, max_wait_s=7 * 24 * 3600
@@ -320,7 +337,7 @@ async def test_a_status_after_the_at_most_once_verdict_replaces_it_in_the_delive
         )
     # A later look (its own transaction: the wait is measured against its start).
     async with stack.engine.begin() as conn:
-        decided = await unconfirmed.decide_due(
+        known, decided = await unconfirmed.settle_and_decide(
             conn,
             task_id,
             sender_id=sender,
@@ -332,7 +349,7 @@ async def test_a_status_after_the_at_most_once_verdict_replaces_it_in_the_delive
         await task_repo.add_counts(
             conn, task_id, succeeded=0, failed=2, delivery=DeliveryCounts(failed=2)
         )
-    assert decided == unconfirmed.Settled(failed=2)
+    assert (known, decided) == (unconfirmed.Known(), unconfirmed.Settled(failed=2))
     before = await get_task_row(stack.engine, task_id)
     assert (before.failed_count, before.delivery_accepted, before.delivery_failed) == (2, 0, 2)
 
@@ -376,7 +393,10 @@ async def test_a_status_after_the_at_most_once_verdict_replaces_it_in_the_delive
         ("failed", "unconfirmed", int(Delivery.failed), "131026", True, f"wamid.late.{keys[1]}"),
     ]
     async with stack.engine.begin() as conn:
-        assert await unconfirmed.settle_known(conn, task_id) == unconfirmed.Known(from_failed=2)
+        assert await _look(conn, task_id, sender) == (
+            unconfirmed.Known(from_failed=2),
+            unconfirmed.Settled(),
+        )
     assert await ledger_counts(stack.engine, task_id) == {"succeeded": 2}
 
 

@@ -44,56 +44,67 @@ class Outlook:
     pipeline_proven: bool
 
 
-# Evidence settles: an unconfirmed item with a delivery state, and an item the policy already
-# counted failed `unconfirmed` whose status came later than the grace (the task still runs).
-# The policy's verdict itself (delivery failed with code `unconfirmed`) is no evidence; any
-# status from Meta replaces it (`deliveries`), a `failed` one too: the message was taken.
-_SETTLE_KNOWN = text("""
-    WITH old AS (
-        SELECT item_key, status AS old_status FROM task_items
+# One statement, so that a look never holds one item while it waits for another of lower key:
+# `locked` takes every unconfirmed item of the task, and every item the policy counted failed
+# `unconfirmed` that a status has spoken for since, in key order, as settling and the status
+# ingest lock theirs. (Two statements, one for each kind, could deadlock with a status batch
+# holding an item of the second kind and reaching for one the first had locked.)
+#
+# Evidence settles (`known`): an unconfirmed item with a delivery state, and an item the policy
+# already counted failed `unconfirmed` whose status came later than the grace (the task still
+# runs). The policy's verdict itself (delivery failed with code `unconfirmed`) is no evidence;
+# any status from Meta replaces it (`deliveries`), a `failed` one too: the message was taken.
+#
+# The policy decides (`due`) items with no delivery state yet that were dispatched before the
+# newest send of their number that got a status and longer ago than the grace period, or
+# longer ago than any status can come. `locked` holds each row's latest version (a status
+# committed while the look waited for the row is seen), so the two updates never overlap.
+_LOOK = """
+    WITH locked AS (
+        SELECT item_key, status, delivery, coalesce(dispatched_at, updated_at) AS since
+        FROM task_items
         WHERE task_id = :task_id
-          AND ((status = 'unconfirmed' AND delivery IS NOT NULL)
+          AND (status = 'unconfirmed'
                OR (status = 'failed' AND error_code = :code AND delivery IS NOT NULL
                    AND (delivery <> 2 OR delivery_code IS DISTINCT FROM :code)))
         ORDER BY item_key FOR UPDATE
+    ),
+    known AS (
+        UPDATE task_items AS ti
+        SET status = 'succeeded', error_code = NULL, error_message = NULL, updated_at = now()
+        FROM locked
+        WHERE ti.task_id = :task_id AND ti.item_key = locked.item_key
+          AND locked.delivery IS NOT NULL
+        RETURNING locked.status AS old_status
+    ),
+    due AS (
+        UPDATE task_items AS ti
+        SET {decision}
+        FROM locked
+        WHERE ti.task_id = :task_id AND ti.item_key = locked.item_key
+          AND locked.status = 'unconfirmed' AND locked.delivery IS NULL
+          AND ((locked.since < :proven_after
+                AND locked.since < now() - make_interval(secs => :grace_s))
+               OR locked.since < now() - make_interval(secs => :max_wait_s))
+        RETURNING ti.seq
     )
-    UPDATE task_items AS ti
-    SET status = 'succeeded', error_code = NULL, error_message = NULL, updated_at = now()
-    FROM old WHERE ti.task_id = :task_id AND ti.item_key = old.item_key
-    RETURNING old.old_status
-""")
-
-# Due: no delivery state yet, and either dispatched before the newest send of its number that
-# got a status and longer ago than the grace period, or longer ago than any status can come.
-_DUE = """
-    SELECT item_key FROM task_items
-    WHERE task_id = :task_id AND status = 'unconfirmed' AND delivery IS NULL
-      AND ((coalesce(dispatched_at, updated_at) < :proven_after
-            AND coalesce(dispatched_at, updated_at) < now() - make_interval(secs => :grace_s))
-           OR coalesce(dispatched_at, updated_at) < now() - make_interval(secs => :max_wait_s))
-    ORDER BY item_key FOR UPDATE
+    SELECT old_status, NULL::int FROM known
+    UNION ALL
+    SELECT NULL, seq FROM due
 """
 
-_FAIL_DUE = text(
-    "WITH due AS (" + _DUE + ")"  # noqa: S608 (constant text; values are bound parameters)
-    """
-    UPDATE task_items AS ti
-    SET status = 'failed', error_code = :code, error_message = :message,
-        delivery = 2, delivery_code = :code, failed_at = now(), updated_at = now()
-    FROM due WHERE ti.task_id = :task_id AND ti.item_key = due.item_key
-    RETURNING ti.seq
-"""
+_LOOK_AT_MOST_ONCE = text(
+    _LOOK.format(
+        decision="status = 'failed', error_code = :code, error_message = :message,"
+        " delivery = 2, delivery_code = :code, failed_at = now(), updated_at = now()"
+    )
 )
 
-_REARM_DUE = text(
-    "WITH due AS (" + _DUE + ")"  # noqa: S608 (constant text; values are bound parameters)
-    """
-    UPDATE task_items AS ti
-    SET status = 'sending', dispatched_at = NULL, dispatched_by = NULL, resends = ti.resends + 1,
-        updated_at = now()
-    FROM due WHERE ti.task_id = :task_id AND ti.item_key = due.item_key
-    RETURNING ti.seq
-"""
+_LOOK_AT_LEAST_ONCE = text(
+    _LOOK.format(
+        decision="status = 'sending', dispatched_at = NULL, dispatched_by = NULL,"
+        " resends = ti.resends + 1, updated_at = now()"
+    )
 )
 
 _OUTLOOK = text("""
@@ -121,14 +132,7 @@ class Known:
     from_failed: int = 0
 
 
-async def settle_known(conn: AsyncConnection, task_id: int) -> Known:
-    """Items a status webhook has spoken for: the provider took them, the send succeeded."""
-    rows = (await conn.execute(_SETTLE_KNOWN, {"task_id": task_id, "code": UNCONFIRMED_CODE})).all()
-    from_failed = sum(1 for r in rows if r[0] == "failed")
-    return Known(from_unconfirmed=len(rows) - from_failed, from_failed=from_failed)
-
-
-async def decide_due(
+async def settle_and_decide(
     conn: AsyncConnection,
     task_id: int,
     *,
@@ -136,24 +140,33 @@ async def decide_due(
     policy: UnconfirmedPolicy,
     grace_s: float,
     max_wait_s: float,
-) -> Settled:
-    """Apply the policy to unconfirmed items whose wait is over."""
+) -> tuple[Known, Settled]:
+    """Settle the items a status webhook has spoken for (the provider took them: the send
+    succeeded), and apply the policy to unconfirmed items whose wait is over."""
     proven = await proven_after(conn, sender_id)
-    params = {
+    params: dict[str, object] = {
         "task_id": task_id,
+        "code": UNCONFIRMED_CODE,
         # No proof yet: no item is due by the proof rule (only by max_wait).
         "proven_after": proven or dt.datetime(1970, 1, 1, tzinfo=dt.UTC),
         "grace_s": grace_s,
         "max_wait_s": max_wait_s,
     }
     if policy is UnconfirmedPolicy.at_most_once:
-        message = "no answer to the send and no status webhook: not re-sent (at_most_once)"
-        failed = (
-            await conn.execute(_FAIL_DUE, {**params, "code": UNCONFIRMED_CODE, "message": message})
-        ).all()
-        return Settled(failed=len(failed))
-    rearmed = (await conn.execute(_REARM_DUE, params)).all()
-    return Settled(rearmed_seqs=tuple(sorted(int(r[0]) for r in rearmed)))
+        statement = _LOOK_AT_MOST_ONCE
+        params["message"] = (
+            "no answer to the send and no status webhook: not re-sent (at_most_once)"
+        )
+    else:
+        statement = _LOOK_AT_LEAST_ONCE
+    rows = (await conn.execute(statement, params)).all()
+    was = [r[0] for r in rows if r[0] is not None]
+    decided = sorted(int(r[1]) for r in rows if r[1] is not None)
+    from_failed = sum(1 for status in was if status == "failed")
+    known = Known(from_unconfirmed=len(was) - from_failed, from_failed=from_failed)
+    if policy is UnconfirmedPolicy.at_most_once:
+        return known, Settled(failed=len(decided))
+    return known, Settled(rearmed_seqs=tuple(decided))
 
 
 async def outlook(
