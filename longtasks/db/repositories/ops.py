@@ -26,7 +26,9 @@ async def delete_terminal_before(conn: AsyncConnection, cutoff: dt.datetime, lim
     recipient lists: per recipient, those two are what a broadcast costs the database. The
     broadcast rows stay (name, message, counts; `task_id` set NULL), and so do audiences,
     which their businesses keep and delete themselves.
-    SKIP LOCKED: a task row some request holds right now is left for the next run.
+    It locks its broadcasts' items before their task rows, in the status ingest's order (0016),
+    so a late status for one of them waits or is waited for. SKIP LOCKED on the task rows: one
+    some request holds right now is left for the next run.
     """
     result = await conn.execute(
         text("SELECT longtasks_cleanup_terminal(:cutoff, :limit)"),
