@@ -2,9 +2,9 @@
 
 Statuses keep coming after a broadcast ends; their ingest locks the items, then the task row.
 The cleanup function (`longtasks_cleanup_terminal`) took its batch's task rows first and their
-items through the cascade, the opposite order. This test holds item "b" the way the ingest does
-(FOR UPDATE, in its own transaction), lets the cleanup start and wait, then applies a real
-status for "b" in the same transaction: the moment the ingest reaches for the task row.
+items through the cascade, the opposite order (fixed by migration 0016). This test holds item
+"b" the way the ingest does, lets the cleanup start and wait, then applies a status for "b" in
+the same transaction: the moment the ingest reaches for the task row.
 """
 
 from __future__ import annotations
@@ -16,13 +16,11 @@ from collections.abc import Awaitable, Callable
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from longtasks.contracts.messages import callback_data_for
 from longtasks.db.repositories import deliveries, ledger, ops
 from longtasks.db.repositories import tasks as task_repo
-from longtasks.db.repositories.ledger import ClaimRequest, Outcome
+from longtasks.db.repositories.ledger import Outcome
 from longtasks.domain import Delivery, ItemStatus, TaskStatus
-from longtasks.providers.whatsapp_webhooks import StatusUpdate
-from tests.conftest import create_broadcast_task, israeli_numbers, wait_until
+from tests.db.lock_order import claimed_broadcast, hold_item, start_until_it_waits, status
 
 # Older than any other test's tasks: this cleanup takes this test's task only.
 ENDED_DAYS_AGO = 4000
@@ -32,14 +30,8 @@ async def test_the_cleanup_waits_for_a_late_status_instead_of_deadlocking(
     engine: AsyncEngine, new_business: Callable[[], Awaitable[int]]
 ) -> None:
     business_id = await new_business()
-    task_id = await create_broadcast_task(engine, business_id, israeli_numbers(2, start=590_000))
-    sender = f"pn-{business_id}"
+    task_id, sender = await claimed_broadcast(engine, business_id, "ab", numbers_from=590_000)
     async with engine.begin() as conn:
-        await conn.execute(
-            text("UPDATE broadcasts SET sender_id = :s WHERE task_id = :t"),
-            {"s": sender, "t": task_id},
-        )
-        await ledger.claim(conn, task_id, [ClaimRequest(k, i, None) for i, k in enumerate("ab")])
         await ledger.settle(
             conn,
             task_id,
@@ -55,13 +47,7 @@ async def test_the_cleanup_waits_for_a_late_status_instead_of_deadlocking(
         )
 
     async with engine.connect() as ingest, engine.connect() as cleanup:
-        await ingest.execute(text("SET LOCAL lock_timeout = '20s'"))
-        # The ingest holds item "b" (as its statement does before it locks the task row).
-        await ingest.execute(
-            text("SELECT 1 FROM task_items WHERE task_id = :t AND item_key = 'b' FOR UPDATE"),
-            {"t": task_id},
-        )
-        cleanup_pid = (await cleanup.execute(text("SELECT pg_backend_pid()"))).scalar_one()
+        await hold_item(ingest, task_id, "b")
 
         async def clean_and_commit() -> int:
             cutoff = dt.datetime.now(dt.UTC) - dt.timedelta(days=ENDED_DAYS_AGO - 1)
@@ -69,33 +55,11 @@ async def test_the_cleanup_waits_for_a_late_status_instead_of_deadlocking(
             await cleanup.commit()
             return deleted
 
-        cleaning = asyncio.create_task(clean_and_commit())
-
-        async def cleanup_is_waiting_for_a_lock() -> bool:
-            async with engine.connect() as probe:
-                wait = await probe.execute(
-                    text("SELECT wait_event_type FROM pg_stat_activity WHERE pid = :p"),
-                    {"p": cleanup_pid},
-                )
-                return wait.scalar() == "Lock"
-
-        await wait_until(cleanup_is_waiting_for_a_lock, timeout_s=10, what="the cleanup to wait")
+        cleaning = await start_until_it_waits(engine, cleanup, clean_and_commit, "the cleanup")
         # The ingest now reaches for the task row: it must get it (a cleanup holding it while
         # waiting for item "b" is the deadlock: Postgres would abort one of the two here).
         applied = await deliveries.apply_statuses(
-            ingest,
-            [
-                StatusUpdate(
-                    wamid="wamid.b",
-                    delivery=Delivery.read,
-                    status="read",
-                    occurred_at=dt.datetime.now(dt.UTC),
-                    phone_number_id=sender,
-                    callback=callback_data_for(task_id, "b"),
-                    task_id=task_id,
-                    item_key="b",
-                )
-            ],
+            ingest, [status(task_id, sender, "b", Delivery.read)]
         )
         assert (applied.matched, applied.tasks) == (1, 1)
         await ingest.commit()

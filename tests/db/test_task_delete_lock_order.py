@@ -12,75 +12,33 @@ the same transaction: that is the moment the ingest reaches for the task row.
 from __future__ import annotations
 
 import asyncio
-import datetime as dt
 from collections.abc import Awaitable, Callable
 
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from longtasks.contracts.messages import callback_data_for
-from longtasks.db.repositories import deliveries, ledger
+from longtasks.db.repositories import deliveries
 from longtasks.db.repositories import tasks as task_repo
-from longtasks.db.repositories.ledger import ClaimRequest
-from longtasks.domain import Delivery
-from longtasks.providers.whatsapp_webhooks import StatusUpdate
-from tests.conftest import create_broadcast_task, israeli_numbers, wait_until
+from tests.db.lock_order import claimed_broadcast, hold_item, start_until_it_waits, status
 
 
 async def test_a_delete_waits_for_a_status_being_applied_instead_of_deadlocking(
     engine: AsyncEngine, new_business: Callable[[], Awaitable[int]]
 ) -> None:
     business_id = await new_business()
-    task_id = await create_broadcast_task(engine, business_id, israeli_numbers(3, start=560_000))
-    sender = f"pn-{business_id}"
-    async with engine.begin() as conn:
-        await conn.execute(
-            text("UPDATE broadcasts SET sender_id = :s WHERE task_id = :t"),
-            {"s": sender, "t": task_id},
-        )
-        await ledger.claim(conn, task_id, [ClaimRequest(k, i, None) for i, k in enumerate("abc")])
+    task_id, sender = await claimed_broadcast(engine, business_id, "abc", numbers_from=560_000)
 
     async with engine.connect() as ingest, engine.connect() as deleting:
-        await ingest.execute(text("SET LOCAL lock_timeout = '20s'"))
-        # The ingest holds item "b" (as its statement does before it locks the task row).
-        await ingest.execute(
-            text("SELECT 1 FROM task_items WHERE task_id = :t AND item_key = 'b' FOR UPDATE"),
-            {"t": task_id},
-        )
-        delete_pid = (await deleting.execute(text("SELECT pg_backend_pid()"))).scalar_one()
+        await hold_item(ingest, task_id, "b")
 
         async def delete_and_commit() -> None:
             await task_repo.delete_task(deleting, task_id)
             await deleting.commit()
 
-        delete = asyncio.create_task(delete_and_commit())
-
-        async def delete_is_waiting_for_a_lock() -> bool:
-            async with engine.connect() as probe:
-                wait = await probe.execute(
-                    text("SELECT wait_event_type FROM pg_stat_activity WHERE pid = :p"),
-                    {"p": delete_pid},
-                )
-                return wait.scalar() == "Lock"
-
-        await wait_until(delete_is_waiting_for_a_lock, timeout_s=10, what="the DELETE to wait")
+        delete = await start_until_it_waits(engine, deleting, delete_and_commit, "the DELETE")
         # The ingest now reaches for the task row: it must get it (a DELETE holding it while
         # waiting for item "b" is the deadlock: Postgres would abort one of the two here).
-        applied = await deliveries.apply_statuses(
-            ingest,
-            [
-                StatusUpdate(
-                    wamid="wamid.delete-race",
-                    delivery=Delivery.delivered,
-                    status="delivered",
-                    occurred_at=dt.datetime.now(dt.UTC),
-                    phone_number_id=sender,
-                    callback=callback_data_for(task_id, "b"),
-                    task_id=task_id,
-                    item_key="b",
-                )
-            ],
-        )
+        applied = await deliveries.apply_statuses(ingest, [status(task_id, sender, "b")])
         assert (applied.matched, applied.tasks) == (1, 1)
         await ingest.commit()
         await asyncio.wait_for(delete, timeout=20)
