@@ -10,7 +10,10 @@ aborts one of the two: a webhook answered 5xx, or the cleanup retried).
 Here the function picks its batch without locking, locks the items of the batch's broadcasts
 in (task, key) order, then the task rows (still SKIP LOCKED: a task some request holds right
 now is left for the next run), and deletes. Only broadcasts' items: nothing else writes the
-items of a finished task. The downgrade puts 0013's function back.
+items of a finished task. The price is a lock pass over those items before the cascade
+deletes them: a finished broadcast of 300,000 items went in 356-380 ms and 66.3 MB of WAL,
+against 137-141 ms and 49.5 MB with 0013's function (embedded Postgres 16, 2 cores), for a
+daily job. The downgrade puts 0013's function back.
 
 Revision ID: 0016_cleanup_lock_order
 Revises: 0015_task_items_business
