@@ -74,6 +74,20 @@ async def start_until_it_waits(
     return started
 
 
+async def task_and_items_left(engine: AsyncEngine, task_id: int) -> tuple[int, int]:
+    """(task rows, item rows) of the task still in the database."""
+    async with engine.connect() as conn:
+        left = await conn.execute(
+            text(
+                "SELECT (SELECT count(*) FROM long_running_tasks WHERE id = :t),"
+                " (SELECT count(*) FROM task_items WHERE task_id = :t)"
+            ),
+            {"t": task_id},
+        )
+        count_tasks, count_items = left.one()
+        return int(count_tasks), int(count_items)
+
+
 def status(
     task_id: int, sender: str, key: str, delivery: Delivery = Delivery.delivered
 ) -> StatusUpdate:

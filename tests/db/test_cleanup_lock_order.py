@@ -20,7 +20,13 @@ from longtasks.db.repositories import deliveries, ledger, ops
 from longtasks.db.repositories import tasks as task_repo
 from longtasks.db.repositories.ledger import Outcome
 from longtasks.domain import Delivery, ItemStatus, TaskStatus
-from tests.db.lock_order import claimed_broadcast, hold_item, start_until_it_waits, status
+from tests.db.lock_order import (
+    claimed_broadcast,
+    hold_item,
+    start_until_it_waits,
+    status,
+    task_and_items_left,
+)
 
 # Older than any other test's tasks: this cleanup takes this test's task only.
 ENDED_DAYS_AGO = 4000
@@ -65,12 +71,4 @@ async def test_the_cleanup_waits_for_a_late_status_instead_of_deadlocking(
         await ingest.commit()
         assert await asyncio.wait_for(cleaning, timeout=20) == 1
 
-    async with engine.connect() as conn:
-        left = await conn.execute(
-            text(
-                "SELECT (SELECT count(*) FROM long_running_tasks WHERE id = :t),"
-                " (SELECT count(*) FROM task_items WHERE task_id = :t)"
-            ),
-            {"t": task_id},
-        )
-        assert tuple(left.one()) == (0, 0)
+    assert await task_and_items_left(engine, task_id) == (0, 0)

@@ -14,12 +14,17 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Awaitable, Callable
 
-from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from longtasks.db.repositories import deliveries
 from longtasks.db.repositories import tasks as task_repo
-from tests.db.lock_order import claimed_broadcast, hold_item, start_until_it_waits, status
+from tests.db.lock_order import (
+    claimed_broadcast,
+    hold_item,
+    start_until_it_waits,
+    status,
+    task_and_items_left,
+)
 
 
 async def test_a_delete_waits_for_a_status_being_applied_instead_of_deadlocking(
@@ -43,12 +48,4 @@ async def test_a_delete_waits_for_a_status_being_applied_instead_of_deadlocking(
         await ingest.commit()
         await asyncio.wait_for(delete, timeout=20)
 
-    async with engine.connect() as conn:
-        left = await conn.execute(
-            text(
-                "SELECT (SELECT count(*) FROM long_running_tasks WHERE id = :t),"
-                " (SELECT count(*) FROM task_items WHERE task_id = :t)"
-            ),
-            {"t": task_id},
-        )
-        assert tuple(left.one()) == (0, 0)
+    assert await task_and_items_left(engine, task_id) == (0, 0)
