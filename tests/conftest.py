@@ -438,6 +438,20 @@ async def sender_report(stack: Stack, business_id: int) -> dict[str, Any]:
         return dict(response.json())
 
 
+async def messages_sent(stack: Stack, business_id: int, number: str) -> list[dict[str, Any]]:
+    """The send bodies the sandbox accepted for `number` (with or without its plus) from this
+    business's sender, oldest first: tests share the sandbox, and another test's broadcast may
+    reach the same number from its own sender."""
+    async with httpx.AsyncClient(base_url=stack.sandbox_url) as http:
+        response = await http.get(
+            "/sandbox/whatsapp/messages",
+            params={"to": number.lstrip("+"), "sender": f"pn-{business_id}"},
+        )
+    assert response.status_code == 200, response.text
+    messages: list[dict[str, Any]] = response.json()["messages"]
+    return messages
+
+
 async def start_broadcast(
     http: httpx.AsyncClient, numbers: list[str], **extra: Any
 ) -> dict[str, Any]:

@@ -10,20 +10,7 @@ import httpx
 from sqlalchemy import text
 
 from tests.audiences.helpers import csv_bytes, import_ready, upload_ok
-from tests.conftest import Stack, israeli_numbers, wait_for_status
-
-
-async def sent_to(stack: Stack, business_id: int, e164: str) -> list[dict[str, Any]]:
-    """What this business's sender sent the number: tests share the sandbox, and another
-    test's broadcast may reach the same number from its own sender."""
-    async with httpx.AsyncClient(base_url=stack.sandbox_url) as http:
-        response = await http.get(
-            "/sandbox/whatsapp/messages",
-            params={"to": e164.lstrip("+"), "sender": f"pn-{business_id}"},
-        )
-        assert response.status_code == 200
-        messages: list[dict[str, Any]] = response.json()["messages"]
-        return messages
+from tests.conftest import Stack, israeli_numbers, messages_sent, wait_for_status
 
 
 def template_texts(message: dict[str, Any]) -> list[str]:
@@ -85,7 +72,7 @@ async def test_a_personalized_template_carries_each_rows_values(
     }
     for i, number in enumerate(numbers):
         e164 = "+972" + number.replace("-", "")[1:]
-        messages = await sent_to(stack, business_id, e164)
+        messages = await messages_sent(stack, business_id, e164)
         if i not in expected:
             assert messages == []
             continue
@@ -123,7 +110,7 @@ async def test_one_audience_for_two_broadcasts(
             ).json()
             assert sorted(i["seq"] for i in items["items"]) == list(range(1, 121))
     for i in (0, 57, 119):
-        messages = await sent_to(stack, business_id, "+972" + numbers[i].replace("-", "")[1:])
+        messages = await messages_sent(stack, business_id, "+972" + numbers[i].replace("-", "")[1:])
         # The two broadcasts ran side by side: either may have reached a number first.
         by_type = {m["type"]: m for m in messages}
         assert len(messages) == len(by_type) == 2

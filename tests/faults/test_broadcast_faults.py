@@ -30,6 +30,7 @@ from tests.conftest import (
     get_task_row,
     israeli_numbers,
     ledger_counts,
+    messages_sent,
     sender_report,
     start_direct,
     wait_until,
@@ -71,16 +72,7 @@ async def _observe(stack: Stack, business_id: int, task_id: int, *, webhooks: bo
     unconfirmed = await _failed_unconfirmed_numbers(stack, task_id)
     # This broadcast's sender only: tests share the sandbox, and others send to some of the
     # same numbers (counted unfiltered, a send that never left once looked "reached").
-    sender = f"pn-{business_id}"
-    async with httpx.AsyncClient(base_url=stack.sandbox_url) as http:
-        reached = [
-            len(
-                (
-                    await http.get("/sandbox/whatsapp/messages", params={"to": n, "sender": sender})
-                ).json()["messages"]
-            )
-            for n in unconfirmed
-        ]
+    reached = [len(await messages_sent(stack, business_id, n)) for n in unconfirmed]
     never_sent = sum(1 for r in reached if r == 0)
     if webhooks:
         task = await _delivery_settled(stack, business_id, task_id, never_sent)
@@ -161,15 +153,10 @@ async def _sent_twice(stack: Stack, business_id: int, task_id: int) -> list[obje
             )
         ).all()
     found: list[object] = []
-    async with httpx.AsyncClient(base_url=stack.sandbox_url) as http:
-        for row in rows:
-            answer = await http.get(
-                "/sandbox/whatsapp/messages",
-                params={"to": str(row[0]).lstrip("+"), "sender": f"pn-{business_id}"},
-            )
-            messages = answer.json()["messages"]
-            if len(messages) > 1:
-                found.append((tuple(row), [m.get("biz_opaque_callback_data") for m in messages]))
+    for row in rows:
+        messages = await messages_sent(stack, business_id, str(row[0]))
+        if len(messages) > 1:
+            found.append((tuple(row), [m.get("biz_opaque_callback_data") for m in messages]))
     return found
 
 
